@@ -1,0 +1,29 @@
+/**
+ * Where `sync` puts a function's serialized state, keyed by state id. Small on purpose:
+ * an adapter is a plain object with three required methods. Methods may be synchronous
+ * or return promises. A failed write must reject (or throw); the runtime reports it as a
+ * `state-error` event and never drops it silently.
+ *
+ * @example
+ * ```ts
+ * const store: StateStore = {
+ *   map: new Map<string, Uint8Array>(),
+ *   get(id) { return this.map.get(id) },
+ *   set(id, data) { this.map.set(id, data) },
+ *   delete(id) { this.map.delete(id) },
+ * }
+ * new Runtime({ stateStore: store })
+ * ```
+ */
+export interface StateStore {
+  /** The stored state, or `undefined` when there is none. */
+  get(stateId: string): Promise<Uint8Array | undefined> | Uint8Array | undefined
+  /** Store `data` under `stateId`, replacing what was there. The runtime passes its own copy. */
+  set(stateId: string, data: Uint8Array): Promise<void> | void
+  /** Remove the state; deleting a missing id is not an error. */
+  delete(stateId: string): Promise<void> | void
+  /** Every state id held (optional). */
+  list?(): Promise<string[]> | string[]
+  /** Release connections or handles (optional). The runtime never calls it: whoever created the store owns it. */
+  dispose?(): Promise<void> | void
+}

@@ -1,0 +1,81 @@
+import type { EdgelessError } from './errors'
+import type { InstanceId } from './ids'
+
+/** The handler a guest was running. */
+export type Handler = 'init' | 'cast' | 'call' | 'stop'
+
+/** How a guest invocation failed. */
+export type TrapKind = 'unreachable' | 'out-of-bounds' | 'stack-overflow' | 'guest-fault' | 'exception' | 'other'
+
+/** Log levels as upstream numbers them: 1 error, 2 warn, 3 info, 4 debug, 5 trace. */
+export type LogLevelName = 'error' | 'warn' | 'info' | 'debug' | 'trace'
+
+/** A `telemetry_log` line from a guest (or `ctx.log` from a JS function). */
+export interface LogEvent {
+  level: 1 | 2 | 3 | 4 | 5
+  levelName: LogLevelName
+  /** The function's logical name. */
+  name: string
+  instance: InstanceId
+  /** The guest's log target (Rust: the module path). */
+  target: string
+  text: string
+}
+
+/** A guest handler trapped or threw. */
+export interface CrashEvent {
+  name: string
+  instance: InstanceId
+  handler: Handler
+  trap: TrapKind
+  error: EdgelessError
+}
+
+/** A message that could not be delivered or processed. */
+export interface DeadLetterEvent {
+  /** The receiver's name (or the alias, when it could not be resolved). */
+  name: string
+  instance: InstanceId
+  from: InstanceId
+  kind: 'cast' | 'call'
+  payload: Uint8Array
+  reason: EdgelessError
+}
+
+/** Something the guest did that the host tolerated: an unknown alias, invalid UTF-8, ... */
+export interface WarningEvent {
+  code: 'unknown-alias' | 'invalid-utf8' | 'unknown-instance' | 'cannot-suspend'
+  name: string
+  instance: InstanceId
+  message: string
+  details: Record<string, unknown>
+}
+
+/** A call that was answered Err because of the runtime rather than the callee's handler. */
+export interface CallFailureEvent {
+  /** The calling function's name, or `undefined` for a call from the host application. */
+  caller?: string
+  callerInstance?: InstanceId
+  target: string
+  targetInstance: InstanceId
+  error: EdgelessError
+}
+
+/** The events a {@link Runtime} emits (eventemitter3), by name. */
+export interface RuntimeEvents {
+  /** An instance finished `handle_init` and takes messages. */
+  spawn: [ev: { name: string; instance: InstanceId }]
+  /** An instance stopped (its stop handler ran, timers cancelled). */
+  stop: [ev: { name: string; instance: InstanceId }]
+  crash: [ev: CrashEvent]
+  log: [ev: LogEvent]
+  warning: [ev: WarningEvent]
+  'dead-letter': [ev: DeadLetterEvent]
+  'call-timeout': [ev: CallFailureEvent & { timeoutMs: number }]
+  /** A call to oneself or a cycle of waiting callers; `cycle` names them in order. */
+  'call-cycle': [ev: CallFailureEvent & { cycle: string[] }]
+  /** A reply that arrived after its call had timed out; it was dropped. */
+  'late-reply': [ev: { caller?: string; target: string; targetInstance: InstanceId }]
+  'state-written': [ev: { name: string; instance: InstanceId; stateId: string; bytes: number }]
+  'state-error': [ev: { name: string; instance: InstanceId; stateId: string; error: EdgelessError }]
+}

@@ -1,0 +1,69 @@
+import type { CallResult } from './call-result'
+import { EdgelessError } from './errors'
+import type { TrapKind } from './events'
+import type { InstanceId } from './ids'
+
+/**
+ * What an actor drives: a wasm instance or a JS function. Each method may finish
+ * synchronously or return a promise (a guest blocked on a call, an async JS handler).
+ * A thrown error or rejected promise is a crash of the instance.
+ * @internal
+ */
+export interface Guest {
+  init(payload: Uint8Array | undefined, state: Uint8Array | undefined): void | Promise<void>
+  cast(src: InstanceId, srcBytes: Uint8Array, msg: Uint8Array): void | Promise<void>
+  call(src: InstanceId, srcBytes: Uint8Array, msg: Uint8Array): CallResult | Promise<CallResult>
+  stop(): void | Promise<void>
+}
+
+/**
+ * The host functions a guest reaches (the `env` imports, or a JS function's context).
+ * Implemented by the actor; every method is safe to call with any input.
+ * @internal
+ */
+export interface GuestHost {
+  readonly name: string
+  readonly id: InstanceId
+  readonly idBytes: Uint8Array
+  cast(alias: string, payload: Uint8Array): void
+  castRaw(target: InstanceId, payload: Uint8Array): void
+  call(alias: string, payload: Uint8Array): CallResult | Promise<CallResult>
+  callRaw(target: InstanceId, payload: Uint8Array): CallResult | Promise<CallResult>
+  delayedCast(delayMs: number, alias: string, payload: Uint8Array): void
+  sync(state: Uint8Array): void
+  log(level: number, target: string, text: string): void
+  /** An alias that is not valid UTF-8: reported, and treated as an unknown alias. */
+  invalidAlias(op: 'cast' | 'call' | 'delayed_cast', bytes: Uint8Array): void
+  /** A call needed to wait but the guest cannot suspend. */
+  cannotSuspend(): void
+}
+
+/** True for promises and other thenables. */
+export function isThenable<T>(v: unknown): v is PromiseLike<T> {
+  return v !== null && (typeof v === 'object' || typeof v === 'function') && typeof (v as { then?: unknown }).then === 'function'
+}
+
+/**
+ * Turn whatever a guest invocation threw into a typed error and a trap kind.
+ * V8 reports wasm traps as `WebAssembly.RuntimeError` and stack exhaustion as `RangeError`.
+ */
+export function classifyFailure(e: unknown, name: string, handler: string): { trap: TrapKind; error: EdgelessError } {
+  if (e instanceof EdgelessError) {
+    return { trap: e.code === 'guest-fault' ? 'guest-fault' : 'other', error: e }
+  }
+  const msg = e instanceof Error ? e.message : String(e)
+  let trap: TrapKind = 'exception'
+  if (e instanceof WebAssembly.RuntimeError) {
+    if (/unreachable/i.test(msg)) trap = 'unreachable'
+    else if (/out of bounds|memory access/i.test(msg)) trap = 'out-of-bounds'
+    else if (/call stack/i.test(msg)) trap = 'stack-overflow'
+    else trap = 'other'
+  } else if (e instanceof RangeError && /call stack/i.test(msg)) {
+    trap = 'stack-overflow'
+  }
+  const hint = trap === 'unreachable' ? ' (a Rust panic or an explicit unreachable)' : ''
+  return {
+    trap,
+    error: new EdgelessError('trap', `${name} crashed in handle_${handler}: ${msg}${hint}. The instance is marked failed; fix the function or restart it.`, { name, handler, trap }, { cause: e }),
+  }
+}

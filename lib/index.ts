@@ -1,0 +1,26 @@
+/**
+ * edgeless — run EDGELESS serverless functions inside ordinary applications.
+ * This is the platform-neutral core (no `node:*` imports): it runs in Node, browsers and
+ * Electron renderers. In Node, `import ... from 'edgeless'` resolves to the Node entry,
+ * which adds file-path loading.
+ * @packageDocumentation
+ */
+export { Runtime, ActorRef } from './runtime'
+export type { RuntimeOptions, SpawnOptions, InstanceInfo, CallOptions } from './runtime'
+export type { ActorStatus } from './actor'
+export { EdgelessError, isEdgelessError } from './errors'
+export type { ErrorCode } from './errors'
+export { reply, noReply, err } from './call-result'
+export type { CallResult, CallReturn } from './call-result'
+export type { EdgeFunction, FunctionContext, LogLevel } from './js-function'
+export type { InstanceId } from './ids'
+export { formatInstanceId } from './ids'
+export { utf8, encodeUtf8 } from './payload'
+export type { Payload } from './payload'
+export { realClock } from './clock'
+export type { Clock } from './clock'
+export type { RuntimeEvents, LogEvent, CrashEvent, DeadLetterEvent, WarningEvent, CallFailureEvent, Handler, TrapKind, LogLevelName } from './events'
+export { FunctionModule, clearModuleCache, fetchLoader } from './wasm/loader'
+export type { ModuleSource, SourceLoader } from './wasm/loader'
+export type { StateStore } from '../adapters/types'
+export { memoryStore } from '../adapters/memory'

@@ -1,0 +1,46 @@
+/**
+ * A FIFO queue on a growable ring buffer: push and shift are O(1) and allocate nothing
+ * once the buffer has grown to the working size (Array#shift is O(n) on large queues).
+ */
+export class Mailbox<T> {
+  private buf: Array<T | undefined>
+  private head = 0
+  private size = 0
+
+  constructor(initialCapacity = 8) {
+    this.buf = new Array<T | undefined>(initialCapacity)
+  }
+
+  get length(): number {
+    return this.size
+  }
+
+  push(item: T): void {
+    if (this.size === this.buf.length) this.grow()
+    this.buf[(this.head + this.size) % this.buf.length] = item
+    this.size++
+  }
+
+  shift(): T | undefined {
+    if (this.size === 0) return undefined
+    const item = this.buf[this.head]
+    this.buf[this.head] = undefined // let the message be collected
+    this.head = (this.head + 1) % this.buf.length
+    this.size--
+    return item
+  }
+
+  /** Remove and return everything, oldest first. */
+  drain(): T[] {
+    const out: T[] = []
+    for (let m = this.shift(); m !== undefined; m = this.shift()) out.push(m)
+    return out
+  }
+
+  private grow(): void {
+    const next = new Array<T | undefined>(this.buf.length * 2)
+    for (let i = 0; i < this.size; i++) next[i] = this.buf[(this.head + i) % this.buf.length]
+    this.buf = next
+    this.head = 0
+  }
+}

@@ -1,0 +1,402 @@
+import EventEmitter from 'eventemitter3'
+import { memoryStore } from '../adapters/memory'
+import type { StateStore } from '../adapters/types'
+import { Actor, type ActorStatus } from './actor'
+import { errResult, type CallResult } from './call-result'
+import { realClock, type Clock } from './clock'
+import { EdgelessError } from './errors'
+import type { LogEvent, LogLevelName, RuntimeEvents } from './events'
+import { isUuid, randomUuid, type InstanceId } from './ids'
+import { JsGuest, type EdgeFunction } from './js-function'
+import { toBytes, type Payload } from './payload'
+import { System } from './system'
+import { WasmGuest } from './wasm/instance'
+import { fetchLoader, loadFunctionModule, type FunctionModule, type ModuleSource, type SourceLoader } from './wasm/loader'
+
+/**
+ * Options of a {@link Runtime}. Everything has an embedded default: in-memory state, the
+ * real clock, a 5 s call timeout, logs on the console.
+ *
+ * @example
+ * ```ts
+ * const rt = new Runtime({ callTimeoutMs: 1000, consoleLog: 'warn' })
+ * ```
+ */
+export interface RuntimeOptions {
+  /** This node's id (a UUID); random by default. */
+  nodeId?: string
+  /** Time source for delayed casts and call timeouts. Default: {@link realClock}. */
+  clock?: Clock
+  /** Where `sync` writes state. Default: a fresh in-memory store. */
+  stateStore?: StateStore
+  /** Default timeout of every call, in ms (gen_server's 5000). `Infinity` disables it. */
+  callTimeoutMs?: number
+  /** Reads string and URL module sources. The Node entry reads files; the core uses `fetch`. */
+  loadSource?: SourceLoader
+  /** Print logs, warnings and crashes on the console from this level up, or `false` for silence. Default `'info'`. */
+  consoleLog?: LogLevelName | false
+  /** Bytes of guest memory borrowed to save a guest's stack while it waits for a call. Default 16 KiB. */
+  suspendBufferBytes?: number
+}
+
+/**
+ * How to start an instance: a wasm `module` or a JS `fn`, a logical `name`, and optionally
+ * its output mapping, init payload and state id.
+ *
+ * @example
+ * ```ts
+ * await rt.spawn({ name: 'pinger', module: './ping.wasm', outputs: { ponger: pong }, initPayload: 'period=100' })
+ * ```
+ */
+export interface SpawnOptions {
+  /** Logical name (used in logs and events). */
+  name: string
+  /** A wasm EDGELESS function. Exactly one of `module` and `fn`. */
+  module?: ModuleSource
+  /** A JS function, or a factory called once per instance (for per-instance closures). */
+  fn?: EdgeFunction | (() => EdgeFunction)
+  /** Alias -> target: what `cast("alias")` and `call("alias")` reach. */
+  outputs?: Record<string, InstanceId | { readonly id: InstanceId }>
+  /** Handed to `handle_init` (upstream's `init-payload` annotation). Empty means none. */
+  initPayload?: Payload
+  /** Key of the instance's state in the store. Default: the instance's function id (as upstream). */
+  stateId?: string
+  /** The function id to use (a UUID); random by default. */
+  functionId?: string
+  /** Timeout of the calls this instance makes, in ms. Default: the runtime's. */
+  callTimeoutMs?: number
+}
+
+/**
+ * What an instance looks like from outside.
+ *
+ * @example
+ * ```ts
+ * console.log(rt.inspect(ref.id)?.mailbox)
+ * ```
+ */
+export interface InstanceInfo {
+  name: string
+  id: InstanceId
+  status: ActorStatus
+  /** Messages waiting in the mailbox. */
+  mailbox: number
+  /** A handler is running or suspended. */
+  busy: boolean
+  /** Name of the instance this one is blocked on in a call, if any. */
+  waitingOn?: string
+  stateId: string
+  outputs: Record<string, InstanceId>
+  lastError?: EdgelessError
+}
+
+/** Options of a single call. */
+export interface CallOptions {
+  /** Override the runtime's call timeout for this call, in ms. */
+  timeoutMs?: number
+}
+
+type Target = InstanceId | { readonly id: InstanceId }
+
+const LEVEL_RANK: Record<LogLevelName, number> = { error: 1, warn: 2, info: 3, debug: 4, trace: 5 }
+
+/**
+ * A handle on a spawned instance: its address plus shortcuts to the runtime's methods.
+ *
+ * @example
+ * ```ts
+ * const pong = await rt.spawn({ name: 'pong', module: bytes })
+ * const r = await pong.call('hi')
+ * await pong.stop()
+ * ```
+ */
+export class ActorRef {
+  /** @internal */
+  constructor(private readonly rt: Runtime, readonly id: InstanceId, readonly name: string) {}
+  /** Fire and forget. */
+  cast(payload: Payload): void {
+    this.rt.cast(this, payload)
+  }
+  /** Call and wait for the answer. */
+  call(payload: Payload, options?: CallOptions): Promise<CallResult> {
+    return this.rt.call(this, payload, options)
+  }
+  /** Stop gracefully. */
+  stop(): Promise<void> {
+    return this.rt.stop(this)
+  }
+  /** Point `alias` at another instance, or remove it with `null`. */
+  setOutput(alias: string, target: Target | null): void {
+    this.rt.setOutput(this, alias, target)
+  }
+  /** Current status; `stopped` once it is gone. */
+  get status(): ActorStatus {
+    return this.rt.inspect(this)?.status ?? 'stopped'
+  }
+}
+
+const idOf = (t: Target): InstanceId => ('id' in t && typeof t.id === 'object' ? t.id : (t as InstanceId))
+
+/**
+ * Runs EDGELESS functions — wasm modules built against `edgeless_function`, or JS
+ * functions — as actors with mailboxes and gen_server semantics: `cast`, `call` (with
+ * timeouts and deadlock detection), aliases, delayed casts and `sync` to a state store.
+ * Emits typed {@link RuntimeEvents} (`log`, `crash`, `warning`, `dead-letter`, ...).
+ *
+ * @example
+ * ```ts
+ * import { Runtime, utf8 } from 'edgeless'
+ * const rt = new Runtime()
+ * const pong = await rt.spawn({ name: 'ponger', module: './pong.wasm' })
+ * const ping = await rt.spawn({ name: 'pinger', module: './ping.wasm', outputs: { ponger: pong } })
+ * const r = await rt.call(pong, 'hi')
+ * if (r.kind === 'reply') console.log(utf8(r.data)) // PONG
+ * await rt.shutdown()
+ * ```
+ */
+export class Runtime extends EventEmitter<RuntimeEvents> {
+  /** This node's id; every instance id carries it. */
+  readonly nodeId: string
+  private readonly sys: System
+  private readonly loader: SourceLoader
+  private readonly callTimeoutMs: number
+  private readonly suspendBufferBytes: number
+  private closed = false
+  private readonly spawning = new Set<Promise<unknown>>()
+
+  constructor(options: RuntimeOptions = {}) {
+    super()
+    this.nodeId = options.nodeId ?? randomUuid()
+    if (!isUuid(this.nodeId)) throw new EdgelessError('invalid-argument', `nodeId must be a UUID, got ${JSON.stringify(options.nodeId)}.`)
+    this.callTimeoutMs = options.callTimeoutMs ?? 5000
+    if (!(this.callTimeoutMs > 0)) throw new EdgelessError('invalid-argument', `callTimeoutMs must be a positive number of milliseconds (or Infinity), got ${options.callTimeoutMs}.`)
+    this.loader = options.loadSource ?? fetchLoader
+    this.suspendBufferBytes = options.suspendBufferBytes ?? 16 * 1024
+    this.sys = new System(this.nodeId, options.clock ?? realClock, options.stateStore ?? memoryStore(), this)
+    const level = options.consoleLog ?? 'info'
+    if (level !== false) this.attachConsole(LEVEL_RANK[level])
+  }
+
+  /** The host application's own address (the sender of casts and calls made through the runtime). */
+  get hostId(): InstanceId {
+    return this.sys.hostId
+  }
+
+  /**
+   * Load, validate and compile a wasm function once, to spawn it many times.
+   * Throws {@link EdgelessError} (`invalid-module`, `missing-export`, `unknown-import`, `load-failed`).
+   *
+   * @example
+   * ```ts
+   * const mod = await rt.load('./pong.wasm')
+   * ```
+   */
+  load(source: ModuleSource): Promise<FunctionModule> {
+    return loadFunctionModule(source, this.loader)
+  }
+
+  /**
+   * Start an instance: load the module (or take the JS function), instantiate, run
+   * `handle_init(initPayload, stored state)`, and return its handle. A crash in init rejects
+   * with the `trap` error (and emits `crash`).
+   *
+   * @example
+   * ```ts
+   * const pong = await rt.spawn({ name: 'pong', module: './pong.wasm' })
+   * ```
+   */
+  spawn(options: SpawnOptions): Promise<ActorRef> {
+    const p = this.doSpawn(options)
+    this.spawning.add(p)
+    const done = () => { this.spawning.delete(p) }
+    p.then(done, done)
+    return p
+  }
+
+  private async doSpawn(o: SpawnOptions): Promise<ActorRef> {
+    this.assertOpen()
+    if (!o || typeof o.name !== 'string' || o.name === '') throw new EdgelessError('invalid-argument', 'spawn needs a non-empty `name`.')
+    if ((o.module === undefined) === (o.fn === undefined)) throw new EdgelessError('invalid-argument', `spawn("${o.name}") needs exactly one of \`module\` (wasm) and \`fn\` (a JS function).`)
+    const functionId = o.functionId ?? randomUuid()
+    if (!isUuid(functionId)) throw new EdgelessError('invalid-argument', `functionId must be a UUID, got ${JSON.stringify(functionId)}.`)
+    if (this.sys.actors.has(functionId)) throw new EdgelessError('invalid-argument', `An instance with function id ${functionId} already runs.`)
+    const outputs = new Map<string, InstanceId>()
+    for (const [alias, t] of Object.entries(o.outputs ?? {})) outputs.set(alias, this.checkTarget(t, `outputs.${alias}`))
+    const fm = o.module !== undefined ? await loadFunctionModule(o.module, this.loader, `function "${o.name}"`) : undefined
+    const actor = new Actor(this.sys, {
+      name: o.name,
+      id: { node: this.nodeId, function: functionId },
+      stateId: o.stateId ?? functionId,
+      callTimeoutMs: o.callTimeoutMs ?? this.callTimeoutMs,
+      outputs,
+    })
+    if (fm) {
+      try {
+        actor.guest = await WasmGuest.create(fm, actor, this.suspendBufferBytes)
+      } catch (e) {
+        throw new EdgelessError('invalid-module', `Instantiating function "${o.name}" failed: ${(e as Error).message}.`, { name: o.name }, { cause: e })
+      }
+    } else {
+      const fn = typeof o.fn === 'function' ? o.fn() : o.fn!
+      actor.guest = new JsGuest(fn, actor)
+    }
+    await this.sys.flushState(actor.stateId)
+    let state: Uint8Array | undefined
+    try {
+      state = (await this.sys.store.get(actor.stateId)) ?? undefined
+    } catch (e) {
+      throw new EdgelessError('state-store-failed', `Reading the state of "${o.name}" (state id ${actor.stateId}) failed: ${(e as Error).message}. Check the state store.`, { stateId: actor.stateId }, { cause: e })
+    }
+    this.assertOpen()
+    this.sys.actors.set(functionId, actor)
+    const payload = o.initPayload === undefined ? undefined : toBytes(o.initPayload)
+    const ok = await actor.init(payload && payload.length ? payload : undefined, state && state.length ? state : undefined)
+    if (!ok) {
+      actor.cancelTimers()
+      this.sys.actors.delete(functionId)
+      throw actor.lastError!
+    }
+    this.sys.emit('spawn', { name: o.name, instance: actor.id })
+    return new ActorRef(this, actor.id, o.name)
+  }
+
+  /**
+   * Send a message and do not wait. Messages from one sender to one instance are processed
+   * in the order sent. Throws `unknown-instance` for an id that is not live.
+   *
+   * @example
+   * ```ts
+   * rt.cast(ping, 'wakeup')
+   * ```
+   */
+  cast(target: Target, payload: Payload): void {
+    const a = this.actorOf(target)
+    this.sys.castTo(this.sys.hostId, this.sys.hostIdBytes, a, toBytes(payload).slice())
+  }
+
+  /**
+   * Call an instance and wait for its answer. Never rejects for the callee's sake: a
+   * timeout, a crash or an Err answer is `{ kind: 'err', error }`.
+   *
+   * @example
+   * ```ts
+   * const r = await rt.call(pong, 'PING', { timeoutMs: 100 })
+   * ```
+   */
+  async call(target: Target, payload: Payload, options: CallOptions = {}): Promise<CallResult> {
+    this.assertOpen()
+    const bytes = toBytes(payload).slice()
+    const a = this.sys.lookup(idOf(target))
+    if (!a) return errResult('unknown-instance', `No live instance ${idOf(target).function} on this runtime.`)
+    return this.sys.call(null, this.sys.hostId, this.sys.hostIdBytes, a, bytes, options.timeoutMs ?? this.callTimeoutMs)
+  }
+
+  /**
+   * Stop an instance gracefully: the message being processed finishes, queued messages are
+   * refused (dead letters; waiting callers get Err), timers are cancelled, `handle_stop` runs,
+   * pending state writes are flushed. Stopping a stopped instance is a no-op.
+   *
+   * @example
+   * ```ts
+   * await rt.stop(ping)
+   * ```
+   */
+  async stop(target: Target): Promise<void> {
+    const a = this.sys.lookup(idOf(target))
+    if (a) await a.stop()
+  }
+
+  /**
+   * Change one alias of an instance's output mapping (upstream's `patch`); `null` removes it.
+   *
+   * @example
+   * ```ts
+   * rt.setOutput(ping, 'ponger', otherPong)
+   * ```
+   */
+  setOutput(instance: Target, alias: string, target: Target | null): void {
+    const a = this.actorOf(instance)
+    if (target === null) a.outputs.delete(alias)
+    else a.outputs.set(alias, this.checkTarget(target, alias))
+  }
+
+  /**
+   * A snapshot of one instance, or `undefined` if it is not live.
+   *
+   * @example
+   * ```ts
+   * rt.inspect(pong)?.status // 'running'
+   * ```
+   */
+  inspect(target: Target): InstanceInfo | undefined {
+    const a = this.sys.lookup(idOf(target))
+    if (!a) return undefined
+    return {
+      name: a.name, id: a.id, status: a.status, mailbox: a.mailbox.length, busy: a.busy,
+      ...(a.waitingOn ? { waitingOn: a.waitingOn.name } : {}),
+      stateId: a.stateId, outputs: Object.fromEntries(a.outputs),
+      ...(a.lastError ? { lastError: a.lastError } : {}),
+    }
+  }
+
+  /**
+   * Every live instance.
+   *
+   * @example
+   * ```ts
+   * for (const i of rt.instances()) console.log(i.name, i.status)
+   * ```
+   */
+  instances(): InstanceInfo[] {
+    return [...this.sys.actors.values()].map((a) => this.inspect(a.id)!)
+  }
+
+  /**
+   * Stop every instance (as {@link Runtime.stop}) and refuse further work. Idempotent.
+   *
+   * @example
+   * ```ts
+   * await rt.shutdown()
+   * ```
+   */
+  async shutdown(): Promise<void> {
+    this.closed = true
+    await Promise.allSettled([...this.spawning])
+    await Promise.all([...this.sys.actors.values()].map((a) => a.stop()))
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new EdgelessError('runtime-shutdown', 'The runtime has been shut down; create a new Runtime.')
+  }
+
+  private actorOf(target: Target): Actor {
+    const id = idOf(target)
+    const a = id && this.sys.lookup(id)
+    if (!a) throw new EdgelessError('unknown-instance', `No live instance ${id?.function} on this runtime (stopped, or spawned on another runtime).`, { target: id })
+    return a
+  }
+
+  private checkTarget(t: Target, what: string): InstanceId {
+    const id = t ? idOf(t) : undefined
+    if (!id || !isUuid(id.node) || !isUuid(id.function)) throw new EdgelessError('invalid-argument', `${what} must be an InstanceId or an ActorRef, got ${JSON.stringify(t)}.`)
+    return { node: id.node, function: id.function }
+  }
+
+  private attachConsole(rank: number): void {
+    const short = (id: InstanceId) => id.function.slice(0, 8)
+    this.on('log', (e: LogEvent) => {
+      if (e.level > rank) return
+      const line = `[edgeless] ${e.levelName.toUpperCase()} ${e.name}(${short(e.instance)}) ${e.target}: ${e.text}`
+      if (e.level === 1) console.error(line)
+      else if (e.level === 2) console.warn(line)
+      else console.log(line)
+    })
+    if (rank >= 1) this.on('crash', (e) => console.error(`[edgeless] CRASH ${e.name}(${short(e.instance)}) in ${e.handler}: ${e.error.message}`))
+    if (rank >= 2) {
+      this.on('warning', (e) => console.warn(`[edgeless] WARN ${e.name}(${short(e.instance)}): ${e.message}`))
+      this.on('call-timeout', (e) => console.warn(`[edgeless] WARN ${e.error.message}`))
+      this.on('call-cycle', (e) => console.warn(`[edgeless] WARN ${e.error.message}`))
+      this.on('state-error', (e) => console.warn(`[edgeless] WARN ${e.error.message}`))
+    }
+  }
+}

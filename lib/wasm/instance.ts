@@ -1,0 +1,337 @@
+import { NOREPLY_RESULT, errResult, type CallResult } from '../call-result'
+import { EdgelessError } from '../errors'
+import { isThenable, type Guest, type GuestHost } from '../guest'
+import { instanceIdFromBytes, type InstanceId } from '../ids'
+import { utf8, utf8Strict } from '../payload'
+import type { FunctionModule } from './loader'
+
+interface GuestExports {
+  memory: WebAssembly.Memory
+  edgeless_mem_alloc(len: number): number
+  edgeless_mem_free(ptr: number, len: number): void
+  edgeless_mem_clear?: () => void
+  handle_init_asm(pp: number, pl: number, sp: number, sl: number): void
+  handle_cast_asm(np: number, cp: number, pp: number, pl: number): void
+  handle_call_asm(np: number, cp: number, pp: number, pl: number, op: number, ol: number): number
+  handle_stop_asm(): void
+  asyncify_start_unwind?: (buf: number) => void
+  asyncify_stop_unwind?: () => void
+  asyncify_start_rewind?: (buf: number) => void
+  asyncify_stop_rewind?: () => void
+}
+
+/** Bytes the host allocates per invocation: sender node id (16), component id (16), two out slots (4+4). */
+const SLOTS = 40
+
+/**
+ * One instance of a wasm EDGELESS function: links the `env` imports to the actor (its
+ * {@link GuestHost}) and drives the `handle_*_asm` exports with upstream's memory hygiene.
+ *
+ * Blocking calls: when `call_asm` can be answered at once the answer is written straight
+ * back (the fast path). Otherwise, for modules prepared with asyncify, the guest's stack is
+ * unwound into a buffer allocated in its own memory, the host awaits the answer, then
+ * rewinds the guest into the same `call_asm`, which now returns the answer.
+ * @internal
+ */
+export class WasmGuest implements Guest {
+  private ex!: GuestExports
+  private u8 = new Uint8Array(0)
+  private suspension: { promise: Promise<CallResult>; buf: number } | null = null
+  private rewinding: { buf: number; value: CallResult } | null = null
+  private readonly label: string
+
+  private constructor(
+    private readonly fm: FunctionModule,
+    private readonly host: GuestHost,
+    private readonly suspendBufferBytes: number,
+  ) {
+    this.label = `function "${host.name}"`
+  }
+
+  /** Instantiate `fm` for `host`. Instantiation errors (e.g. a start function trapping) reject. */
+  static async create(fm: FunctionModule, host: GuestHost, suspendBufferBytes = 16 * 1024): Promise<WasmGuest> {
+    const g = new WasmGuest(fm, host, suspendBufferBytes)
+    const instance = await WebAssembly.instantiate(fm.module, { env: g.imports() })
+    g.ex = instance.exports as unknown as GuestExports
+    g.u8 = new Uint8Array(g.ex.memory.buffer)
+    return g
+  }
+
+  // ---- memory helpers ----------------------------------------------------------------
+
+  /** The current view of guest memory; growth detaches the old buffer, so re-take it then. */
+  private view(): Uint8Array {
+    if (this.u8.byteLength === 0 || this.u8.buffer !== this.ex.memory.buffer) this.u8 = new Uint8Array(this.ex.memory.buffer)
+    return this.u8
+  }
+
+  private fault(message: string, details: Record<string, unknown> = {}): EdgelessError {
+    return new EdgelessError('guest-fault', `${this.label}: ${message}. This is a bug in the guest; the invocation was stopped.`, { name: this.host.name, ...details })
+  }
+
+  /** Check that [ptr, ptr+len) lies in guest memory; a guest passing garbage is its own fault. */
+  private range(ptr: number, len: number, what: string): number {
+    const p = ptr >>> 0
+    const l = len >>> 0
+    const size = this.view().length
+    if (p + l > size) throw this.fault(`${what} points to [${p}, ${p + l}), outside its ${size}-byte memory`, { ptr: p, len: l })
+    return p
+  }
+
+  private read(ptr: number, len: number, what: string): Uint8Array {
+    const p = this.range(ptr, len, what)
+    return this.u8.slice(p, p + (len >>> 0))
+  }
+
+  private alloc(len: number): number {
+    const p = this.ex.edgeless_mem_alloc(len) >>> 0
+    if (len > 0 && (p === 0 || p + len > this.view().length)) {
+      throw this.fault(`edgeless_mem_alloc(${len}) returned ${p}, which is null or outside memory (out of guest memory?)`)
+    }
+    return p
+  }
+
+  private readU32(p: number): number {
+    const u = this.view()
+    return (u[p]! | (u[p + 1]! << 8) | (u[p + 2]! << 16) | (u[p + 3]! << 24)) >>> 0
+  }
+
+  private writeU32(p: number, v: number): void {
+    const u = this.view()
+    u[p] = v & 0xff
+    u[p + 1] = (v >>> 8) & 0xff
+    u[p + 2] = (v >>> 16) & 0xff
+    u[p + 3] = (v >>> 24) & 0xff
+  }
+
+  private alias(ptr: number, len: number, op: 'cast' | 'call' | 'delayed_cast'): string | undefined {
+    const p = this.range(ptr, len, 'the target alias')
+    const s = utf8Strict(this.u8, p, p + (len >>> 0))
+    if (s === undefined) this.host.invalidAlias(op, this.u8.slice(p, p + (len >>> 0)))
+    return s
+  }
+
+  private targetId(nodePtr: number, compPtr: number): InstanceId {
+    const n = this.range(nodePtr, 16, 'the target node id')
+    const c = this.range(compPtr, 16, 'the target component id')
+    return instanceIdFromBytes(this.u8, n, c)
+  }
+
+  // ---- imports ----------------------------------------------------------------------
+
+  private imports(): Record<string, (...args: never[]) => unknown> {
+    const host = this.host
+    return {
+      cast_asm: (tp: number, tl: number, pp: number, pl: number) => {
+        const alias = this.alias(tp, tl, 'cast')
+        const payload = this.read(pp, pl, 'the payload')
+        if (alias !== undefined) host.cast(alias, payload)
+      },
+      cast_raw_asm: (np: number, cp: number, pp: number, pl: number) => {
+        const target = this.targetId(np, cp)
+        host.castRaw(target, this.read(pp, pl, 'the payload'))
+      },
+      call_asm: (tp: number, tl: number, pp: number, pl: number, op: number, ol: number) => {
+        if (this.rewinding) return this.resumed(op, ol)
+        this.range(op, 4, 'out_ptr_ptr')
+        this.range(ol, 4, 'out_len_ptr')
+        const alias = this.alias(tp, tl, 'call')
+        const payload = this.read(pp, pl, 'the payload')
+        if (alias === undefined) return 2
+        return this.answer(host.call(alias, payload), op, ol)
+      },
+      call_raw_asm: (np: number, cp: number, pp: number, pl: number, op: number, ol: number) => {
+        if (this.rewinding) return this.resumed(op, ol)
+        this.range(op, 4, 'out_ptr_ptr')
+        this.range(ol, 4, 'out_len_ptr')
+        const target = this.targetId(np, cp)
+        return this.answer(host.callRaw(target, this.read(pp, pl, 'the payload')), op, ol)
+      },
+      delayed_cast_asm: (delay: bigint, tp: number, tl: number, pp: number, pl: number) => {
+        const alias = this.alias(tp, tl, 'delayed_cast')
+        const payload = this.read(pp, pl, 'the payload')
+        // The i64 is a u64 number of milliseconds in the Rust API.
+        const ms = Number(BigInt.asUintN(64, BigInt(delay)))
+        if (alias !== undefined) host.delayedCast(ms, alias, payload)
+      },
+      telemetry_log_asm: (level: number, tp: number, tl: number, mp: number, ml: number) => {
+        // Log text is decoded leniently: invalid UTF-8 becomes U+FFFD rather than failing the guest.
+        const target = utf8(this.read(tp, tl, 'the log target'))
+        const text = utf8(this.read(mp, ml, 'the log message'))
+        host.log(level, target, text)
+      },
+      slf_asm: (np: number, cp: number) => {
+        const n = this.range(np, 16, 'out_node_id_ptr')
+        const c = this.range(cp, 16, 'out_component_id_ptr')
+        this.u8.set(host.idBytes.subarray(0, 16), n)
+        this.u8.set(host.idBytes.subarray(16, 32), c)
+      },
+      sync_asm: (dp: number, dl: number) => {
+        host.sync(this.read(dp, dl, 'the state'))
+      },
+    }
+  }
+
+  /** Deliver a call's answer to the guest now, or suspend it until the answer comes. */
+  private answer(res: CallResult | Promise<CallResult>, op: number, ol: number): number {
+    if (!isThenable<CallResult>(res)) return this.deliver(res, op, ol)
+    if (!this.fm.canSuspend) {
+      this.host.cannotSuspend()
+      return 2
+    }
+    const size = this.suspendBufferBytes
+    const buf = this.alloc(size)
+    // asyncify's data structure: [current position, end] followed by the saved stack.
+    this.writeU32(buf, buf + 8)
+    this.writeU32(buf + 4, buf + size)
+    this.ex.asyncify_start_unwind!(buf)
+    this.suspension = { promise: res, buf }
+    return 0
+  }
+
+  /** Rewinding into call_asm: stop the rewind and return the awaited answer. */
+  private resumed(op: number, ol: number): number {
+    const r = this.rewinding!
+    this.rewinding = null
+    this.ex.asyncify_stop_rewind!()
+    this.ex.edgeless_mem_free(r.buf, this.suspendBufferBytes)
+    return this.deliver(r.value, op, ol)
+  }
+
+  private deliver(r: CallResult, op: number, ol: number): number {
+    if (r.kind === 'noreply') return 0
+    if (r.kind === 'err') return 2
+    const len = r.data.length
+    // Upstream allocates even for an empty reply; guests expect to free what they get.
+    const p = this.alloc(len)
+    if (len) this.view().set(r.data, p)
+    this.writeU32(op >>> 0, p)
+    this.writeU32(ol >>> 0, len)
+    return 1
+  }
+
+  /** Finish an invocation that suspended: wait, rewind, repeat until the export returns for good. */
+  private async resume<T>(reinvoke: () => T): Promise<T> {
+    let ret!: T
+    while (this.suspension) {
+      const s = this.suspension
+      this.suspension = null
+      this.ex.asyncify_stop_unwind!()
+      const value = await s.promise
+      this.rewinding = { buf: s.buf, value }
+      this.ex.asyncify_start_rewind!(s.buf)
+      try {
+        ret = reinvoke()
+      } catch (e) {
+        throw this.explainUnwindTrap(e)
+      }
+    }
+    return ret
+  }
+
+  /** A trap while unwinding means the stack did not fit the suspension buffer; say so. */
+  private explainUnwindTrap(e: unknown): unknown {
+    if (this.suspension && e instanceof WebAssembly.RuntimeError) {
+      return this.fault(`its stack did not fit the ${this.suspendBufferBytes}-byte suspension buffer while waiting for a call; raise the runtime option suspendBufferBytes`)
+    }
+    return e
+  }
+
+  private invoke<T>(fn: () => T): T {
+    try {
+      return fn()
+    } catch (e) {
+      throw this.explainUnwindTrap(e)
+    }
+  }
+
+  // ---- handlers ---------------------------------------------------------------------
+
+  init(payload: Uint8Array | undefined, state: Uint8Array | undefined): void | Promise<void> {
+    this.ex.edgeless_mem_clear?.()
+    const pl = payload?.length ?? 0
+    const sl = state?.length ?? 0
+    const pp = pl ? this.alloc(pl) : 0
+    const sp = sl ? this.alloc(sl) : 0
+    if (pl) this.view().set(payload!, pp)
+    if (sl) this.view().set(state!, sp)
+    const run = () => this.ex.handle_init_asm(pp, pl, sp, sl)
+    const finish = () => {
+      if (pl) this.ex.edgeless_mem_free(pp, pl)
+      if (sl) this.ex.edgeless_mem_free(sp, sl)
+    }
+    this.invoke(run)
+    if (this.suspension) return this.resume(run).then(finish)
+    finish()
+  }
+
+  cast(_src: InstanceId, srcBytes: Uint8Array, msg: Uint8Array): void | Promise<void> {
+    const ex = this.ex
+    ex.edgeless_mem_clear?.()
+    const ids = this.alloc(SLOTS)
+    const len = msg.length
+    const p = this.alloc(len)
+    const u8 = this.view()
+    u8.set(srcBytes, ids)
+    if (len) u8.set(msg, p)
+    try {
+      ex.handle_cast_asm(ids, ids + 16, p, len)
+    } catch (e) {
+      throw this.explainUnwindTrap(e)
+    }
+    if (this.suspension) {
+      return this.resume(() => ex.handle_cast_asm(ids, ids + 16, p, len)).then(() => this.freeMsg(ids, p, len))
+    }
+    this.freeMsg(ids, p, len)
+  }
+
+  call(_src: InstanceId, srcBytes: Uint8Array, msg: Uint8Array): CallResult | Promise<CallResult> {
+    const ex = this.ex
+    ex.edgeless_mem_clear?.()
+    const ids = this.alloc(SLOTS)
+    const len = msg.length
+    const p = this.alloc(len)
+    const u8 = this.view()
+    u8.set(srcBytes, ids)
+    if (len) u8.set(msg, p)
+    let rc: number
+    try {
+      rc = ex.handle_call_asm(ids, ids + 16, p, len, ids + 32, ids + 36)
+    } catch (e) {
+      throw this.explainUnwindTrap(e)
+    }
+    if (this.suspension) {
+      return this.resume(() => ex.handle_call_asm(ids, ids + 16, p, len, ids + 32, ids + 36)).then((rc2) => this.finishCall(rc2, ids, p, len))
+    }
+    return this.finishCall(rc, ids, p, len)
+  }
+
+  stop(): void | Promise<void> {
+    this.ex.edgeless_mem_clear?.()
+    const run = () => this.ex.handle_stop_asm()
+    this.invoke(run)
+    if (this.suspension) return this.resume(run)
+  }
+
+  private freeMsg(ids: number, p: number, len: number): void {
+    this.ex.edgeless_mem_free(ids, SLOTS)
+    if (len) this.ex.edgeless_mem_free(p, len)
+  }
+
+  private finishCall(rc: number, ids: number, p: number, len: number): CallResult {
+    let result: CallResult
+    if (rc === 1) {
+      // The guest has already freed the reply buffer (upstream's consume()); copy it out
+      // before anything else runs in the guest, and never free it ourselves.
+      const rp = this.readU32(ids + 32)
+      const rl = this.readU32(ids + 36)
+      result = { kind: 'reply', data: this.read(rp, rl, 'the reply') }
+    } else if (rc === 0) {
+      result = NOREPLY_RESULT
+    } else {
+      result = errResult('call-err', `${this.label} answered Err (handle_call_asm returned ${rc})`, { name: this.host.name, code: rc })
+    }
+    this.freeMsg(ids, p, len)
+    return result
+  }
+}

@@ -1,0 +1,20 @@
+import { defineConfig } from 'tsup'
+
+// One build, ESM + CJS + declarations, for every public entry. The core (`index`) and the
+// adapters that run anywhere must not pull in node:* (a test checks the built files).
+export default defineConfig({
+  entry: {
+    index: 'lib/index.ts',
+    node: 'lib/node/index.ts',
+    'adapters/memory': 'adapters/memory.ts',
+  },
+  format: ['esm', 'cjs'],
+  dts: true,
+  clean: true,
+  sourcemap: true,
+  target: 'es2022',
+  platform: 'neutral',
+  external: ['binaryen', 'eventemitter3', 'lru-cache'],
+  splitting: true,
+  treeshake: true,
+})

@@ -1,0 +1,39 @@
+import { readFileSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+import { Runtime, type RuntimeOptions, type RuntimeEvents } from '../../lib/node/index'
+
+/** Absolute path of a compiled fixture, e.g. `wasmPath('pong')`. */
+export function wasmPath(name: string): string {
+  return fileURLToPath(new URL(`../../fixtures/wasm/${name}.wasm`, import.meta.url))
+}
+
+/** The bytes of a compiled fixture. */
+export function wasm(name: string): Uint8Array {
+  return new Uint8Array(readFileSync(wasmPath(name)))
+}
+
+/** A quiet runtime for tests (no console output). */
+export function testRuntime(options: RuntimeOptions = {}): Runtime {
+  return new Runtime({ consoleLog: false, ...options })
+}
+
+/** Collect every event of one kind. */
+export function collect<K extends keyof RuntimeEvents>(rt: Runtime, name: K): RuntimeEvents[K][0][] {
+  const out: RuntimeEvents[K][0][] = []
+  ;(rt.on as (n: K, fn: (e: RuntimeEvents[K][0]) => void) => void)(name, (e) => out.push(e))
+  return out
+}
+
+/** Resolve when `pred` holds, polling every few ms; reject after `ms`. */
+export async function until(pred: () => boolean, ms = 5000, what = 'condition'): Promise<void> {
+  const start = Date.now()
+  while (!pred()) {
+    if (Date.now() - start > ms) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 2))
+  }
+}
+
+/** Let queued microtasks and one macrotask run. */
+export function settle(): Promise<void> {
+  return new Promise((r) => setTimeout(r, 0))
+}

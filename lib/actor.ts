@@ -30,6 +30,8 @@ export interface ActorInit {
   id: InstanceId
   stateId: string
   callTimeoutMs: number
+  /** How long stop waits for a running handler before abandoning it. */
+  stopTimeoutMs: number
   outputs: Map<string, InstanceId>
 }
 
@@ -56,6 +58,7 @@ export class Actor implements GuestHost, Runnable {
   readonly stateId: string
   readonly outputs: Map<string, InstanceId>
   readonly callTimeoutMs: number
+  readonly stopTimeoutMs: number
   guest!: Guest
   lastError: EdgelessError | undefined
   lastState: Uint8Array | undefined
@@ -70,6 +73,7 @@ export class Actor implements GuestHost, Runnable {
     this.stateId = init.stateId
     this.outputs = init.outputs
     this.callTimeoutMs = init.callTimeoutMs
+    this.stopTimeoutMs = init.stopTimeoutMs
   }
 
   get store(): StateStore {
@@ -174,9 +178,16 @@ export class Actor implements GuestHost, Runnable {
     for (const w of ws) w()
   }
 
-  private whenIdle(): Promise<void> {
-    if (!this.busy) return Promise.resolve()
-    return new Promise((res) => this.idleWaiters.push(res))
+  /** Resolves true when no handler runs, or false if that takes longer than `ms`. */
+  private whenIdle(ms: number): Promise<boolean> {
+    if (!this.busy) return Promise.resolve(true)
+    return new Promise((res) => {
+      const timer = Number.isFinite(ms) ? this.sys.clock.setTimeout(() => res(false), ms) : null
+      this.idleWaiters.push(() => {
+        if (timer !== null) this.sys.clock.clearTimeout(timer)
+        res(true)
+      })
+    })
   }
 
   // ---- lifecycle -------------------------------------------------------------------
@@ -205,9 +216,16 @@ export class Actor implements GuestHost, Runnable {
   }
 
   private async doStop(): Promise<void> {
-    const failed = this.status === 'failed'
+    let failed = this.status === 'failed'
     this.status = 'stopping'
-    await this.whenIdle()
+    if (!(await this.whenIdle(this.stopTimeoutMs))) {
+      // A handler that never finishes (an async JS handler that never settles) must not
+      // hold the stop forever. It is abandoned; its stop handler is skipped because the
+      // instance is still inside a handler.
+      failed = true
+      this.lastError = new EdgelessError('instance-stopped', `"${this.name}" was still in a handler ${this.stopTimeoutMs} ms after stop was requested; the handler was abandoned and handle_stop skipped. Make handlers finish, or raise stopTimeoutMs.`, { name: this.name })
+      this.sys.emit('warning', { code: 'stop-timeout', name: this.name, instance: this.id, message: this.lastError.message, details: { stopTimeoutMs: this.stopTimeoutMs } })
+    }
     for (let m = this.mailbox.shift(); m !== undefined; m = this.mailbox.shift()) this.refuse(m, 'instance-stopped')
     this.cancelTimers()
     if (!failed) {

@@ -44,7 +44,7 @@ export interface DeadLetterEvent {
 
 /** Something the guest did that the host tolerated: an unknown alias, invalid UTF-8, ... */
 export interface WarningEvent {
-  code: 'unknown-alias' | 'invalid-utf8' | 'unknown-instance' | 'cannot-suspend'
+  code: 'unknown-alias' | 'invalid-utf8' | 'unknown-instance' | 'cannot-suspend' | 'stop-timeout'
   name: string
   instance: InstanceId
   message: string

@@ -35,6 +35,8 @@ export interface RuntimeOptions {
   loadSource?: SourceLoader
   /** Print logs, warnings and crashes on the console from this level up, or `false` for silence. Default `'info'`. */
   consoleLog?: LogLevelName | false
+  /** How long stopping an instance waits for its running handler, in ms, before abandoning it. Default 5000. */
+  stopTimeoutMs?: number
   /** Bytes of guest memory borrowed to save a guest's stack while it waits for a call. Default 16 KiB. */
   suspendBufferBytes?: number
 }
@@ -161,6 +163,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
   private readonly loader: SourceLoader
   private readonly callTimeoutMs: number
   private readonly suspendBufferBytes: number
+  private readonly stopTimeoutMs: number
   private closed = false
   private readonly spawning = new Set<Promise<unknown>>()
 
@@ -172,6 +175,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     if (!(this.callTimeoutMs > 0)) throw new EdgelessError('invalid-argument', `callTimeoutMs must be a positive number of milliseconds (or Infinity), got ${options.callTimeoutMs}.`)
     this.loader = options.loadSource ?? fetchLoader
     this.suspendBufferBytes = options.suspendBufferBytes ?? 16 * 1024
+    this.stopTimeoutMs = options.stopTimeoutMs ?? 5000
     this.sys = new System(this.nodeId, options.clock ?? realClock, options.stateStore ?? memoryStore(), this)
     const level = options.consoleLog ?? 'info'
     if (level !== false) this.attachConsole(LEVEL_RANK[level])
@@ -228,6 +232,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
       id: { node: this.nodeId, function: functionId },
       stateId: o.stateId ?? functionId,
       callTimeoutMs: o.callTimeoutMs ?? this.callTimeoutMs,
+      stopTimeoutMs: this.stopTimeoutMs,
       outputs,
     })
     if (fm) {

@@ -14,7 +14,9 @@ export default defineConfig({
   sourcemap: true,
   target: 'es2022',
   platform: 'neutral',
-  external: ['binaryen', 'eventemitter3', 'lru-cache'],
+  // Keep node: specifiers as written (the Node entry's), so the build says what it imports.
+  external: ['binaryen', 'eventemitter3', 'lru-cache', /^node:/],
+  removeNodeProtocol: false,
   splitting: true,
   treeshake: true,
 })

@@ -1,4 +1,4 @@
-import EventEmitter from 'eventemitter3'
+import { EventEmitter } from 'eventemitter3'
 import { memoryStore } from '../adapters/memory'
 import type { StateStore } from '../adapters/types'
 import { Actor, type ActorStatus } from './actor'

@@ -1,4 +1,4 @@
-import type EventEmitter from 'eventemitter3'
+import type { EventEmitter } from 'eventemitter3'
 import type { StateStore } from '../adapters/types'
 import type { Actor, Message } from './actor'
 import { errResult, type CallResult } from './call-result'

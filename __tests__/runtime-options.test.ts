@@ -88,7 +88,7 @@ describe('module sources', () => {
       const rt = testRuntime()
       const sources = [
         bytes, bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer, wasmPath('pong'),
-        pathToFileURL(wasmPath('pong')), new URL(`${base}/pong.wasm`), `${base}/pong.wasm`, await WebAssembly.compile(bytes),
+        pathToFileURL(wasmPath('pong')), new URL(`${base}/pong.wasm`), `${base}/pong.wasm`, await WebAssembly.compile(bytes as Uint8Array<ArrayBuffer>),
       ]
       for (const module of sources) {
         const ref = await rt.spawn({ name: 'pong', module })

@@ -2,7 +2,7 @@ import { fromCallReturn, type CallResult, type CallReturn } from './call-result'
 import type { Guest, GuestHost } from './guest'
 import { isThenable } from './guest'
 import type { InstanceId } from './ids'
-import { toBytes, type Payload } from './payload'
+import { ownBytes, type Payload } from './payload'
 
 /** Log levels accepted by {@link FunctionContext.log}: a name or upstream's number (1 error … 5 trace). */
 export type LogLevel = 'error' | 'warn' | 'info' | 'debug' | 'trace' | 1 | 2 | 3 | 4 | 5
@@ -66,12 +66,12 @@ export class JsGuest implements Guest {
     this.ctx = {
       name: host.name,
       slf: () => host.id,
-      cast: (alias, p) => host.cast(alias, toBytes(p).slice()),
-      castRaw: (target, p) => host.castRaw(target, toBytes(p).slice()),
-      call: async (alias, p) => host.call(alias, toBytes(p).slice()),
-      callRaw: async (target, p) => host.callRaw(target, toBytes(p).slice()),
-      delayedCast: (ms, alias, p) => host.delayedCast(ms, alias, toBytes(p).slice()),
-      sync: (state) => host.sync(toBytes(state).slice()),
+      cast: (alias, p) => host.cast(alias, ownBytes(p)),
+      castRaw: (target, p) => host.castRaw(target, ownBytes(p)),
+      call: async (alias, p) => host.call(alias, ownBytes(p)),
+      callRaw: async (target, p) => host.callRaw(target, ownBytes(p)),
+      delayedCast: (ms, alias, p) => host.delayedCast(ms, alias, ownBytes(p)),
+      sync: (state) => host.sync(ownBytes(state)),
       log: (level, text, target = host.name) => host.log(typeof level === 'number' ? level : (LEVELS[level] ?? 1), target, text),
     }
   }

@@ -22,6 +22,11 @@ export function toBytes(p: Payload): Uint8Array {
   throw new EdgelessError('invalid-argument', `A payload must be a Uint8Array or a string, got ${typeof p}. Encode other data first (for example JSON.stringify).`)
 }
 
+/** Bytes of a payload that the caller cannot change afterwards: a fresh encoding or a copy. */
+export function ownBytes(p: Payload): Uint8Array {
+  return typeof p === 'string' ? encoder.encode(p) : toBytes(p).slice()
+}
+
 /**
  * Decode UTF-8 bytes leniently (invalid sequences become U+FFFD).
  *

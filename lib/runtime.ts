@@ -8,7 +8,7 @@ import { EdgelessError } from './errors'
 import type { LogEvent, LogLevelName, RuntimeEvents } from './events'
 import { isUuid, randomUuid, type InstanceId } from './ids'
 import { JsGuest, type EdgeFunction } from './js-function'
-import { toBytes, type Payload } from './payload'
+import { ownBytes, toBytes, type Payload } from './payload'
 import { System } from './system'
 import { WasmGuest } from './wasm/instance'
 import { fetchLoader, loadFunctionModule, type FunctionModule, type ModuleSource, type SourceLoader } from './wasm/loader'
@@ -276,7 +276,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
    */
   cast(target: Target, payload: Payload): void {
     const a = this.actorOf(target)
-    this.sys.castTo(this.sys.hostId, this.sys.hostIdBytes, a, toBytes(payload).slice())
+    this.sys.castTo(this.sys.hostId, this.sys.hostIdBytes, a, ownBytes(payload))
   }
 
   /**
@@ -290,7 +290,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
    */
   async call(target: Target, payload: Payload, options: CallOptions = {}): Promise<CallResult> {
     this.assertOpen()
-    const bytes = toBytes(payload).slice()
+    const bytes = ownBytes(payload)
     const a = this.sys.lookup(idOf(target))
     if (!a) return errResult('unknown-instance', `No live instance ${idOf(target).function} on this runtime.`)
     return this.sys.call(null, this.sys.hostId, this.sys.hostIdBytes, a, bytes, options.timeoutMs ?? this.callTimeoutMs)

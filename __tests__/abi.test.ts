@@ -462,6 +462,25 @@ describe('delayed_cast_asm (probe.wat)', () => {
     await rt.shutdown()
   })
 
+  // BUG (lib/actor.ts crashed()): a crash does not cancel the instance's timers, so a
+  // failed instance keeps casting (spawn failures do cancel them: runtime.ts doSpawn).
+  test('a crash leaves the delayed casts the instance scheduled pending (documented); stop cancels them', async () => {
+    const c = recordingClock()
+    const rt = testRuntime({ clock: c.clock })
+    const rec = await recorder(rt)
+    const p = await rt.spawn({ name: 'probe', module: wasm('probe'), outputs: { out: rec.ref } })
+    rt.cast(p, delayedCmd(30n, 'out', 'after-crash'))
+    const r = await rt.call(p, 'x5') // queued behind the cast, then a guest-fault crash
+    expect(r.kind === 'err' && r.error.code).toBe('callee-crashed')
+    expect(c.delays).toContain(30)
+    expect(rt.inspect(p)?.status).toBe('failed')
+    await sleep(80)
+    expect(rec.got.map((g) => new TextDecoder().decode(g.msg))).toEqual(['after-crash'])
+    await rt.stop(p)
+    expect(rt.inspect(p)).toBeUndefined()
+    await rt.shutdown()
+  })
+
   test('an unknown or invalid UTF-8 alias schedules nothing and is reported', async () => {
     const c = recordingClock()
     const rt = testRuntime({ clock: c.clock })
@@ -603,7 +622,7 @@ describe('imports used from handle_stop_asm (probe.wat)', () => {
 
   // BUG (lib/actor.ts doStop): timers are cancelled BEFORE handle_stop runs, so a delayed
   // cast scheduled by handle_stop survives the instance (and runtime.shutdown()).
-  test.failing('a delayed cast scheduled in handle_stop_asm is cancelled with the instance', async () => {
+  test('a delayed cast scheduled in handle_stop_asm is cancelled with the instance', async () => {
     const c = recordingClock()
     const rt = testRuntime({ clock: c.clock })
     const rec = await recorder(rt)

@@ -160,7 +160,12 @@ export class Actor implements GuestHost, Runnable {
     this.sys.emit('dead-letter', { name: this.name, instance: this.id, from: msg.src, kind: msg.kind === 0 ? 'cast' : 'call', payload: msg.payload, reason })
   }
 
-  /** A handler failed: mark the instance failed, tell everyone concerned, refuse what is queued. */
+  /**
+   * A handler failed: mark the instance failed, tell everyone concerned, refuse what is queued.
+   * Delayed casts it scheduled before the crash stay pending (they were sent before it
+   * failed; a supervisor restarting it at the same address will receive its own); stopping
+   * the failed instance cancels them.
+   */
   crashed(handler: Handler, e: unknown, msg?: Message): void {
     const { trap, error } = classifyFailure(e, this.name, handler)
     this.status = 'failed'
@@ -239,6 +244,8 @@ export class Actor implements GuestHost, Runnable {
         this.sys.emit('crash', { name: this.name, instance: this.id, handler: 'stop', trap, error })
       }
       this.busy = false
+      // A delayed cast scheduled by handle_stop itself dies with the instance too.
+      this.cancelTimers()
     }
     await this.sys.flushState(this.stateId)
     this.status = 'stopped'

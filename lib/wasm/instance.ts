@@ -294,6 +294,9 @@ export class WasmGuest implements Guest {
     const u8 = this.view()
     u8.set(srcBytes, ids)
     if (len) u8.set(msg, p)
+    // Zero the out slots: a guest that returns 1 without writing them gets (0, 0), not
+    // whatever an earlier invocation left there.
+    u8.fill(0, ids + 32, ids + 40)
     let rc: number
     try {
       rc = ex.handle_call_asm(ids, ids + 16, p, len, ids + 32, ids + 36)

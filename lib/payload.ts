@@ -18,13 +18,13 @@ const strictDecoder = new TextDecoder('utf-8', { fatal: true })
 /** Bytes of a payload. Strings become UTF-8; bytes are used as given (not copied). */
 export function toBytes(p: Payload): Uint8Array {
   if (p instanceof Uint8Array) return p
-  if (typeof p === 'string') return encoder.encode(p)
+  if (typeof p === 'string') return encodeUtf8(p)
   throw new EdgelessError('invalid-argument', `A payload must be a Uint8Array or a string, got ${typeof p}. Encode other data first (for example JSON.stringify).`)
 }
 
 /** Bytes of a payload that the caller cannot change afterwards: a fresh encoding or a copy. */
 export function ownBytes(p: Payload): Uint8Array {
-  return typeof p === 'string' ? encoder.encode(p) : toBytes(p).slice()
+  return typeof p === 'string' ? encodeUtf8(p) : toBytes(p).slice()
 }
 
 /**
@@ -62,7 +62,25 @@ export function utf8Strict(bytes: Uint8Array, start = 0, end = bytes.length): st
   }
 }
 
-/** Encode a string as UTF-8. */
+/**
+ * Encode a string as UTF-8. Short ASCII strings (the usual message) skip TextEncoder,
+ * which costs about 1 µs per call in Node 20.
+ *
+ * @example
+ * ```ts
+ * rt.cast(id, encodeUtf8('wakeup'))
+ * ```
+ */
 export function encodeUtf8(s: string): Uint8Array {
+  const n = s.length
+  if (n <= 32) {
+    const out = new Uint8Array(n)
+    for (let i = 0; i < n; i++) {
+      const c = s.charCodeAt(i)
+      if (c >= 0x80) return encoder.encode(s)
+      out[i] = c
+    }
+    return out
+  }
   return encoder.encode(s)
 }

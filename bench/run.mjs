@@ -1,0 +1,535 @@
+// Benchmarks of the edgeless runtime, each figure against a baseline measured in the same
+// run (the machine may be noisy). Run with `npm run bench` (builds, then
+// `node --expose-gc bench/run.mjs`). Writes bench/results.json and prints a table;
+// progress goes to stderr.
+//
+// Method: for every figure the round size is calibrated so that one round takes about
+// ROUND_MS, every side is warmed up, then ROUNDS rounds are run with the sides alternating
+// (A B, B A, A B, ...) and a full GC before each round. A side's figure is the median of
+// its rounds; ratio = runtime / baseline. The median of the per-round ratios (each runtime
+// round against the baseline round next to it) is given in the note as a cross-check.
+//
+// The raw baselines drive the same fixture .wasm files by hand with the per-message memory
+// hygiene a host must do (guest-abi.md): edgeless_mem_clear, alloc and copy the ids and
+// the payload, invoke, read the reply, free. They follow memory growth the cheap way (a
+// view over a detached buffer has length 0), which is what a careful host can do.
+//
+// Environment knobs: BENCH_ONLY=1,3 (sections), BENCH_ROUNDS, BENCH_ROUND_MS,
+// BENCH_SPAWN_K, BENCH_SPAWN_ROUNDS, BENCH_SPAWN_BUDGET_MS.
+import { readFileSync, writeFileSync } from 'node:fs'
+import os from 'node:os'
+import { Runtime, utf8 } from 'edgeless'
+
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 7)
+const ROUND_MS = Number(process.env.BENCH_ROUND_MS ?? 120)
+const SPAWN_K = Number(process.env.BENCH_SPAWN_K ?? 2000)
+const SPAWN_ROUNDS = Number(process.env.BENCH_SPAWN_ROUNDS ?? 5)
+/** Spawn rounds beyond the third are skipped once the section has taken this long (instantiation is slow on a loaded machine). */
+const SPAWN_BUDGET_MS = Number(process.env.BENCH_SPAWN_BUDGET_MS ?? 12_000)
+const BURST = 100_000
+const ONLY = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(',').map((x) => x.trim())) : null
+const want = (k) => !ONLY || ONLY.has(String(k))
+
+if (typeof global.gc !== 'function') {
+  console.error('bench/run.mjs needs --expose-gc (use `npm run bench`).')
+  process.exit(2)
+}
+
+const started = performance.now()
+const log = (msg) => process.stderr.write(`[bench ${((performance.now() - started) / 1000).toFixed(1).padStart(5)}s] ${msg}\n`)
+const wasmDir = new URL('../fixtures/wasm/', import.meta.url)
+const wasmBytes = (name) => new Uint8Array(readFileSync(new URL(`${name}.wasm`, wasmDir)))
+const enc = new TextEncoder()
+const dec = new TextDecoder()
+const tick = () => new Promise((res) => setImmediate(res))
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b)
+  const m = s.length >> 1
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2
+}
+async function fullGc() {
+  global.gc()
+  await tick()
+  global.gc()
+}
+
+function fmt(v) {
+  if (v === null || v === undefined || Number.isNaN(v)) return '-'
+  const a = Math.abs(v)
+  if (a >= 1e6) return `${(v / 1e6).toFixed(2)}M`
+  if (a >= 1e4) return `${(v / 1e3).toFixed(1)}k`
+  if (a >= 100) return v.toFixed(0)
+  return v.toFixed(2)
+}
+
+// ---- harness ------------------------------------------------------------------------
+
+/** Time one call of `run(n)` (sync or async), in ms; `lastCpuMs` gets the process CPU time it used (all threads). */
+let lastCpuMs = 0
+async function timeRun(run, n) {
+  const c0 = process.cpuUsage()
+  const t0 = performance.now()
+  const r = run(n)
+  if (r && typeof r.then === 'function') await r
+  const ms = performance.now() - t0
+  const c = process.cpuUsage(c0)
+  lastCpuMs = (c.user + c.system) / 1000
+  return ms
+}
+
+/** A round size (a multiple of `step`) that takes about ROUND_MS. */
+async function calibrate(run, step) {
+  let n = step
+  for (;;) {
+    const ms = await timeRun(run, n)
+    if (ms >= 20 || n >= 1e8) return Math.max(step, Math.ceil((n * ROUND_MS) / Math.max(ms, 0.01) / step) * step)
+    n *= 4
+  }
+}
+
+/**
+ * Measure sides `{ label, run(n), step?, n? }` (a fixed `n` skips calibration) in
+ * alternating rounds. Adds `rates` (ops/s per round) and `stat` to each side.
+ */
+async function measure(title, sides) {
+  for (const s of sides) {
+    if (s.n) {
+      await timeRun(s.run, s.n) // warm-up
+    } else {
+      // Calibrate on cold code, then warm up for at least 3 round-lengths (so the JIT has
+      // settled); the rounds are sized from the best rate seen, so that a load spike
+      // during warm-up cannot make them too short.
+      const step = s.step ?? 1
+      let n = await calibrate(s.run, step)
+      let best = 0
+      let spent = 0
+      for (let w = 0; w < 2 || spent < 3 * ROUND_MS; w++) {
+        const ms = await timeRun(s.run, n)
+        spent += ms
+        best = Math.max(best, n / Math.max(ms, 0.01))
+        n = Math.max(step, Math.round((best * ROUND_MS) / step) * step)
+      }
+      s.n = n
+    }
+    s.rates = []
+    s.cpuRates = []
+  }
+  for (let r = 0; r < ROUNDS; r++) {
+    const order = r % 2 ? [...sides].reverse() : sides
+    for (const s of order) {
+      await fullGc()
+      const ms = await timeRun(s.run, s.n)
+      s.rates.push((s.n * 1000) / ms)
+      s.cpuRates.push((s.n * 1000) / Math.max(lastCpuMs, 0.001))
+    }
+  }
+  for (const s of sides) {
+    s.stat = stat(s.rates, s.n)
+    s.stat.cpu = median(s.cpuRates)
+  }
+  log(`${title}: ${sides.map((s) => `${s.label} ${fmt(s.stat.median)}/s`).join(', ')}${sides.length > 1 ? `  (ratio ${(sides[0].stat.median / sides[1].stat.median).toFixed(3)})` : ''}`)
+  return sides
+}
+
+function stat(xs, n) {
+  return { median: median(xs), min: Math.min(...xs), max: Math.max(...xs), n, rounds: xs.length, xs }
+}
+
+const results = []
+/** One result row: `a` is the runtime side, `b` the baseline side (or null). */
+function record(name, unit, a, b, baseline, note) {
+  const value = a.median
+  const baselineValue = b ? b.median : null
+  const paired = b && a.xs.length === b.xs.length ? median(a.xs.map((x, i) => x / b.xs[i])) : null
+  const cpu = a.cpu === undefined ? '' : ` Per second of process CPU time (all threads, so GC helpers count): ${fmt(a.cpu)}${b ? ` vs ${fmt(b.cpu)}, ratio ${(a.cpu / b.cpu).toFixed(3)}` : ''}.`
+  const how = `Median of ${a.rounds} rounds of ${a.n} (range ${fmt(a.min)}..${fmt(a.max)}${b ? `; baseline ${b.rounds} rounds of ${b.n}, range ${fmt(b.min)}..${fmt(b.max)}; median of per-round ratios ${paired === null ? '-' : paired.toFixed(3)}` : ''}).${cpu}`
+  const round = (v) => (v === null ? null : Math.abs(v) >= 100 ? Math.round(v) : Number(v.toFixed(2)))
+  results.push({
+    name,
+    value: round(value),
+    unit,
+    baseline: baseline ?? null,
+    baselineValue: round(baselineValue),
+    ratio: baselineValue ? Number((value / baselineValue).toFixed(4)) : null,
+    note: `${note} ${how}`,
+  })
+}
+
+// ---- raw (hand-driven) guests -------------------------------------------------------
+
+/** A bare instance: its exports plus a memory view that follows growth. */
+class Raw {
+  constructor(instance) {
+    this.ex = instance.exports
+    this.mem = this.ex.memory
+    this.u8 = new Uint8Array(this.mem.buffer)
+  }
+  /** memory.grow detaches the old buffer, so a view of length 0 means: take a new one. */
+  view() {
+    if (this.u8.length === 0) this.u8 = new Uint8Array(this.mem.buffer)
+    return this.u8
+  }
+}
+const rdU32 = (u, p) => (u[p] | (u[p + 1] << 8) | (u[p + 2] << 16) | (u[p + 3] << 24)) >>> 0
+const wrU32 = (u, p, v) => { u[p] = v & 0xff; u[p + 1] = (v >>> 8) & 0xff; u[p + 2] = (v >>> 16) & 0xff; u[p + 3] = (v >>> 24) & 0xff }
+/** An alias out of guest memory: an ASCII fast path, TextDecoder otherwise. */
+const aliasAt = (u, p, l) => {
+  let s = ''
+  for (let i = p; i < p + l; i++) {
+    const c = u[i]
+    if (c >= 0x80) return dec.decode(u.subarray(p, p + l))
+    s += String.fromCharCode(c)
+  }
+  return s
+}
+let sink = 0 // keeps the stub log's decoding observable
+
+/** telemetry_log_asm for raw instances: decodes target and text with TextDecoder, as a host must. */
+const logStub = (getRaw) => (_level, tp, tl, mp, ml) => {
+  const u = getRaw().view()
+  sink += dec.decode(u.subarray(tp, tp + tl)).length + dec.decode(u.subarray(mp, mp + ml)).length
+}
+
+/** n raw casts with the host's hygiene: clear, alloc 32 (ids) + payload, copy, handle_cast_asm, free both. */
+function rawCaster(g, idBytes, payload) {
+  const { edgeless_mem_clear: clear, edgeless_mem_alloc: alloc, edgeless_mem_free: free, handle_cast_asm: handle } = g.ex
+  const len = payload.length
+  return (n) => {
+    for (let i = 0; i < n; i++) {
+      clear()
+      const ids = alloc(32)
+      const p = alloc(len)
+      const u = g.view()
+      u.set(idBytes, ids)
+      if (len) u.set(payload, p)
+      handle(ids, ids + 16, p, len)
+      free(ids, 32)
+      if (len) free(p, len)
+    }
+  }
+}
+
+/** One raw call with the host's hygiene: clear, alloc 40 (ids + out slots) + payload, call, copy the reply out, free both. */
+function rawCall(g, idBytes, payload) {
+  const ex = g.ex
+  ex.edgeless_mem_clear()
+  const len = payload.length
+  const ids = ex.edgeless_mem_alloc(40)
+  const p = ex.edgeless_mem_alloc(len)
+  let u = g.view()
+  u.set(idBytes, ids)
+  if (len) u.set(payload, p)
+  const rc = ex.handle_call_asm(ids, ids + 16, p, len, ids + 32, ids + 36)
+  let reply = null
+  if (rc === 1) {
+    u = g.view()
+    const rp = rdU32(u, ids + 32)
+    reply = u.slice(rp, rp + rdU32(u, ids + 36))
+  }
+  ex.edgeless_mem_free(ids, 40)
+  if (len) ex.edgeless_mem_free(p, len)
+  return reply
+}
+
+/**
+ * Bare synchronous dispatch: a raw caller (from `callerModule`) whose call_asm import runs
+ * a raw pong's handle_call_asm right away, with the same hygiene, and writes the reply into
+ * the caller's memory through its edgeless_mem_alloc.
+ */
+async function bareCallerPong(callerModule, pongModule) {
+  let pong, caller
+  pong = new Raw(await WebAssembly.instantiate(pongModule, { env: { telemetry_log_asm: logStub(() => pong) } }))
+  const callerIdBytes = new Uint8Array(32).map((_, i) => (i * 53 + 7) & 0xff)
+  const aliases = new Map([['ponger', pong]])
+  const callAsm = (tp, tl, pp, pl, op, ol) => {
+    const target = aliases.get(aliasAt(caller.view(), tp, tl))
+    if (!target) return 2
+    const tx = target.ex
+    tx.edgeless_mem_clear()
+    const ids = tx.edgeless_mem_alloc(40)
+    const p = tx.edgeless_mem_alloc(pl)
+    let tu = target.view()
+    tu.set(callerIdBytes, ids)
+    if (pl) tu.set(caller.view().subarray(pp, pp + pl), p)
+    const rc = tx.handle_call_asm(ids, ids + 16, p, pl, ids + 32, ids + 36)
+    if (rc === 1) {
+      // Copy the reply straight from pong's memory into a buffer the caller allocates,
+      // before anything else runs in pong (the reply buffer is already freed there).
+      tu = target.view()
+      const rp = rdU32(tu, ids + 32)
+      const rl = rdU32(tu, ids + 36)
+      const dst = caller.ex.edgeless_mem_alloc(rl)
+      const u = caller.view()
+      if (rl) u.set(tu.subarray(rp, rp + rl), dst)
+      wrU32(u, op, dst)
+      wrU32(u, ol, rl)
+    }
+    tx.edgeless_mem_free(ids, 40)
+    if (pl) tx.edgeless_mem_free(p, pl)
+    return rc === 0 || rc === 1 ? rc : 2
+  }
+  caller = new Raw(await WebAssembly.instantiate(callerModule, {
+    env: {
+      call_asm: callAsm,
+      call_raw_asm: () => 2,
+      cast_asm: () => {},
+      delayed_cast_asm: () => {},
+      telemetry_log_asm: logStub(() => caller),
+    },
+  }))
+  return caller
+}
+
+// ---- main ---------------------------------------------------------------------------
+
+const hostIdBytes = new Uint8Array(32).map((_, i) => (i * 37 + 11) & 0xff)
+const X = enc.encode('x')
+const rt = new Runtime({ consoleLog: false })
+let crashes = 0
+rt.on('crash', (e) => { crashes++; log(`CRASH ${e.name}: ${e.error.message}`) })
+rt.on('warning', (e) => log(`warning ${e.name}: ${e.message}`))
+
+log(`node ${process.version}, ${os.cpus().length} cpus (${os.cpus()[0]?.model ?? '?'}), ${ROUNDS} rounds of ~${ROUND_MS} ms per side`)
+
+// 1. casts into the no-op guest ---------------------------------------------------------
+if (want(1)) {
+  const bytes = wasmBytes('noop')
+  const noop = await rt.spawn({ name: 'noop', module: bytes })
+  const raw = new Raw(await WebAssembly.instantiate(await WebAssembly.compile(bytes), { env: {} }))
+  const rawCast = rawCaster(raw, hostIdBytes, X)
+  // N-1 casts then a call: calls queue behind casts from the same sender, so its answer
+  // means every cast has been processed.
+  const castBurst = async (n) => {
+    for (let i = 1; i < n; i++) rt.cast(noop, X)
+    const r = await rt.call(noop, X)
+    if (r.kind !== 'noreply') throw new Error(`noop answered ${r.kind}`)
+  }
+  const baseline = 'raw handle_cast_asm export calls (clear, alloc 32 + alloc 1, copy ids and payload, call, free both) on a bare instance of noop.wasm'
+
+  log('1a. casts/s into noop, bursts of 1,000 ...')
+  const B = 1000
+  const [a, b] = await measure('casts/s, bursts of 1000', [
+    { label: 'runtime', step: B, run: async (n) => { for (let k = 0; k < n; k += B) await castBurst(B) } },
+    { label: 'raw', run: rawCast },
+  ])
+  record('casts into noop, bursts of 1,000', 'casts/s', a.stat, b.stat, baseline,
+    'Repeated bursts: rt.cast(noop, 1-byte payload) 999 times, then await rt.call(noop) (ordered behind the casts, so its answer means all were processed); the mailbox never holds more than 1,000 messages.')
+
+  log(`1b. casts/s into noop, one burst of ${BURST.toLocaleString('en')} ...`)
+  const [a2, b2] = await measure(`casts/s, burst of ${BURST}`, [
+    { label: 'runtime', n: BURST, run: castBurst },
+    { label: 'raw', run: rawCast },
+  ])
+  record(`casts into noop, one burst of ${BURST.toLocaleString('en')}`, 'casts/s', a2.stat, b2.stat, baseline,
+    `rt.cast(noop, 1-byte payload) ${BURST - 1} times, then await rt.call(noop): the whole burst sits in the mailbox before it is processed (every message and its payload copy survive young-generation GCs).`)
+  await noop.stop()
+}
+
+// 2. host -> guest calls into pong ---------------------------------------------------------
+if (want(2)) {
+  const bytes = wasmBytes('pong')
+  const pong = await rt.spawn({ name: 'pong', module: bytes })
+  const first = await rt.call(pong, 'x')
+  if (first.kind !== 'reply' || utf8(first.data) !== 'PONG') throw new Error(`pong answered ${JSON.stringify(first)}`)
+  let raw
+  raw = new Raw(await WebAssembly.instantiate(await WebAssembly.compile(bytes), { env: { telemetry_log_asm: logStub(() => raw) } }))
+  const check = rawCall(raw, hostIdBytes, X)
+  if (!check || dec.decode(check) !== 'PONG') throw new Error('raw pong did not answer PONG')
+  const rawCalls = (n) => { for (let i = 0; i < n; i++) rawCall(raw, hostIdBytes, X) }
+  const rawAsync = async () => rawCall(raw, hostIdBytes, X)
+  const baseline = 'raw handle_call_asm export calls on a bare pong.wasm (clear, alloc 40 + alloc 1, copy ids and payload, call, read the out slots, copy the reply out, free both; its telemetry_log_asm stub decodes both strings with TextDecoder), synchronous'
+
+  log('2a. sequential host->guest calls/s into pong ...')
+  const [a, b, c, d] = await measure('calls/s, sequential', [
+    { label: 'runtime', run: async (n) => { for (let i = 0; i < n; i++) await rt.call(pong, 'x') } },
+    { label: 'raw', run: rawCalls },
+    { label: 'raw+await', run: async (n) => { for (let i = 0; i < n; i++) await rawAsync() } },
+    { label: 'runtime(bytes)', run: async (n) => { for (let i = 0; i < n; i++) await rt.call(pong, X) } },
+  ])
+  record('host->guest calls into pong, sequential', 'calls/s', a.stat, b.stat, baseline,
+    `\`await rt.call(pong, 'x')\` in a loop (consoleLog:false; pong formats and logs a line per call, which the runtime turns into a \`log\` event). The baseline has no promise per call; the same raw call wrapped in an async function and awaited runs at ${fmt(c.stat.median)}/s (runtime / that = ${(a.stat.median / c.stat.median).toFixed(3)}). With the payload given as a Uint8Array instead of the string 'x' (no TextEncoder.encode per call) the runtime does ${fmt(d.stat.median)}/s (${(d.stat.median / b.stat.median).toFixed(3)} of the baseline).`)
+
+  log('2b. concurrent host->guest calls/s (Promise.all of 1000) ...')
+  const BATCH = 1000
+  const ps = new Array(BATCH)
+  const [a2, b2] = await measure('calls/s, Promise.all x1000', [
+    {
+      label: 'runtime',
+      step: BATCH,
+      run: async (n) => {
+        for (let k = 0; k < n; k += BATCH) {
+          for (let i = 0; i < BATCH; i++) ps[i] = rt.call(pong, 'x')
+          const rs = await Promise.all(ps)
+          if (rs[BATCH - 1].kind !== 'reply') throw new Error('pong did not reply')
+        }
+      },
+    },
+    { label: 'raw', run: rawCalls },
+  ])
+  record('host->guest calls into pong, 1,000 concurrent (Promise.all)', 'calls/s', a2.stat, b2.stat, baseline,
+    'Promise.all of 1,000 rt.call(pong, \'x\'), repeated. An idle pong answers each call synchronously inside rt.call (the fast path), so this is the sequential path with one Promise.all instead of one await per call.')
+  await pong.stop()
+}
+
+// 3. wasm -> wasm calls: caller calls pong ---------------------------------------------------
+if (want(3)) {
+  const callerBytes = wasmBytes('caller')
+  const pongBytes = wasmBytes('pong')
+  log('3. loading caller (asyncify via binaryen) ...')
+  const t0 = performance.now()
+  const callerFm = await rt.load(callerBytes)
+  const loadMs = performance.now() - t0
+  const pong = await rt.spawn({ name: 'ponger', module: pongBytes })
+  const caller = await rt.spawn({ name: 'caller', module: callerFm, outputs: { ponger: pong } })
+  const CMD = 'call:ponger:x'
+  const first = await rt.call(caller, CMD)
+  if (first.kind !== 'reply' || utf8(first.data) !== 'reply:PONG') throw new Error(`caller answered ${JSON.stringify(first)}`)
+
+  const pongModule = await WebAssembly.compile(pongBytes)
+  const bare = await bareCallerPong(await WebAssembly.compile(callerBytes), pongModule)
+  const bareAsyncified = await bareCallerPong(callerFm.module, pongModule) // the module the runtime runs
+  const cmd = enc.encode(CMD)
+  for (const g of [bare, bareAsyncified]) {
+    const check = rawCall(g, hostIdBytes, cmd)
+    if (!check || dec.decode(check) !== 'reply:PONG') throw new Error(`bare caller answered ${check && dec.decode(check)}`)
+  }
+
+  log(`3. wasm->wasm round trips/s (caller -> pong; loading + asyncify took ${loadMs.toFixed(0)} ms) ...`)
+  const [a, b, c, d] = await measure('wasm->wasm round trips/s', [
+    { label: 'runtime', run: async (n) => { for (let i = 0; i < n; i++) await rt.call(caller, CMD) } },
+    { label: 'bare', run: (n) => { for (let i = 0; i < n; i++) rawCall(bare, hostIdBytes, cmd) } },
+    { label: 'bare(asyncified)', run: (n) => { for (let i = 0; i < n; i++) rawCall(bareAsyncified, hostIdBytes, cmd) } },
+    { label: 'runtime(bytes)', run: async (n) => { for (let i = 0; i < n; i++) await rt.call(caller, cmd) } },
+  ])
+  record('wasm->wasm call round trips (host calls caller, caller calls pong)', 'round trips/s', a.stat, b.stat,
+    'bare synchronous dispatch: a raw instance of the untransformed caller.wasm whose call_asm import runs a raw pong\'s handle_call_asm (same hygiene as above) and writes the reply into caller memory via its edgeless_mem_alloc; the outer handle_call_asm driven from JS the same way',
+    `Sequential \`await rt.call(caller, 'call:ponger:x')\`: each round trip is the outer host->caller call plus the inner caller->pong call, nothing subtracted. The runtime runs caller after binaryen's asyncify transformation (it imports call_asm; loading + transforming took ${loadMs.toFixed(0)} ms here); the baseline runs the untransformed module. The same bare dispatch over the asyncified module runs at ${fmt(c.stat.median)}/s (${(c.stat.median / b.stat.median).toFixed(3)} of the untransformed one): that is what asyncify's instrumentation costs while nothing suspends. With the command given as a Uint8Array instead of a string the runtime does ${fmt(d.stat.median)}/s (${(d.stat.median / b.stat.median).toFixed(3)} of the baseline). Pong is idle, so the inner call takes the synchronous fast path (no unwind/rewind).`)
+  await caller.stop()
+  await pong.stop()
+}
+
+// 4. JS-function actors: ping-pong by casts ------------------------------------------------
+if (want(4)) {
+  let remaining = 0
+  let done = null
+  const player = () => ({
+    handleCast(_src, msg, ctx) {
+      if (--remaining > 0) ctx.cast('peer', msg)
+      else done()
+    },
+  })
+  const b = await rt.spawn({ name: 'js-b', fn: player })
+  const a = await rt.spawn({ name: 'js-a', fn: player, outputs: { peer: b } })
+  rt.setOutput(b, 'peer', a)
+  log('4. JS actor ping-pong hops/s ...')
+  const [s] = await measure('JS actor hops/s', [{
+    label: 'runtime',
+    run: (n) => new Promise((res) => {
+      remaining = n
+      done = res
+      rt.cast(a, X)
+    }),
+  }])
+  record('JS-function actors ping-pong (cast hops)', 'hops/s', s.stat, null, null,
+    'Two JS EdgeFunctions casting a 1-byte payload back and forth; one hop = one message delivered and handled. No baseline (nact is not a dependency).')
+  await a.stop()
+  await b.stop()
+}
+
+// 5. spawn rate and memory per live instance -----------------------------------------------
+if (want(5)) {
+  const bytes = wasmBytes('noop')
+  const fm = await rt.load(bytes) // compiled once (and cached)
+  const imports = { env: {} }
+  const BLOCK = 250
+  log(`5. spawn ${SPAWN_K} noop instances per side and round (blocks of ${BLOCK}, sides interleaved), ${SPAWN_ROUNDS} rounds ...`)
+
+  /**
+   * One round: every side creates k live instances, in blocks of BLOCK that take turns
+   * (so load drift on a shared machine hits every side alike). Each block is timed on its
+   * own and bracketed by GCs and process.memoryUsage(), so its retained memory is known.
+   */
+  const spawnRound = async (k) => {
+    const r = new Runtime({ consoleLog: false })
+    const sides = [
+      { name: 'runtime', make: (i) => r.spawn({ name: `noop-${i}`, module: fm }) },
+      { name: 'raw', make: () => WebAssembly.instantiate(fm.module, imports) },
+    ].map((s) => ({ ...s, keep: [], ms: 0, rss: 0, heapUsed: 0, external: 0 }))
+    await fullGc()
+    let mem = process.memoryUsage()
+    for (let b = 0, blk = 0; b < k; b += BLOCK, blk++) {
+      const end = Math.min(k, b + BLOCK)
+      for (let j = 0; j < sides.length; j++) {
+        const s = sides[(j + blk) % sides.length]
+        const t0 = performance.now()
+        for (let i = b; i < end; i++) s.keep.push(await s.make(i))
+        s.ms += performance.now() - t0
+        global.gc()
+        const now = process.memoryUsage()
+        for (const key of ['rss', 'heapUsed', 'external']) s[key] += now[key] - mem[key]
+        mem = now
+      }
+    }
+    if (r.instances().length !== k || sides.some((s) => s.keep.length !== k)) throw new Error('not every instance is live')
+    await r.shutdown()
+    const out = Object.fromEntries(sides.map((s) => {
+      const n = s.keep.length
+      return [s.name, { rate: (n * 1000) / s.ms, rss: s.rss / n, heapUsed: s.heapUsed / n, external: s.external / n }]
+    }))
+    for (const s of sides) s.keep = null
+    await fullGc()
+    return out
+  }
+  const t5 = performance.now()
+  await spawnRound(100) // warm-up
+  const rounds = []
+  for (let i = 0; i < SPAWN_ROUNDS; i++) {
+    if (i >= 3 && performance.now() - t5 > SPAWN_BUDGET_MS) {
+      log(`   (time budget of ${SPAWN_BUDGET_MS / 1000} s used up after ${i} rounds)`)
+      break
+    }
+    const o = await spawnRound(SPAWN_K)
+    rounds.push(o)
+    log(`   round ${i + 1}: ${Object.entries(o).map(([n, v]) => `${n} ${fmt(v.rate)} inst/s rss +${fmt(v.rss)} heap +${fmt(v.heapUsed)} B/inst`).join('; ')}`)
+  }
+  const by = (name, key) => stat(rounds.map((o) => o[name][key]), SPAWN_K)
+  const a = by('runtime', 'rate')
+  const b = by('raw', 'rate')
+  log(`spawn: runtime ${fmt(a.median)}/s, raw instantiate ${fmt(b.median)}/s (ratio ${(a.median / b.median).toFixed(3)})`)
+  record('spawn noop instances from a cached module', 'instances/s', a, b,
+    'sequential `await WebAssembly.instantiate(module, {env:{}})` of the same compiled module',
+    `Sequential \`await rt.spawn({ name, module: fm })\` with fm = await rt.load(bytes); per round K=${SPAWN_K} live instances per side, made in blocks of ${BLOCK} that alternate between the sides (a fresh Runtime per round). A spawn also runs handle_init and registers the actor; the raw instantiate runs nothing. Both sides' instances stay live during the round, and instantiation itself slows down as live instances accumulate (V8 work that grows with the number of live memories), so this is an average over 0..${2 * SPAWN_K} live instances.`)
+  const memNote = (key) => `Growth of process.memoryUsage().${key} across the blocks (each bracketed by global.gc()), divided by K=${SPAWN_K} live instances. Every noop instance also holds a 17-page (1,114,112-byte) linear memory, counted in \`external\` (runtime ${fmt(by('runtime', 'external').median)} B/inst, raw ${fmt(by('raw', 'external').median)} B/inst) but mostly untouched, so only touched pages show in rss.`
+  record('memory per live instance: rss', 'bytes/instance', by('runtime', 'rss'), by('raw', 'rss'), 'raw WebAssembly.instantiate instances kept alive', memNote('rss'))
+  record('memory per live instance: heapUsed', 'bytes/instance', by('runtime', 'heapUsed'), by('raw', 'heapUsed'), 'raw WebAssembly.instantiate instances kept alive', memNote('heapUsed'))
+}
+
+await rt.shutdown()
+if (crashes) throw new Error(`${crashes} crash(es) during the benchmark`)
+
+// ---- output -------------------------------------------------------------------------
+
+const meta = {
+  node: process.version,
+  v8: process.versions.v8,
+  date: new Date().toISOString(),
+  cpu: os.cpus()[0]?.model ?? 'unknown',
+  cpus: os.cpus().length,
+  platform: `${os.platform()} ${os.arch()}`,
+  loadavg: os.loadavg().map((x) => Number(x.toFixed(2))),
+  rounds: ROUNDS,
+  roundMs: ROUND_MS,
+  durationS: Number(((performance.now() - started) / 1000).toFixed(1)),
+}
+writeFileSync(new URL('./results.json', import.meta.url), JSON.stringify({ meta, results }, null, 2) + '\n')
+
+const table = results.map((r) => [r.name, `${fmt(r.value)} ${r.unit}`, r.baselineValue === null ? '-' : fmt(r.baselineValue), r.ratio === null ? '-' : r.ratio.toFixed(3)])
+const head = ['measurement', 'runtime', 'baseline', 'ratio']
+const w = head.map((h, i) => Math.max(h.length, ...table.map((r) => r[i].length)))
+const line = (cells) => cells.map((c, i) => (i === 0 ? c.padEnd(w[i]) : c.padStart(w[i]))).join('  ')
+console.log(`\nedgeless bench: node ${meta.node}, ${meta.cpu} x${meta.cpus}, ${meta.date}`)
+console.log(line(head))
+console.log(w.map((n) => '-'.repeat(n)).join('  '))
+for (const r of table) console.log(line(r))
+console.log(`\nratio = runtime / baseline, medians of alternating rounds; baselines and notes in bench/results.json (bench took ${meta.durationS} s).`)
+if (sink < 0) console.log(sink) // never; keeps `sink` live

@@ -81,9 +81,15 @@ export class WasmGuest implements Guest {
     return p
   }
 
-  private read(ptr: number, len: number, what: string): Uint8Array {
+  /** The bytes at [ptr, ptr+len), bounds-checked, as a view into guest memory (no copy). */
+  private at(ptr: number, len: number, what: string): Uint8Array {
     const p = this.range(ptr, len, what)
-    return this.u8.slice(p, p + (len >>> 0))
+    return this.u8.subarray(p, p + (len >>> 0))
+  }
+
+  /** A copy of the bytes at [ptr, ptr+len), for data that outlives the invocation. */
+  private read(ptr: number, len: number, what: string): Uint8Array {
+    return this.at(ptr, len, what).slice()
   }
 
   private alloc(len: number): number {
@@ -108,9 +114,9 @@ export class WasmGuest implements Guest {
   }
 
   private alias(ptr: number, len: number, op: 'cast' | 'call' | 'delayed_cast'): string | undefined {
-    const p = this.range(ptr, len, 'the target alias')
-    const s = utf8Strict(this.u8, p, p + (len >>> 0))
-    if (s === undefined) this.host.invalidAlias(op, this.u8.slice(p, p + (len >>> 0)))
+    const bytes = this.at(ptr, len, 'the target alias')
+    const s = utf8Strict(bytes)
+    if (s === undefined) this.host.invalidAlias(op, bytes.slice())
     return s
   }
 
@@ -159,10 +165,8 @@ export class WasmGuest implements Guest {
       },
       telemetry_log_asm: (level: number, tp: number, tl: number, mp: number, ml: number) => {
         // Log text is decoded leniently: invalid UTF-8 becomes U+FFFD rather than failing the guest.
-        const t = this.range(tp, tl, 'the log target')
-        const m = this.range(mp, ml, 'the log message')
-        const target = utf8(this.u8.subarray(t, t + (tl >>> 0)))
-        const text = utf8(this.u8.subarray(m, m + (ml >>> 0)))
+        const target = utf8(this.at(tp, tl, 'the log target'))
+        const text = utf8(this.at(mp, ml, 'the log message'))
         host.log(level, target, text)
       },
       slf_asm: (np: number, cp: number) => {

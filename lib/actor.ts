@@ -253,6 +253,18 @@ export class Actor implements GuestHost, Runnable {
     this.sys.emit('stop', { name: this.name, instance: this.id })
   }
 
+  /**
+   * Remove an instance whose init never ran or failed: refuse what was queued for it,
+   * cancel its timers, unregister it. No stop handler (the guest was never initialised).
+   */
+  discard(): void {
+    if (this.status === 'stopped') return
+    this.status = 'stopped'
+    for (let m = this.mailbox.shift(); m !== undefined; m = this.mailbox.shift()) this.refuse(m, 'instance-stopped')
+    this.cancelTimers()
+    if (this.sys.actors.get(this.id.function) === this) this.sys.actors.delete(this.id.function)
+  }
+
   cancelTimers(): void {
     for (const t of this.timers) this.sys.clock.clearTimeout(t)
     this.timers.clear()
@@ -304,7 +316,10 @@ export class Actor implements GuestHost, Runnable {
   callRaw(targetId: InstanceId, payload: Uint8Array): CallResult | Promise<CallResult> {
     const t = this.target(targetId, 'call')
     if (!t) return errResult('unknown-instance', `No live instance ${formatInstanceId(targetId)}.`, { target: targetId })
-    return this.sys.call(this, this.id, this.idBytes, t, payload, this.callTimeoutMs)
+    // A call made outside any handler (a resource answering an HTTP request, a JS timer)
+    // does not block this instance's mailbox, so it adds no waits-for edge: several may be
+    // in flight at once, and none can be part of a deadlock cycle.
+    return this.sys.call(this.busy ? this : null, this.id, this.idBytes, t, payload, this.callTimeoutMs)
   }
 
   delayedCast(delayMs: number, alias: string, payload: Uint8Array): void {

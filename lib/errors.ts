@@ -39,6 +39,10 @@ export type ErrorCode =
   | 'state-store-failed'
   /** The runtime has been shut down. */
   | 'runtime-shutdown'
+  /** A workflow failed validation; `details.problems` lists every problem found. */
+  | 'invalid-workflow'
+  /** A resource could not start or act (port in use, server unreachable, missing driver). */
+  | 'resource-failed'
 
 /**
  * The one error class of the library. `code` says what went wrong (a closed set),

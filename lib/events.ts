@@ -44,7 +44,7 @@ export interface DeadLetterEvent {
 
 /** Something the guest did that the host tolerated: an unknown alias, invalid UTF-8, ... */
 export interface WarningEvent {
-  code: 'unknown-alias' | 'invalid-utf8' | 'unknown-instance' | 'cannot-suspend' | 'stop-timeout'
+  code: 'unknown-alias' | 'invalid-utf8' | 'unknown-instance' | 'cannot-suspend' | 'stop-timeout' | 'resource-error'
   name: string
   instance: InstanceId
   message: string
@@ -78,4 +78,8 @@ export interface RuntimeEvents {
   'late-reply': [ev: { caller?: string; target: string; targetInstance: InstanceId }]
   'state-written': [ev: { name: string; instance: InstanceId; stateId: string; bytes: number }]
   'state-error': [ev: { name: string; instance: InstanceId; stateId: string; error: EdgelessError }]
+  /** A workflow's instances are all initialised. */
+  'workflow-start': [ev: { workflow: string; workflowId: string; instances: string[] }]
+  /** A workflow stopped (every instance's stop handler ran). */
+  'workflow-stop': [ev: { workflow: string; workflowId: string }]
 }

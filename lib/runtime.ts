@@ -12,6 +12,12 @@ import { ownBytes, toBytes, type Payload } from './payload'
 import { System } from './system'
 import { WasmGuest } from './wasm/instance'
 import { fetchLoader, loadFunctionModule, type FunctionModule, type ModuleSource, type SourceLoader } from './wasm/loader'
+import { httpEgressResource } from './resources/http-egress'
+import type { ResourceClass, WorkflowProblem } from './workflow/resource'
+import { workflowError, type WorkflowSpec } from './workflow/spec'
+import { checkWorkflow, launchWorkflow, WorkflowHandle, type WorkflowEnv, type WorkflowOptions } from './workflow/workflow'
+import type { WarningEvent } from './events'
+import { utf8Strict } from './payload'
 
 /**
  * Options of a {@link Runtime}. Everything has an embedded default: in-memory state, the
@@ -39,6 +45,12 @@ export interface RuntimeOptions {
   stopTimeoutMs?: number
   /** Bytes of guest memory borrowed to save a guest's stack while it waits for a call. Default 16 KiB. */
   suspendBufferBytes?: number
+  /** Resource classes to add to the built-in ones (see {@link Runtime.registerResource}). */
+  resources?: ResourceClass[]
+  /** Settings merged under every workflow resource's `configurations`, per class type, e.g. `{ 'http-ingress': { port: '8080' } }`. */
+  resourceConfig?: Record<string, Record<string, string>>
+  /** Resolves a workflow's `code` path against the workflow's location. The core treats both as URLs or POSIX paths; the Node entry uses `node:path`. */
+  resolveRef?: (code: string, base: string | undefined) => string
 }
 
 /**
@@ -99,6 +111,13 @@ export interface CallOptions {
 }
 
 type Target = InstanceId | { readonly id: InstanceId }
+
+/** An instance built but not yet initialised (see {@link Runtime.prepareSpawn}). @internal */
+export interface PreparedSpawn {
+  readonly actor: Actor
+  readonly payload: Uint8Array | undefined
+  readonly state: Uint8Array | undefined
+}
 
 const LEVEL_RANK: Record<LogLevelName, number> = { error: 1, warn: 2, info: 3, debug: 4, trace: 5 }
 
@@ -166,6 +185,9 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
   private readonly stopTimeoutMs: number
   private closed = false
   private readonly spawning = new Set<Promise<unknown>>()
+  private readonly classes = new Map<string, ResourceClass>()
+  private readonly workflows = new Map<string, WorkflowHandle>()
+  private readonly workflowEnv: WorkflowEnv
 
   constructor(options: RuntimeOptions = {}) {
     super()
@@ -177,6 +199,15 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     this.suspendBufferBytes = options.suspendBufferBytes ?? 16 * 1024
     this.stopTimeoutMs = options.stopTimeoutMs ?? 5000
     this.sys = new System(this.nodeId, options.clock ?? realClock, options.stateStore ?? memoryStore(), this)
+    this.registerResource(httpEgressResource)
+    for (const cls of options.resources ?? []) this.registerResource(cls)
+    this.workflowEnv = {
+      loader: this.loader,
+      resolveRef: options.resolveRef ?? resolveRef,
+      resourceClass: (t) => this.classes.get(t),
+      resourceClasses: () => [...this.classes.keys()],
+      resourceConfig: options.resourceConfig ?? {},
+    }
     const level = options.consoleLog ?? 'info'
     if (level !== false) this.attachConsole(LEVEL_RANK[level])
   }
@@ -218,6 +249,17 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
   }
 
   private async doSpawn(o: SpawnOptions): Promise<ActorRef> {
+    const p = await this.prepareSpawn(o)
+    this.registerPrepared(p)
+    return this.activatePrepared(p)
+  }
+
+  /**
+   * Everything of a spawn that can fail before the instance exists: options, module,
+   * instantiation, reading the stored state. Nothing is registered yet.
+   * @internal
+   */
+  async prepareSpawn(o: SpawnOptions): Promise<PreparedSpawn> {
     this.assertOpen()
     if (!o || typeof o.name !== 'string' || o.name === '') throw new EdgelessError('invalid-argument', 'spawn needs a non-empty `name`.')
     if ((o.module === undefined) === (o.fn === undefined)) throw new EdgelessError('invalid-argument', `spawn("${o.name}") needs exactly one of \`module\` (wasm) and \`fn\` (a JS function).`)
@@ -252,17 +294,35 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     } catch (e) {
       throw new EdgelessError('state-store-failed', `Reading the state of "${o.name}" (state id ${actor.stateId}) failed: ${(e as Error).message}. Check the state store.`, { stateId: actor.stateId }, { cause: e })
     }
-    this.assertOpen()
-    this.sys.actors.set(functionId, actor)
     const payload = o.initPayload === undefined ? undefined : toBytes(o.initPayload)
-    const ok = await actor.init(payload && payload.length ? payload : undefined, state && state.length ? state : undefined)
+    return { actor, payload: payload && payload.length ? payload : undefined, state: state && state.length ? state : undefined }
+  }
+
+  /**
+   * Make a prepared instance addressable: messages sent to it from now on queue up and are
+   * processed once its init has run.
+   * @internal
+   */
+  registerPrepared(p: PreparedSpawn): void {
+    this.assertOpen()
+    if (this.sys.actors.has(p.actor.id.function)) throw new EdgelessError('invalid-argument', `An instance with function id ${p.actor.id.function} already runs.`)
+    this.sys.actors.set(p.actor.id.function, p.actor)
+  }
+
+  /**
+   * Run handle_init of a registered instance. On a crash the instance is removed and the
+   * crash error is thrown.
+   * @internal
+   */
+  async activatePrepared(p: PreparedSpawn): Promise<ActorRef> {
+    const { actor } = p
+    const ok = await actor.init(p.payload, p.state)
     if (!ok) {
-      actor.cancelTimers()
-      this.sys.actors.delete(functionId)
+      actor.discard()
       throw actor.lastError!
     }
-    this.sys.emit('spawn', { name: o.name, instance: actor.id })
-    return new ActorRef(this, actor.id, o.name)
+    this.sys.emit('spawn', { name: actor.name, instance: actor.id })
+    return new ActorRef(this, actor.id, actor.name)
   }
 
   /**
@@ -367,7 +427,131 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
   async shutdown(): Promise<void> {
     this.closed = true
     await Promise.allSettled([...this.spawning])
+    await Promise.all([...this.workflows.values()].map((w) => w.stop()))
     await Promise.all([...this.sys.actors.values()].map((a) => a.stop()))
+  }
+
+  /**
+   * Add a resource class (or replace one with the same `classType`), so workflows can name it.
+   *
+   * @example
+   * ```ts
+   * rt.registerResource({ classType: 'upper', create: () => ({ handleCall: (_s, m) => reply(utf8(m).toUpperCase()) }) })
+   * ```
+   */
+  registerResource(cls: ResourceClass): void {
+    if (!cls || typeof cls.classType !== 'string' || cls.classType === '' || typeof cls.create !== 'function') {
+      throw new EdgelessError('invalid-argument', 'A resource class needs a non-empty `classType` and a `create(init)` function.')
+    }
+    this.classes.set(cls.classType, cls)
+  }
+
+  /** The registered resource class types. */
+  resourceClasses(): string[] {
+    return [...this.classes.keys()]
+  }
+
+  /**
+   * Check a workflow without starting it: structure, names, output mappings, code (read,
+   * compiled, checked against the ABI), resource classes and their configurations. Returns
+   * every problem found (empty when it can start).
+   *
+   * @example
+   * ```ts
+   * for (const p of await rt.validateWorkflow('workflow.json')) console.error(formatProblem(p))
+   * ```
+   */
+  async validateWorkflow(workflow: WorkflowSpec | string | URL, options: WorkflowOptions = {}): Promise<WorkflowProblem[]> {
+    const { spec, file, problems, base } = await this.readWorkflow(workflow)
+    if (problems.length) return problems
+    return (await checkWorkflow(this.workflowEnv, spec, { ...(base !== undefined ? { base } : {}), ...options }, file)).problems
+  }
+
+  /**
+   * Validate and start a workflow (upstream's `workflow.json`, as an object, a path in Node,
+   * or a URL): every function is spawned and initialised with its `init-payload`
+   * annotation, every resource created, output mappings become aliases. Any problem throws
+   * one `invalid-workflow` error listing them all, and nothing starts.
+   *
+   * Each function's state id is `<workflow name>/<function name>` (or its `state-id`
+   * annotation), so starting the same workflow again with a persistent store resumes it.
+   *
+   * @example
+   * ```ts
+   * const wf = await rt.startWorkflow('examples/ping-pong/workflow.json')
+   * await wf.stop()
+   * ```
+   */
+  startWorkflow(workflow: WorkflowSpec | string | URL, options: WorkflowOptions = {}): Promise<WorkflowHandle> {
+    const p = this.doStartWorkflow(workflow, options)
+    this.spawning.add(p)
+    const done = () => { this.spawning.delete(p) }
+    p.then(done, done)
+    return p
+  }
+
+  private async doStartWorkflow(workflow: WorkflowSpec | string | URL, options: WorkflowOptions): Promise<WorkflowHandle> {
+    this.assertOpen()
+    const { spec, file, problems: readProblems, base } = await this.readWorkflow(workflow)
+    const label = file !== undefined ? `Workflow ${file}` : 'The workflow'
+    if (readProblems.length) throw workflowError(readProblems, label)
+    const { problems, validated } = await checkWorkflow(this.workflowEnv, spec, { ...(base !== undefined ? { base } : {}), ...options }, file)
+    if (problems.length) throw workflowError(problems, label)
+    if (this.workflows.has(validated.name)) {
+      throw new EdgelessError('invalid-argument', `A workflow named "${validated.name}" already runs on this runtime. Stop it first, or pass a different { name } (the name also keys the workflow's state).`, { workflow: validated.name })
+    }
+    this.assertOpen()
+    // Reserve the name while starting, so two concurrent starts of one workflow cannot both run.
+    const placeholder = {} as WorkflowHandle
+    this.workflows.set(validated.name, placeholder)
+    try {
+      const h = await launchWorkflow(this, validated, options, (h) => {
+        if (this.workflows.get(h.name) === h) this.workflows.delete(h.name)
+        this.sys.emit('workflow-stop', { workflow: h.name, workflowId: h.id })
+      })
+      this.workflows.set(validated.name, h)
+      this.sys.emit('workflow-start', { workflow: h.name, workflowId: h.id, instances: h.instances().map((i) => i.name) })
+      return h
+    } catch (e) {
+      if (this.workflows.get(validated.name) === placeholder) this.workflows.delete(validated.name)
+      throw e
+    }
+  }
+
+  /**
+   * The running workflows.
+   *
+   * @example
+   * ```ts
+   * for (const wf of rt.runningWorkflows()) await wf.stop()
+   * ```
+   */
+  runningWorkflows(): WorkflowHandle[] {
+    return [...this.workflows.values()].filter((w) => w instanceof WorkflowHandle)
+  }
+
+  private async readWorkflow(workflow: WorkflowSpec | string | URL): Promise<{ spec: unknown; file?: string; base?: string; problems: WorkflowProblem[] }> {
+    if (typeof workflow !== 'string' && !(workflow instanceof URL)) return { spec: workflow, problems: [] }
+    const file = typeof workflow === 'string' ? workflow : workflow.href
+    const problem = (message: string): WorkflowProblem[] => [{ file, entity: 'workflow', field: '(file)', message }]
+    let bytes: Uint8Array
+    try {
+      bytes = await this.loader(workflow)
+    } catch (e) {
+      return { spec: undefined, file, base: file, problems: problem(`cannot read the workflow file: ${(e as Error).message}; check the path`) }
+    }
+    const text = utf8Strict(bytes)
+    if (text === undefined) return { spec: undefined, file, base: file, problems: problem('is not UTF-8 text; a workflow is a JSON file') }
+    try {
+      return { spec: JSON.parse(text), file, base: file, problems: [] }
+    } catch (e) {
+      return { spec: undefined, file, base: file, problems: problem(`is not valid JSON (${(e as Error).message}); fix the syntax`) }
+    }
+  }
+
+  /** @internal */
+  emitWarning(ev: WarningEvent): void {
+    this.sys.emit('warning', ev)
   }
 
   private assertOpen(): void {
@@ -404,4 +588,16 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
       this.on('state-error', (e) => console.warn(`[edgeless] WARN ${e.error.message}`))
     }
   }
+}
+
+/**
+ * Resolve a workflow's `code` against the workflow's location: URLs (`https:`, `file:`)
+ * with URL rules, otherwise as POSIX paths relative to the workflow file's folder.
+ */
+function resolveRef(code: string, base: string | undefined): string {
+  if (/^[a-z][a-z0-9+.-]+:/i.test(code) || base === undefined) return code
+  if (/^[a-z][a-z0-9+.-]+:/i.test(base)) return new URL(code, base).href
+  if (code.startsWith('/')) return code
+  const slash = base.lastIndexOf('/')
+  return slash < 0 ? code : `${base.slice(0, slash + 1)}${code}`
 }

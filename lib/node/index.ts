@@ -4,11 +4,20 @@
  * @packageDocumentation
  */
 import { readFile } from 'node:fs/promises'
+import { dirname, isAbsolute, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Runtime as CoreRuntime, type RuntimeOptions } from '../runtime'
 import { fetchLoader, type SourceLoader } from '../wasm/loader'
+import type { WorkflowSpec } from '../workflow/spec'
+import type { WorkflowHandle, WorkflowOptions } from '../workflow/workflow'
+import type { WorkflowProblem } from '../workflow/resource'
+import { fileLogResource } from './resources/file-log'
+import { httpIngressResource } from './resources/http-ingress'
+import { redisResource } from './resources/redis'
 
 export * from '../index'
+export { fileLogResource, httpIngressResource, redisResource }
+export { ingressAddress } from './resources/http-ingress'
 
 /**
  * Loads a module source in Node: a file path (relative to the working directory), a
@@ -38,6 +47,30 @@ export const fileLoader: SourceLoader = async (ref) => {
  */
 export class Runtime extends CoreRuntime {
   constructor(options: RuntimeOptions = {}) {
-    super({ loadSource: fileLoader, ...options })
+    super({ loadSource: fileLoader, resolveRef: resolveCodePath, ...options, resources: [fileLogResource, httpIngressResource, redisResource, ...(options.resources ?? [])] })
   }
+
+  // A workflow path is made absolute first, so its default name (folder/file) and the
+  // resolution of its `code` paths do not depend on the working directory.
+  override startWorkflow(workflow: WorkflowSpec | string | URL, options?: WorkflowOptions): Promise<WorkflowHandle> {
+    return super.startWorkflow(absolute(workflow), options)
+  }
+
+  override validateWorkflow(workflow: WorkflowSpec | string | URL, options?: WorkflowOptions): Promise<WorkflowProblem[]> {
+    return super.validateWorkflow(absolute(workflow), options)
+  }
+}
+
+const isUrl = (s: string) => /^[a-z][a-z0-9+.-]+:/i.test(s) && !/^[a-z]:[\\/]/i.test(s)
+
+function absolute<T>(w: T): T {
+  return (typeof w === 'string' && !isUrl(w) ? resolve(w) : w) as T
+}
+
+/** `code` relative to the workflow file's folder (or a URL relative to a URL). */
+function resolveCodePath(code: string, base: string | undefined): string {
+  if (isUrl(code)) return code
+  if (base !== undefined && isUrl(base)) return new URL(code, base).href
+  if (isAbsolute(code) || base === undefined) return resolve(code)
+  return resolve(dirname(base), code)
 }

@@ -1,0 +1,206 @@
+/**
+ * The `file-log` resource (Node): appends every message it receives to a file, one line
+ * per message.
+ *
+ * Configuration:
+ * - `filename` (required): the file to append to. A relative path resolves against the
+ *   workflow file's folder (`baseDir`), or the working directory when there is none.
+ *   Missing parent folders are created.
+ * - `add-timestamp`: `"true"` prefixes each line with the UTC time the line was written,
+ *   RFC 3339 with milliseconds (`2026-11-28T14:30:00.123Z`).
+ * - `add-source-id`: `"true"` prefixes each line with the sender's instance id as
+ *   `formatInstanceId` prints it (`<node uuid>/<function uuid>`).
+ *
+ * Both options must be `"true"` or `"false"`. Upstream enables an option when the key is
+ * merely present (so upstream's `"add-timestamp": "false"` adds timestamps); here the
+ * value counts, and anything but true/false is a validation error rather than a surprise.
+ *
+ * Line format (fields separated by one space, absent fields leave no gap):
+ * ```
+ * [<timestamp> ][<source-id> ]<text>\n
+ * 2026-11-28T14:30:00.123Z 1b4e28ba-2fa1-11d2-883f-0016d3cca427/9f0c…-… hello
+ * ```
+ * `<text>` is the payload decoded as UTF-8 (invalid bytes become U+FFFD), written as is:
+ * a payload containing newlines spans several lines, as upstream's `writeln!` does.
+ *
+ * Delivery: a cast is queued and written in order with its neighbours (consecutive
+ * lines go out in one write); a call answers NoReply only once its line — and every line
+ * received before it — is written to the file. A failed write is a warning (and Err for
+ * a call). Stopping the resource writes what is queued, then closes the file.
+ *
+ * @example
+ * ```json
+ * { "name": "log", "class_type": "file-log", "output_mapping": {},
+ *   "configurations": { "filename": "out/pings.log", "add-timestamp": "true" } }
+ * ```
+ * ```ts
+ * const log = await rt.spawn({ name: 'log', fn: await fileLogResource.create({ name: 'log', workflowId, config: { filename: 'out.log' }, warn }) })
+ * ```
+ * @packageDocumentation
+ */
+import type { FileHandle } from 'node:fs/promises'
+import { mkdir, open } from 'node:fs/promises'
+import { dirname, resolve } from 'node:path'
+import { err, noReply } from '../../call-result'
+import { EdgelessError } from '../../errors'
+import { formatInstanceId, type InstanceId } from '../../ids'
+import type { EdgeFunction } from '../../js-function'
+import { utf8 } from '../../payload'
+import type { ResourceClass } from '../../workflow/resource'
+
+/** Casts stop being accepted without waiting once this many characters are queued. */
+const HIGH_WATER_CHARS = 1 << 20
+
+const BOOL_KEYS = ['add-timestamp', 'add-source-id'] as const
+
+function checkConfig(config: Readonly<Record<string, string>>): Array<{ field: string; message: string }> {
+  const problems: Array<{ field: string; message: string }> = []
+  // A missing `filename` is reported by the runner from `required`; only an empty one here.
+  const filename = config['filename']
+  if (filename !== undefined && filename.trim() === '') {
+    problems.push({ field: 'filename', message: 'must name the file to append to (relative paths resolve against the workflow file\'s folder), got ""' })
+  }
+  for (const k of BOOL_KEYS) {
+    const v = config[k]
+    if (v !== undefined && v !== 'true' && v !== 'false') problems.push({ field: k, message: `must be "true" or "false", got ${JSON.stringify(v)}` })
+  }
+  return problems
+}
+
+/**
+ * Writes lines to a file in the order they were given, batching the ones that queue up
+ * while a write is in flight. Each `append` resolves once its line is written.
+ */
+class OrderedAppender {
+  private batch: string[] = []
+  private waiters: Array<(e?: unknown) => void> = []
+  private queuedChars = 0
+  private running: Promise<void> | null = null
+
+  constructor(private readonly fh: FileHandle) {}
+
+  /** Characters queued but not yet written. */
+  get backlog(): number {
+    return this.queuedChars
+  }
+
+  append(line: string): Promise<void> {
+    return new Promise((res, rej) => {
+      this.batch.push(line)
+      this.queuedChars += line.length
+      this.waiters.push((e) => (e === undefined ? res() : rej(e)))
+      this.running ??= this.run()
+    })
+  }
+
+  /** Resolves when everything queued so far is written (or failed). */
+  async drain(): Promise<void> {
+    while (this.running) await this.running
+  }
+
+  private async run(): Promise<void> {
+    while (this.batch.length > 0) {
+      const lines = this.batch
+      const waiters = this.waiters
+      this.batch = []
+      this.waiters = []
+      const data = lines.join('')
+      let error: unknown
+      try {
+        // appendFile loops until every byte is written (a single write() may be partial).
+        await this.fh.appendFile(data, 'utf8')
+      } catch (e) {
+        error = e ?? new Error('write failed')
+      }
+      this.queuedChars -= data.length
+      for (const w of waiters) w(error)
+    }
+    this.running = null
+  }
+}
+
+/**
+ * The `file-log` resource class. See the module documentation for the line format.
+ *
+ * @example
+ * ```ts
+ * rt.registerResource(fileLogResource)
+ * ```
+ */
+export const fileLogResource: ResourceClass = {
+  classType: 'file-log',
+  description: 'Appends each message it receives to a file as one line, optionally prefixed by a timestamp and the sender\'s instance id.',
+  required: ['filename'],
+  validate: checkConfig,
+  create(init): EdgeFunction {
+    const problem = init.config['filename'] === undefined
+      ? { field: 'filename', message: 'is required: set it to the file to append to' }
+      : checkConfig(init.config)[0]
+    if (problem) throw new EdgelessError('resource-failed', `file-log "${init.name}": configurations.${problem.field} ${problem.message}.`, { name: init.name, field: problem.field })
+    const path = resolve(init.baseDir ?? process.cwd(), init.config['filename']!)
+    const addTimestamp = init.config['add-timestamp'] === 'true'
+    const addSourceId = init.config['add-source-id'] === 'true'
+    const who = `file-log "${init.name}"`
+    let fh: FileHandle | undefined
+    let out: OrderedAppender | undefined
+
+    const line = (src: InstanceId, msg: Uint8Array): string => {
+      let s = ''
+      if (addTimestamp) s += `${new Date().toISOString()} `
+      if (addSourceId) s += `${formatInstanceId(src)} `
+      return `${s}${utf8(msg)}\n`
+    }
+    const writeFailed = (e: unknown): string => {
+      const message = `${who}: writing to ${path} failed: ${(e as Error)?.message ?? String(e)}`
+      init.warn(message, { path })
+      return message
+    }
+
+    return {
+      async handleInit() {
+        // The file is opened here, not in create, so that the instance that owns it is the
+        // one whose handleStop closes it (a restarted instance reopens it).
+        try {
+          await mkdir(dirname(path), { recursive: true })
+          fh = await open(path, 'a')
+        } catch (e) {
+          const code = (e as NodeJS.ErrnoException).code
+          throw new EdgelessError(
+            'resource-failed',
+            `${who}: cannot open ${path} for appending (${code ?? (e as Error).message}). Make sure its folder exists or can be created and is writable, or set configurations.filename to another path.`,
+            { name: init.name, path, code },
+            { cause: e },
+          )
+        }
+        out = new OrderedAppender(fh)
+      },
+
+      async handleCast(src, msg) {
+        if (!out) return
+        const written = out.append(line(src, msg))
+        written.catch(writeFailed)
+        // Backpressure: a sender much faster than the disk waits instead of growing the queue.
+        if (out.backlog > HIGH_WATER_CHARS) await written.catch(() => undefined)
+      },
+
+      async handleCall(src, msg) {
+        if (!out) return err(`${who} is not open`)
+        try {
+          await out.append(line(src, msg))
+        } catch (e) {
+          return err(writeFailed(e))
+        }
+        return noReply()
+      },
+
+      async handleStop() {
+        const f = fh
+        const o = out
+        fh = undefined
+        out = undefined
+        if (o) await o.drain()
+        if (f) await f.close()
+      },
+    }
+  },
+}

@@ -18,10 +18,14 @@ const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as {
   types?: string
   exports: Record<string, unknown>
   dependencies?: Record<string, string>
+  bin?: Record<string, string>
+  files: string[]
 }
 
 /** The public entries tsup builds (tsup.config.ts), each in every published format. */
-const ENTRIES = ['index', 'node', 'adapters/memory']
+const ENTRIES = ['index', 'node', 'adapters/memory', 'adapters/file']
+/** Built entries reached through package.json `bin`, not the exports map. */
+const BIN_ENTRIES = ['cli']
 const FORMATS = ['.js', '.cjs', '.d.ts', '.d.cts']
 
 /** The dist files that are published entries (not chunks, not source maps). */
@@ -31,7 +35,8 @@ function builtEntryFiles(): string[] {
     for (const e of readdirSync(dir, { withFileTypes: true })) {
       const p = join(dir, e.name)
       if (e.isDirectory()) walk(p)
-      else if (!e.name.startsWith('chunk-') && !e.name.endsWith('.map')) out.push(relative(root, p).split(sep).join('/'))
+      // chunk-* (code) and types-* (declarations) are shared chunks, not entries.
+      else if (!/^(chunk|types)-/.test(e.name) && !e.name.endsWith('.map')) out.push(relative(root, p).split(sep).join('/'))
     }
   }
   walk(dist)
@@ -112,9 +117,18 @@ describe('exports map and build agree', () => {
     // The entries tsup is configured to build are all there...
     expect(expected.filter((f) => !existsSync(join(root, f)))).toEqual([])
     // ...every entry file in dist (whatever tsup produced) is reachable through the map...
-    const built = builtEntryFiles()
+    const binFiles = BIN_ENTRIES.flatMap((e) => FORMATS.map((f) => `dist/${e}${f}`))
+    const built = builtEntryFiles().filter((f) => !binFiles.includes(f))
     expect(built.filter((f) => !referenced.has(f))).toEqual([])
     expect(built).toEqual(expected)
+    // The bin launcher exists, is executable, and loads a CLI entry that was built.
+    for (const [name, target] of Object.entries(pkg.bin ?? {})) {
+      const launcher = readFileSync(join(root, target), 'utf8')
+      expect({ name, shebang: launcher.startsWith('#!/usr/bin/env node\n') }).toEqual({ name, shebang: true })
+      const imported = /from '\.\.\/(dist\/[^']+)'/.exec(launcher)?.[1]
+      expect(imported && existsSync(join(root, imported))).toBe(true)
+      expect(pkg.files).toEqual(expect.arrayContaining([target.replace(/^\.\//, '').split('/')[0]]))
+    }
     // ...and the map references nothing outside them (besides package.json).
     expect([...referenced].filter((f) => f !== 'package.json' && !expected.includes(f))).toEqual([])
   })
@@ -188,7 +202,10 @@ describe('the platform-neutral core has no Node builtins', () => {
     const { files, bare } = closure(['dist/node.js', 'dist/node.cjs'])
     // (tsup strips the node: prefix unless removeNodeProtocol is false, so accept both.)
     const hits = builtinImports(files, bare).map((h) => h.replace(': node:', ': '))
-    expect(hits).toEqual(expect.arrayContaining(['dist/node.js: fs/promises', 'dist/node.js: url', 'dist/node.cjs: fs/promises', 'dist/node.cjs: url']))
+    for (const ext of ['.js', '.cjs']) {
+      const found = hits.filter((h) => h.split(':')[0]!.endsWith(ext)).map((h) => h.split(': ')[1])
+      expect(found).toEqual(expect.arrayContaining(['fs/promises', 'url', 'path', 'http']))
+    }
   })
 
   test('sources: lib/ (outside lib/node/) and adapters/memory.ts, adapters/types.ts', () => {
@@ -210,7 +227,7 @@ describe('the platform-neutral core has no Node builtins', () => {
     }
     expect([...new Set(hits)]).toEqual([])
     // Control: the same scan flags the Node entry.
-    expect(specifiers(readFileSync(join(root, 'lib/node/index.ts'), 'utf8')).filter(isBuiltin)).toEqual(['node:fs/promises', 'node:url'])
+    expect(specifiers(readFileSync(join(root, 'lib/node/index.ts'), 'utf8')).filter(isBuiltin)).toEqual(['node:fs/promises', 'node:path', 'node:url'])
   })
 })
 

@@ -1,0 +1,176 @@
+// The `edgeless` CLI end to end, in child processes, as a user runs it (the built package's
+// bin; `npm test` builds first).
+import { spawn } from 'node:child_process'
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { createServer, type Server } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { afterAll, beforeAll, describe, expect, test } from '@jest/globals'
+import { wasmPath } from './helpers/fixtures'
+
+const root = fileURLToPath(new URL('..', import.meta.url))
+const bin = join(root, 'bin', 'edgeless.mjs')
+const pingPong = join(root, 'examples', 'ping-pong', 'workflow.json')
+
+interface Run { code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }
+
+/** Run the CLI; `onStdout` may act on output as it arrives (e.g. send SIGINT). */
+function cli(args: string[], opts: { cwd?: string; onStdout?: (all: string, child: ReturnType<typeof spawn>) => void; timeoutMs?: number } = {}): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [bin, ...args], { cwd: opts.cwd ?? root, stdio: ['ignore', 'pipe', 'pipe'] })
+    let stdout = ''
+    let stderr = ''
+    const killer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`CLI did not exit: ${args.join(' ')}\n${stdout}\n${stderr}`)) }, opts.timeoutMs ?? 20000)
+    child.stdout!.on('data', (d: Buffer) => { stdout += d; opts.onStdout?.(stdout, child) })
+    child.stderr!.on('data', (d: Buffer) => { stderr += d })
+    child.on('exit', (code, signal) => {
+      clearTimeout(killer)
+      // Let the pipes drain before resolving.
+      setImmediate(() => resolve({ code, signal, stdout, stderr }))
+    })
+  })
+}
+
+const LINE = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (ERROR|WARN |INFO |DEBUG|TRACE) [^:]+: .*$/
+
+let dir: string
+beforeAll(() => { dir = mkdtempSync(join(tmpdir(), 'edgeless-cli-')) })
+afterAll(() => rmSync(dir, { recursive: true, force: true }))
+
+describe('edgeless validate', () => {
+  test('a good workflow: exit 0', async () => {
+    const r = await cli(['validate', pingPong])
+    expect(r.stdout.trim()).toBe(`${pingPong}: ok`)
+    expect(r.code).toBe(0)
+  })
+
+  test('a bad workflow: every problem printed, exit 1, no stack trace', async () => {
+    const file = join(dir, 'bad.json')
+    writeFileSync(file, JSON.stringify({
+      functions: [
+        { name: 'p', class_specification: { id: 'p', function_type: 'RUST_WASM', version: '1', code: 'missing.wasm', outputs: [] }, output_mapping: { x: 'ghost' } },
+        { name: 'p', class_specification: { id: 'p', function_type: 'CONTAINER', version: '1', code: 'img', outputs: [] } },
+      ],
+      resources: [{ name: 'log', class_type: 'file-log', configurations: {} }],
+    }))
+    const r = await cli(['validate', file])
+    expect(r.code).toBe(1)
+    const lines = r.stderr.trim().split('\n')
+    expect(lines[0]).toBe(`${file}: 5 problems:`)
+    expect(lines.slice(1).join('\n')).toMatch(/function "p \(#1\)", class_specification.function_type: "CONTAINER" is not supported/)
+    expect(lines.slice(1).join('\n')).toMatch(/function "p", output_mapping.x: maps alias "x" to "ghost"/)
+    expect(lines.slice(1).join('\n')).toMatch(/function "p", class_specification.code: cannot read the code/)
+    expect(lines.slice(1).join('\n')).toMatch(/function "p", name: the name "p" is already used/)
+    expect(lines.slice(1).join('\n')).toMatch(/resource "log", configurations.filename: is required/)
+    expect(r.stderr).not.toMatch(/\n\s+at /)
+  })
+})
+
+describe('edgeless run', () => {
+  test('runs ping-pong for --duration, logs one line per function log, stops gracefully, exit 0', async () => {
+    const r = await cli(['run', pingPong, '--duration', '1500'])
+    expect(r.code).toBe(0)
+    const lines = r.stdout.trim().split('\n')
+    for (const l of lines) expect(l).toMatch(LINE)
+    expect(lines.filter((l) => / INFO  pinger: Got Reply: PONG$/.test(l)).length).toBeGreaterThanOrEqual(2)
+    expect(lines.some((l) => / INFO  ponger: Ponger: 'Stop' called$/.test(l))).toBe(true)
+    expect(lines.some((l) => / INFO  pinger: Pinger: 'Stop' called$/.test(l))).toBe(true)
+    expect(r.stderr).toMatch(/workflow "ping-pong\/workflow" .* started/)
+    expect(r.stderr).toMatch(/stopping \(1500 ms elapsed\)/)
+  })
+
+  test('--state-dir: a second run resumes where the first stopped; SIGINT stops with the state written', async () => {
+    const stateDir = join(dir, 'state')
+    let interrupted = false
+    const first = await cli(['run', pingPong, '--state-dir', stateDir], {
+      // Stop with Ctrl-C (once: a second one means "exit now") after two answered pings.
+      onStdout: (all, child) => {
+        if (!interrupted && (all.match(/Got Reply: PONG/g) ?? []).length >= 2) {
+          interrupted = true
+          child.kill('SIGINT')
+        }
+      },
+    })
+    expect(first.code).toBe(0)
+    expect(first.stderr).toMatch(/stopping \(SIGINT\)/)
+    expect(first.stdout).toMatch(/Pinger: 'Stop' called/)
+    const files = readdirSync(stateDir).filter((f) => f.endsWith('.state'))
+    expect(files).toContain('ping-pong%2Fworkflow%2Fpinger.state')
+    const state = readFileSync(join(stateDir, 'ping-pong%2Fworkflow%2Fpinger.state'), 'utf8')
+    const count = Number(/"count":(\d+)/.exec(state)![1])
+    expect(count).toBeGreaterThanOrEqual(2)
+
+    const second = await cli(['run', pingPong, '--state-dir', stateDir, '--duration', '300'])
+    expect(second.code).toBe(0)
+    // The first ping of the second run carries the next number: PING-<count>.
+    const firstCall = second.stdout.split('\n').find((l) => /Ponger: 'Call' called/.test(l))!
+    expect(firstCall).toContain(`[${[...Buffer.from(`PING-${count}`)].join(', ')}]`)
+  })
+
+  test('a crash inside a function is a log line and the run goes on', async () => {
+    // The counter panics on a message that is not an integer; the sensor sends "11.36".
+    const file = join(dir, 'crashy.json')
+    const f = (name: string, code: string, mapping: Record<string, string>, init?: string) => ({
+      name, class_specification: { id: name, function_type: 'RUST_WASM', version: '0.1', code, outputs: Object.keys(mapping) },
+      output_mapping: mapping, annotations: init ? { 'init-payload': init } : {},
+    })
+    writeFileSync(file, JSON.stringify({
+      functions: [
+        f('sensor', wasmPath('sensor_simulator'), { output: 'counter' }, 'period=100'),
+        f('counter', wasmPath('counter'), {}),
+        f('pinger', wasmPath('ping'), { ponger: 'ponger' }),
+        f('ponger', wasmPath('pong'), {}),
+      ],
+    }))
+    const r = await cli(['run', file, '--duration', '1500'])
+    expect(r.code).toBe(0)
+    const lines = r.stdout.trim().split('\n')
+    const crash = lines.findIndex((l) => / ERROR counter: CRASH in handle_cast: .*unreachable \(a Rust panic/.test(l))
+    expect(crash).toBeGreaterThanOrEqual(0)
+    // The pinger kept going after the crash.
+    expect(lines.slice(crash + 1).some((l) => /pinger: Got Reply: PONG/.test(l))).toBe(true)
+  })
+
+  describe('user mistakes: one clear paragraph, non-zero exit, no stack trace', () => {
+    const noStack = (r: Run) => expect(r.stderr).not.toMatch(/\n\s+at /)
+
+    test('missing workflow file', async () => {
+      const r = await cli(['run', join(dir, 'nope.json'), '--duration', '100'])
+      expect(r.code).toBe(1)
+      expect(r.stderr).toMatch(/^edgeless: Workflow .*nope\.json has 1 problem.*cannot read the workflow file/s)
+      noStack(r)
+    })
+
+    test('bad flags and commands', async () => {
+      for (const args of [['run'], ['run', pingPong, '--duration', 'soon'], ['run', pingPong, '--bogus'], ['frobnicate'], ['run', pingPong, '--log-level', 'loud']]) {
+        const r = await cli(args)
+        expect(r.code).toBe(2)
+        expect(r.stderr).toMatch(/^edgeless: .+\n\nUsage:/)
+        noStack(r)
+      }
+      const help = await cli(['--help'])
+      expect(help.code).toBe(0)
+      expect(help.stdout).toMatch(/^Usage:/)
+    })
+
+    test('port in use', async () => {
+      const blocker: Server = createServer()
+      await new Promise<void>((res) => blocker.listen(0, '127.0.0.1', () => res()))
+      const port = (blocker.address() as { port: number }).port
+      const file = join(dir, 'ingress.json')
+      writeFileSync(file, JSON.stringify({
+        functions: [{ name: 'ponger', class_specification: { id: 'pong', function_type: 'RUST_WASM', version: '0.1', code: wasmPath('pong'), outputs: [] } }],
+        resources: [{ name: 'in', class_type: 'http-ingress', output_mapping: { new_request: 'ponger' }, configurations: { host: '', async: 'true' } }],
+      }))
+      try {
+        const r = await cli(['run', file, '--http-port', String(port), '--duration', '100'])
+        expect(r.code).toBe(1)
+        expect(r.stderr).toMatch(new RegExp(`port ${port} .*in use`))
+        noStack(r)
+      } finally {
+        blocker.close()
+      }
+    })
+  })
+})

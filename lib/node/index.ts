@@ -53,18 +53,21 @@ export class Runtime extends CoreRuntime {
   // A workflow path is made absolute first, so its default name (folder/file) and the
   // resolution of its `code` paths do not depend on the working directory.
   override startWorkflow(workflow: WorkflowSpec | string | URL, options?: WorkflowOptions): Promise<WorkflowHandle> {
-    return super.startWorkflow(absolute(workflow), options)
+    return super.startWorkflow(absolute(workflow) as WorkflowSpec | string | URL, options)
   }
 
   override validateWorkflow(workflow: WorkflowSpec | string | URL, options?: WorkflowOptions): Promise<WorkflowProblem[]> {
-    return super.validateWorkflow(absolute(workflow), options)
+    return super.validateWorkflow(absolute(workflow) as WorkflowSpec | string | URL, options)
   }
 }
 
 const isUrl = (s: string) => /^[a-z][a-z0-9+.-]+:/i.test(s) && !/^[a-z]:[\\/]/i.test(s)
 
-function absolute<T>(w: T): T {
-  return (typeof w === 'string' && !isUrl(w) ? resolve(w) : w) as T
+function absolute<T>(w: T): T | string {
+  if (typeof w === 'string' && !isUrl(w)) return resolve(w)
+  if (typeof w === 'string' && /^file:/i.test(w)) return fileURLToPath(w)
+  if (w instanceof URL && w.protocol === 'file:') return fileURLToPath(w)
+  return w
 }
 
 /** `code` relative to the workflow file's folder (or a URL relative to a URL). */

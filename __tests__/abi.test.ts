@@ -462,9 +462,9 @@ describe('delayed_cast_asm (probe.wat)', () => {
     await rt.shutdown()
   })
 
-  // BUG (lib/actor.ts crashed()): a crash does not cancel the instance's timers, so a
-  // failed instance keeps casting (spawn failures do cancel them: runtime.ts doSpawn).
-  test('a crash leaves the delayed casts the instance scheduled pending (documented); stop cancels them', async () => {
+  // Supervision: a restarted instance keeps its address, so delayed casts it scheduled
+  // before crashing still go out; an instance given up on (temporary) loses them.
+  test('a crash leaves the delayed casts the instance scheduled pending for the restarted instance; stop cancels them', async () => {
     const c = recordingClock()
     const rt = testRuntime({ clock: c.clock })
     const rec = await recorder(rt)
@@ -473,11 +473,22 @@ describe('delayed_cast_asm (probe.wat)', () => {
     const r = await rt.call(p, 'x5') // queued behind the cast, then a guest-fault crash
     expect(r.kind === 'err' && r.error.code).toBe('callee-crashed')
     expect(c.delays).toContain(30)
-    expect(rt.inspect(p)?.status).toBe('failed')
+    expect(rt.inspect(p)?.status).toBe('crashed')
     await sleep(80)
+    expect(rt.inspect(p)).toMatchObject({ status: 'running', restarts: 1 })
     expect(rec.got.map((g) => new TextDecoder().decode(g.msg))).toEqual(['after-crash'])
+    // Given up on (temporary): its pending delayed casts are cancelled with it.
+    const t = await rt.spawn({ name: 'probe-t', module: wasm('probe'), outputs: { out: rec.ref }, restart: 'temporary' })
+    rt.cast(t, delayedCmd(30n, 'out', 'never'))
+    await rt.call(t, 'x5')
+    expect(rt.inspect(t)).toMatchObject({ status: 'failed', timers: 0 })
+    await sleep(80)
+    expect(rec.got).toHaveLength(1)
+    rt.cast(p, delayedCmd(30n, 'out', 'cancelled by stop'))
     await rt.stop(p)
     expect(rt.inspect(p)).toBeUndefined()
+    await sleep(80)
+    expect(rec.got).toHaveLength(1)
     await rt.shutdown()
   })
 
@@ -668,7 +679,8 @@ describe('out-of-bounds pointers passed to host imports (probe.wat)', () => {
     const logs = collect(rt, 'log')
     const states = collect(rt, 'state-written')
     const rec = await recorder(rt)
-    const p = await rt.spawn({ name: 'probe', module: wasm('probe'), outputs: { out: rec.ref } })
+    // temporary: this test is about the crash itself, not the supervisor's restart.
+    const p = await rt.spawn({ name: 'probe', module: wasm('probe'), outputs: { out: rec.ref }, restart: 'temporary' })
     const r = await rt.call(p, cat('x', code))
     expect(r.kind).toBe('err')
     if (r.kind === 'err') {
@@ -711,13 +723,14 @@ describe('out-of-bounds pointers passed to host imports (probe.wat)', () => {
     const rt = testRuntime()
     const crashes = collect(rt, 'crash')
     const dead = collect(rt, 'dead-letter')
-    const p = await rt.spawn({ name: 'probe', module: wasm('probe') })
+    const p = await rt.spawn({ name: 'probe', module: wasm('probe'), restart: 'temporary' })
     rt.cast(p, 'x1')
     rt.cast(p, 'after')
-    await until(() => crashes.length === 1 && dead.length === 1, 2000, 'crash')
+    await until(() => crashes.length === 1 && dead.length === 2, 2000, 'crash')
     expect([crashes[0]!.handler, crashes[0]!.trap, crashes[0]!.error.code]).toEqual(['cast', 'guest-fault', 'guest-fault'])
-    expect(utf8(dead[0]!.payload)).toBe('after')
-    expect(dead[0]!.reason.code).toBe('instance-failed')
+    // The crashing message itself is a dead letter with the crash as reason; what was queued
+    // behind it is refused because a temporary instance is not restarted.
+    expect(dead.map((d) => [utf8(d.payload), d.reason.code])).toEqual([['x1', 'guest-fault'], ['after', 'instance-failed']])
     await rt.shutdown()
   })
 
@@ -743,7 +756,7 @@ describe('edgeless_mem_alloc returning garbage', () => {
   ])('%s: a call crashes with a guest-fault', async (name, message) => {
     const rt = testRuntime()
     const crashes = collect(rt, 'crash')
-    const g = await rt.spawn({ name, module: wasm(name) }) // init without payload allocates nothing
+    const g = await rt.spawn({ name, module: wasm(name), restart: 'temporary' }) // init without payload allocates nothing
     const r = await rt.call(g, 'hi')
     expect(r.kind === 'err' && r.error.code).toBe('callee-crashed')
     expect(crashes).toHaveLength(1)

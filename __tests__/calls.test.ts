@@ -157,7 +157,7 @@ describe('calls', () => {
   test('a call to a crashed callee fails at once; later calls are refused with instance-failed', async () => {
     const rt = testRuntime()
     const crashes = collect(rt, 'crash')
-    const trap = await rt.spawn({ name: 'trap', module: wasmPath('trap') })
+    const trap = await rt.spawn({ name: 'trap', module: wasmPath('trap'), restart: 'temporary' })
     const caller = await rt.spawn({ name: 'caller', module: wasmPath('caller'), outputs: { trap } })
     expect(text(await rt.call(caller, 'call:trap:panic'))).toBe('err')
     expect(crashes).toHaveLength(1)

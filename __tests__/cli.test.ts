@@ -118,7 +118,7 @@ describe('edgeless run', () => {
     writeFileSync(file, JSON.stringify({
       functions: [
         f('sensor', wasmPath('sensor_simulator'), { output: 'counter' }, 'period=100'),
-        f('counter', wasmPath('counter'), {}),
+        { ...f('counter', wasmPath('counter'), {}), annotations: { restart: 'temporary' } },
         f('pinger', wasmPath('ping'), { ponger: 'ponger' }),
         f('ponger', wasmPath('pong'), {}),
       ],
@@ -130,6 +130,22 @@ describe('edgeless run', () => {
     expect(crash).toBeGreaterThanOrEqual(0)
     // The pinger kept going after the crash.
     expect(lines.slice(crash + 1).some((l) => /pinger: Got Reply: PONG/.test(l))).toBe(true)
+  })
+
+  test('a function that keeps crashing: restarts are logged, then the supervisor escalates and the run ends with exit 1', async () => {
+    const file = join(dir, 'escalating.json')
+    writeFileSync(file, JSON.stringify({
+      functions: [
+        { name: 'sensor', class_specification: { id: 's', function_type: 'RUST_WASM', version: '0.1', code: wasmPath('sensor_simulator'), outputs: ['output'] }, output_mapping: { output: 'counter' }, annotations: { 'init-payload': 'period=20' } },
+        { name: 'counter', class_specification: { id: 'c', function_type: 'RUST_WASM', version: '0.1', code: wasmPath('counter'), outputs: [] } },
+      ],
+      annotations: { 'max-restarts': '2' },
+    }))
+    const r = await cli(['run', file, '--duration', '20000'])
+    expect(r.code).toBe(1)
+    expect(r.stdout.match(/ INFO  counter: restarted \(restart #\d\)/g)).toHaveLength(2)
+    expect(r.stdout).toMatch(/ ERROR counter: ESCALATION: The supervisor of workflow "[^"]+" exceeded its restart intensity: 3 restarts/)
+    expect(r.stderr).toMatch(/stopping \(the supervisor stopped the workflow after too many crashes\)/)
   })
 
   describe('user mistakes: one clear paragraph, non-zero exit, no stack trace', () => {

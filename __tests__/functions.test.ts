@@ -115,7 +115,7 @@ describe('upstream functions', () => {
     const crashes = collect(rt, 'crash')
     const kinds: Record<string, string> = { panic: 'unreachable', unreachable: 'unreachable', oob: 'out-of-bounds', stack: 'out-of-bounds' }
     for (const [cmd, trap] of Object.entries(kinds)) {
-      const t = await rt.spawn({ name: `trap-${cmd}`, module: wasmPath('trap') })
+      const t = await rt.spawn({ name: `trap-${cmd}`, module: wasmPath('trap'), restart: 'temporary' })
       const r = await rt.call(t, cmd)
       expect(r.kind === 'err' && r.error.code).toBe('callee-crashed')
       expect(crashes.at(-1)).toMatchObject({ name: `trap-${cmd}`, handler: 'call', trap })
@@ -190,7 +190,7 @@ describe('JS functions', () => {
   test('a JS function that throws crashes like a trapping guest', async () => {
     const rt = testRuntime()
     const crashes = collect(rt, 'crash')
-    const f = await rt.spawn({ name: 'boom', fn: { async handleCast() { throw new Error('kaput') } } })
+    const f = await rt.spawn({ name: 'boom', fn: { async handleCast() { throw new Error('kaput') } }, restart: 'temporary' })
     f.cast('x')
     await until(() => crashes.length === 1)
     expect(crashes[0]).toMatchObject({ name: 'boom', handler: 'cast', trap: 'exception' })

@@ -4,10 +4,14 @@ import { EdgelessError } from './errors'
 import type { Handler } from './events'
 import { classifyFailure, isThenable, type Guest, type GuestHost } from './guest'
 import { formatInstanceId, instanceIdBytes, type InstanceId } from './ids'
+import { initialLifecycle, nextLifecycle, type ActorStatus, type LifecycleEvent, type LifecycleSnapshot } from './lifecycle'
 import { Mailbox } from './mailbox'
 import type { PendingCall } from './pending-call'
 import type { Runnable } from './scheduler'
+import type { RestartType, Supervisor } from './supervisor'
 import type { System } from './system'
+
+export type { ActorStatus } from './lifecycle'
 
 /** A message in a mailbox: kind 0 = cast, 1 = call (with the call it answers). @internal */
 export interface Message {
@@ -18,11 +22,8 @@ export interface Message {
   pending: PendingCall | null
 }
 
-/**
- * Where an instance is in its life. `failed`: a handler crashed; the instance refuses
- * messages until it is stopped (or, with supervision, restarted).
- */
-export type ActorStatus = 'starting' | 'running' | 'stopping' | 'stopped' | 'failed'
+/** What an actor does when its mailbox is full: refuse the new message, or drop the oldest queued one. */
+export type OverflowPolicy = 'reject' | 'drop-oldest'
 
 /** Options an actor is built with. @internal */
 export interface ActorInit {
@@ -33,6 +34,12 @@ export interface ActorInit {
   /** How long stop waits for a running handler before abandoning it. */
   stopTimeoutMs: number
   outputs: Map<string, InstanceId>
+  restartType: RestartType
+  mailboxCapacity: number
+  overflow: OverflowPolicy
+  /** Builds a fresh guest (a new wasm instance, or the JS function again) for restarts. */
+  makeGuest: () => Guest | Promise<Guest>
+  initPayload: Uint8Array | undefined
 }
 
 const LEVEL_NAMES = ['error', 'error', 'warn', 'info', 'debug', 'trace'] as const
@@ -40,12 +47,14 @@ const LEVEL_NAMES = ['error', 'error', 'warn', 'info', 'debug', 'trace'] as cons
 /**
  * One function instance: a mailbox processed one message at a time, in order, by its
  * guest. It is also the guest's host: every `env` import lands on a method here.
- * Failures are data: a guest that throws or traps becomes a `crash` event and a `failed`
- * status, never an exception in the scheduler.
+ * Failures are data: a guest that throws or traps becomes a `crash` event and a
+ * lifecycle transition (see {@link lifecycleMachine}); its supervisor decides what follows.
+ * It never throws into the scheduler.
  * @internal
  */
 export class Actor implements GuestHost, Runnable {
   queued = false
+  /** Mirror of the lifecycle snapshot's value: read on every message, so a plain field. */
   status: ActorStatus = 'starting'
   /** True while a handler runs (or is suspended waiting for a call). */
   busy = false
@@ -59,12 +68,25 @@ export class Actor implements GuestHost, Runnable {
   readonly outputs: Map<string, InstanceId>
   readonly callTimeoutMs: number
   readonly stopTimeoutMs: number
+  readonly restartType: RestartType
+  readonly mailboxCapacity: number
+  readonly overflow: OverflowPolicy
+  readonly initPayload: Uint8Array | undefined
   guest!: Guest
+  supervisor: Supervisor | null = null
   lastError: EdgelessError | undefined
+  /** The newest state this instance synced (or was started with): what a restart hands to init. */
   lastState: Uint8Array | undefined
+  restarts = 0
+  private snap: LifecycleSnapshot = initialLifecycle()
+  private readonly makeGuest: () => Guest | Promise<Guest>
   private readonly timers = new Set<unknown>()
   private idleWaiters: Array<() => void> = []
   private stopping: Promise<void> | null = null
+  /** Set while a sibling's crash shuts this one down for a group restart. */
+  private halting: Promise<void> | null = null
+  /** Processing continues in `stopping` while a drain empties the mailbox. */
+  private draining = false
 
   constructor(private readonly sys: System, init: ActorInit) {
     this.name = init.name
@@ -74,22 +96,62 @@ export class Actor implements GuestHost, Runnable {
     this.outputs = init.outputs
     this.callTimeoutMs = init.callTimeoutMs
     this.stopTimeoutMs = init.stopTimeoutMs
+    this.restartType = init.restartType
+    this.mailboxCapacity = init.mailboxCapacity
+    this.overflow = init.overflow
+    this.makeGuest = init.makeGuest
+    this.initPayload = init.initPayload
   }
 
   get store(): StateStore {
     return this.sys.store
   }
 
+  /** Apply a lifecycle event; false (and nothing changes) when the machine refuses it. */
+  private to(event: LifecycleEvent): boolean {
+    const next = nextLifecycle(this.snap, event)
+    if (!next) return false
+    const from = this.status
+    this.snap = next
+    this.status = next.value as ActorStatus
+    if (from !== this.status) this.sys.emit('lifecycle', { name: this.name, instance: this.id, from, to: this.status })
+    return true
+  }
+
+  /** May messages be taken from the mailbox now? */
+  private get processing(): boolean {
+    return this.status === 'running' || (this.draining && this.status === 'stopping')
+  }
+
   // ---- mailbox ---------------------------------------------------------------------
 
-  /** Accept a message, or refuse it (dead letter; a call is answered Err at once). */
+  /**
+   * Accept a message, or refuse it (dead letter; a call is answered Err at once). While
+   * the instance is crashed or restarting, messages wait for the restarted instance.
+   */
   enqueue(msg: Message): void {
-    if (this.status !== 'running' && this.status !== 'starting') {
-      this.refuse(msg, this.status === 'failed' ? 'instance-failed' : 'instance-stopped')
+    const s = this.status
+    if (s !== 'running' && s !== 'starting' && s !== 'crashed' && s !== 'restarting') {
+      this.refuse(msg, s === 'failed' ? 'instance-failed' : 'instance-stopped')
       return
     }
+    if (this.mailbox.length >= this.mailboxCapacity) {
+      if (this.overflow === 'reject') {
+        this.overflowed(msg)
+        return
+      }
+      this.overflowed(this.mailbox.shift()!)
+    }
     this.mailbox.push(msg)
-    if (this.status === 'running' && !this.busy) this.sys.scheduler.schedule(this)
+    if (s === 'running' && !this.busy) this.sys.scheduler.schedule(this)
+  }
+
+  private overflowed(msg: Message): void {
+    const kind = msg.kind === 0 ? 'cast' : 'call'
+    const reason = new EdgelessError('mailbox-full', `"${this.name}"'s mailbox is full (${this.mailboxCapacity} messages); ${this.overflow === 'reject' ? `the new ${kind} was refused` : `the oldest queued ${kind} was dropped`}. Slow the sender down, raise mailboxCapacity, or pick the other overflow policy.`, { name: this.name, capacity: this.mailboxCapacity, policy: this.overflow })
+    msg.pending?.settle({ kind: 'err', error: reason })
+    this.sys.emit('mailbox-full', { name: this.name, instance: this.id, from: msg.src, kind, capacity: this.mailboxCapacity, policy: this.overflow })
+    this.sys.emit('dead-letter', { name: this.name, instance: this.id, from: msg.src, kind, payload: msg.payload, reason })
   }
 
   /** True when a call can be processed right now without overtaking anything. */
@@ -105,14 +167,14 @@ export class Actor implements GuestHost, Runnable {
 
   runSlice(max: number): number {
     let n = 0
-    while (n < max && !this.busy && this.status === 'running') {
+    while (n < max && !this.busy && this.processing) {
       const msg = this.mailbox.shift()
       if (msg === undefined) break
       n++
       this.process(msg)
     }
     if (!this.busy) {
-      if (this.status === 'running' && this.mailbox.length > 0) this.sys.scheduler.schedule(this)
+      if (this.processing && this.mailbox.length > 0) this.sys.scheduler.schedule(this)
       else this.notifyIdle()
     }
     return n
@@ -148,32 +210,61 @@ export class Actor implements GuestHost, Runnable {
   }
 
   private afterAsync(): void {
-    if (this.status === 'running' && this.mailbox.length > 0) this.sys.scheduler.schedule(this)
+    if (this.processing && this.mailbox.length > 0) this.sys.scheduler.schedule(this)
     else this.notifyIdle()
   }
 
   private refuse(msg: Message, code: 'instance-failed' | 'instance-stopped'): void {
     const reason = code === 'instance-failed'
-      ? new EdgelessError(code, `"${this.name}" crashed earlier (${this.lastError?.message ?? 'unknown reason'}) and takes no messages. Restart it (spawn again) or fix the crash.`, { name: this.name })
+      ? new EdgelessError(code, `"${this.name}" crashed (${this.lastError?.message ?? 'unknown reason'}) and is not restarted, so it takes no messages. Fix the crash, or give it a restart type that restarts it.`, { name: this.name })
       : new EdgelessError(code, `"${this.name}" is ${this.status}; the message was not delivered. Send to a running instance.`, { name: this.name })
     msg.pending?.settle({ kind: 'err', error: reason })
     this.sys.emit('dead-letter', { name: this.name, instance: this.id, from: msg.src, kind: msg.kind === 0 ? 'cast' : 'call', payload: msg.payload, reason })
   }
 
+  private refuseAll(code: 'instance-failed' | 'instance-stopped'): void {
+    for (let m = this.mailbox.shift(); m !== undefined; m = this.mailbox.shift()) this.refuse(m, code)
+  }
+
   /**
-   * A handler failed: mark the instance failed, tell everyone concerned, refuse what is queued.
-   * Delayed casts it scheduled before the crash stay pending (they were sent before it
-   * failed; a supervisor restarting it at the same address will receive its own); stopping
-   * the failed instance cancels them.
+   * A handler failed. The message it was processing is not retried (at most once, as
+   * gen_server): it becomes a dead letter, and a caller waiting for it gets Err at once.
+   * Messages queued behind it stay in the mailbox for the restarted instance, and delayed
+   * casts this instance scheduled stay pending: it keeps its address, so they reach the
+   * restarted one. The supervisor decides what happens next.
    */
   crashed(handler: Handler, e: unknown, msg?: Message): void {
     const { trap, error } = classifyFailure(e, this.name, handler)
-    this.status = 'failed'
     this.lastError = error
+    this.to({ type: 'CRASH' })
     this.sys.emit('crash', { name: this.name, instance: this.id, handler, trap, error })
-    msg?.pending?.settle(errResult('callee-crashed', `"${this.name}" crashed while handling the call: ${error.message}`, { name: this.name, trap }))
-    for (let m = this.mailbox.shift(); m !== undefined; m = this.mailbox.shift()) this.refuse(m, 'instance-failed')
+    if (msg) {
+      const kind = msg.kind === 0 ? 'cast' : 'call'
+      msg.pending?.settle(errResult('callee-crashed', `"${this.name}" crashed while handling the call: ${error.message}`, { name: this.name, trap }))
+      this.sys.emit('dead-letter', { name: this.name, instance: this.id, from: msg.src, kind, payload: msg.payload, reason: error })
+    }
     this.notifyIdle()
+    // A crash while stopping (a drained message) needs no supervision: the stop goes on.
+    if (this.status !== 'crashed') return
+    // The first init of a spawn failing fails the spawn (OTP's start_child error); the
+    // caller discards the instance. Every later crash is the supervisor's to handle.
+    if (this.firstInit) return
+    const rec = { name: this.name, instance: this.id, at: this.sys.clock.now(), handler, error }
+    if (this.supervisor) this.supervisor.childCrashed(this, rec)
+    else this.giveUp(error)
+  }
+
+  /** True while the very first init runs: its crash fails the spawn instead of restarting. */
+  private firstInit = false
+
+  /** Stop trying: the instance is `failed` and refuses messages until stopped. */
+  giveUp(reason: EdgelessError): void {
+    if (!this.to({ type: 'GIVE_UP' })) return
+    // lastError stays the crash itself (what to fix); the reason for giving up is an event.
+    this.sys.emit('warning', { code: 'gave-up', name: this.name, instance: this.id, message: reason.message, details: { reason: reason.code } })
+    // It will not come back at this address, so its delayed casts die with it.
+    this.cancelTimers()
+    this.refuseAll('instance-failed')
   }
 
   private notifyIdle(): void {
@@ -195,45 +286,132 @@ export class Actor implements GuestHost, Runnable {
     })
   }
 
+  /** Resolves when the mailbox is empty and no handler runs (during a drain), or false after `ms`. */
+  private async whenDrained(ms: number): Promise<boolean> {
+    const deadline = this.sys.clock.now() + ms
+    while (this.busy || this.mailbox.length > 0) {
+      if (this.status !== 'stopping') return true
+      const left = deadline - this.sys.clock.now()
+      if (left <= 0) return false
+      if (!this.busy) this.sys.scheduler.schedule(this)
+      if (!(await this.whenIdle(left))) return false
+      // Let the scheduler take the next slice.
+      if (this.mailbox.length > 0 && !this.busy) await new Promise<void>((r) => queueMicrotask(r))
+    }
+    return true
+  }
+
   // ---- lifecycle -------------------------------------------------------------------
 
-  /** Run handle_init; resolves true on success, false after a crash (already reported). */
-  async init(payload: Uint8Array | undefined, state: Uint8Array | undefined): Promise<boolean> {
+  /**
+   * Run handle_init. The first init of a spawn (`first`) that crashes fails the spawn (it is
+   * reported and the caller discards the instance); a crash in a restart's init goes to the
+   * supervisor like any crash. Resolves true on success.
+   */
+  async init(payload: Uint8Array | undefined, state: Uint8Array | undefined, first = true): Promise<boolean> {
     this.busy = true
+    this.firstInit = first
+    if (first) this.lastState = state
     try {
       const r = this.guest.init(payload, state)
       if (isThenable(r)) await r
     } catch (e) {
       this.busy = false
       this.crashed('init', e)
+      this.firstInit = false
       return false
     }
+    this.firstInit = false
     this.busy = false
-    if (this.status === 'starting') this.status = 'running'
+    if (!this.to({ type: 'INIT_OK' })) {
+      // Stopped while initialising: the stop takes it from here.
+      this.notifyIdle()
+      return this.status !== 'stopped'
+    }
     if (this.mailbox.length > 0) this.sys.scheduler.schedule(this)
+    this.notifyIdle()
     return true
   }
 
-  /** Stop gracefully: let the current message finish, refuse the rest, cancel timers, run handle_stop. */
-  stop(): Promise<void> {
-    this.stopping ??= this.doStop()
+  /**
+   * A sibling crashed and the strategy restarts this one too: shut the running instance
+   * down (its current message finishes, handle_stop runs, its state is flushed) but keep
+   * its mailbox and address for the restart.
+   */
+  haltForRestart(): Promise<void> {
+    if (this.status !== 'running') return Promise.resolve()
+    this.to({ type: 'RESTART' })
+    this.halting = (async () => {
+      if (await this.whenIdle(this.stopTimeoutMs)) {
+        this.busy = true
+        try {
+          const r = this.guest.stop()
+          if (isThenable(r)) await r
+        } catch (e) {
+          const { trap, error } = classifyFailure(e, this.name, 'stop')
+          this.sys.emit('crash', { name: this.name, instance: this.id, handler: 'stop', trap, error })
+        }
+        this.busy = false
+      }
+      await this.sys.flushState(this.stateId)
+    })()
+    return this.halting
+  }
+
+  /**
+   * Restart at the same address: a fresh guest, `handle_init(init payload, last synced
+   * state)`, then the mailbox that waited. A no-op unless crashed or halted for a restart.
+   */
+  async restart(): Promise<void> {
+    if (this.status === 'crashed') this.to({ type: 'RESTART' })
+    else if (this.status !== 'restarting') return
+    if (this.halting) await this.halting
+    this.halting = null
+    if (this.status !== 'restarting') return
+    this.restarts++
+    try {
+      this.guest = await this.makeGuest()
+    } catch (e) {
+      this.crashed('init', e)
+      return
+    }
+    await this.sys.flushState(this.stateId)
+    if (this.status !== 'restarting') return
+    const ok = await this.init(this.initPayload, this.lastState, false)
+    if (ok) this.sys.emit('restart', { name: this.name, instance: this.id, restarts: this.restarts })
+  }
+
+  /**
+   * Stop. By default the message being processed finishes and the queued ones are refused
+   * (dead letters; waiting callers get Err); with `drain`, the queued ones are processed
+   * first (new ones are refused meanwhile). Then timers are cancelled, handle_stop runs
+   * (unless the guest crashed), pending state writes are flushed.
+   */
+  stop(options: { drain?: boolean } = {}): Promise<void> {
+    this.stopping ??= this.doStop(options.drain === true)
     return this.stopping
   }
 
-  private async doStop(): Promise<void> {
-    let failed = this.status === 'failed'
-    this.status = 'stopping'
-    if (!(await this.whenIdle(this.stopTimeoutMs))) {
+  private async doStop(drain: boolean): Promise<void> {
+    // A crashed, failed or halted guest is not called again: its stop handler is skipped.
+    let skipStop = this.status === 'failed' || this.status === 'crashed' || this.status === 'restarting'
+    const wasRunning = this.status === 'running'
+    if (!this.to({ type: 'STOP' })) return
+    this.draining = drain && wasRunning
+    let idle = this.draining ? await this.whenDrained(this.stopTimeoutMs) : await this.whenIdle(this.stopTimeoutMs)
+    this.draining = false
+    if (idle && this.busy) idle = await this.whenIdle(this.stopTimeoutMs)
+    if (!idle) {
       // A handler that never finishes (an async JS handler that never settles) must not
       // hold the stop forever. It is abandoned; its stop handler is skipped because the
       // instance is still inside a handler.
-      failed = true
+      skipStop = true
       this.lastError = new EdgelessError('instance-stopped', `"${this.name}" was still in a handler ${this.stopTimeoutMs} ms after stop was requested; the handler was abandoned and handle_stop skipped. Make handlers finish, or raise stopTimeoutMs.`, { name: this.name })
       this.sys.emit('warning', { code: 'stop-timeout', name: this.name, instance: this.id, message: this.lastError.message, details: { stopTimeoutMs: this.stopTimeoutMs } })
     }
-    for (let m = this.mailbox.shift(); m !== undefined; m = this.mailbox.shift()) this.refuse(m, 'instance-stopped')
+    this.refuseAll('instance-stopped')
     this.cancelTimers()
-    if (!failed) {
+    if (!skipStop) {
       this.busy = true
       try {
         const r = this.guest.stop()
@@ -248,10 +426,14 @@ export class Actor implements GuestHost, Runnable {
       this.cancelTimers()
     }
     await this.sys.flushState(this.stateId)
-    this.status = 'stopped'
-    this.sys.actors.delete(this.id.function)
+    this.to({ type: 'STOPPED' })
+    if (this.sys.actors.get(this.id.function) === this) this.sys.actors.delete(this.id.function)
     this.sys.emit('stop', { name: this.name, instance: this.id })
+    this.onStopped?.(this)
   }
+
+  /** Called once stopped (the runtime tells the supervisor, which may re-spawn a permanent child). */
+  onStopped: ((a: Actor) => void) | null = null
 
   /**
    * Remove an instance whose init never ran or failed: refuse what was queued for it,
@@ -259,15 +441,23 @@ export class Actor implements GuestHost, Runnable {
    */
   discard(): void {
     if (this.status === 'stopped') return
+    this.to({ type: 'STOP' })
+    this.to({ type: 'STOPPED' })
     this.status = 'stopped'
-    for (let m = this.mailbox.shift(); m !== undefined; m = this.mailbox.shift()) this.refuse(m, 'instance-stopped')
+    this.refuseAll('instance-stopped')
     this.cancelTimers()
+    this.supervisor?.remove(this)
     if (this.sys.actors.get(this.id.function) === this) this.sys.actors.delete(this.id.function)
   }
 
   cancelTimers(): void {
     for (const t of this.timers) this.sys.clock.clearTimeout(t)
     this.timers.clear()
+  }
+
+  /** Delayed casts this instance has scheduled and that have not fired. */
+  get pendingTimers(): number {
+    return this.timers.size
   }
 
   // ---- GuestHost: what the guest's imports do -------------------------------------

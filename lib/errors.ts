@@ -43,6 +43,10 @@ export type ErrorCode =
   | 'invalid-workflow'
   /** A resource could not start or act (port in use, server unreachable, missing driver). */
   | 'resource-failed'
+  /** A mailbox is at capacity; the message was refused or the oldest one dropped (overflow policy). */
+  | 'mailbox-full'
+  /** A supervisor saw more restarts within its period than allowed and escalated. */
+  | 'restart-intensity'
 
 /**
  * The one error class of the library. `code` says what went wrong (a closed set),

@@ -1,11 +1,23 @@
 import type { EdgelessError } from './errors'
 import type { InstanceId } from './ids'
+import type { ActorStatus } from './lifecycle'
 
 /** The handler a guest was running. */
 export type Handler = 'init' | 'cast' | 'call' | 'stop'
 
 /** How a guest invocation failed. */
-export type TrapKind = 'unreachable' | 'out-of-bounds' | 'stack-overflow' | 'guest-fault' | 'exception' | 'other'
+export type TrapKind =
+  | 'unreachable'
+  | 'out-of-bounds'
+  | 'stack-overflow'
+  | 'divide-by-zero'
+  | 'integer-overflow'
+  | 'invalid-conversion'
+  /** call_indirect to a null slot, with a wrong signature, or beyond the table. */
+  | 'indirect-call'
+  | 'guest-fault'
+  | 'exception'
+  | 'other'
 
 /** Log levels as upstream numbers them: 1 error, 2 warn, 3 info, 4 debug, 5 trace. */
 export type LogLevelName = 'error' | 'warn' | 'info' | 'debug' | 'trace'
@@ -44,7 +56,7 @@ export interface DeadLetterEvent {
 
 /** Something the guest did that the host tolerated: an unknown alias, invalid UTF-8, ... */
 export interface WarningEvent {
-  code: 'unknown-alias' | 'invalid-utf8' | 'unknown-instance' | 'cannot-suspend' | 'stop-timeout' | 'resource-error'
+  code: 'unknown-alias' | 'invalid-utf8' | 'unknown-instance' | 'cannot-suspend' | 'stop-timeout' | 'resource-error' | 'gave-up'
   name: string
   instance: InstanceId
   message: string
@@ -58,6 +70,16 @@ export interface CallFailureEvent {
   callerInstance?: InstanceId
   target: string
   targetInstance: InstanceId
+  error: EdgelessError
+}
+
+/** One crash a supervisor handled (in escalation reports). */
+export interface CrashRecord {
+  name: string
+  instance: InstanceId
+  /** The runtime clock's time of the crash, in ms. */
+  at: number
+  handler: Handler
   error: EdgelessError
 }
 
@@ -78,6 +100,16 @@ export interface RuntimeEvents {
   'late-reply': [ev: { caller?: string; target: string; targetInstance: InstanceId }]
   'state-written': [ev: { name: string; instance: InstanceId; stateId: string; bytes: number }]
   'state-error': [ev: { name: string; instance: InstanceId; stateId: string; error: EdgelessError }]
+  /** An instance moved through its lifecycle (see `ActorStatus`). */
+  lifecycle: [ev: { name: string; instance: InstanceId; from: ActorStatus; to: ActorStatus }]
+  /** A supervisor will restart these instances (after `delayMs` of backoff) because `name` crashed. */
+  'restart-scheduled': [ev: { name: string; instance: InstanceId; restarting: string[]; delayMs: number; restarts: number; workflow?: string }]
+  /** An instance was restarted at the same address and its init succeeded. */
+  restart: [ev: { name: string; instance: InstanceId; restarts: number }]
+  /** Restart intensity exceeded: the workflow is stopped (or, outside a workflow, the instance given up). */
+  escalation: [ev: { workflow?: string; name: string; instance: InstanceId; reason: EdgelessError; history: CrashRecord[] }]
+  /** A message was refused or dropped because a mailbox was at capacity. */
+  'mailbox-full': [ev: { name: string; instance: InstanceId; from: InstanceId; kind: 'cast' | 'call'; capacity: number; policy: 'reject' | 'drop-oldest' }]
   /** A workflow's instances are all initialised. */
   'workflow-start': [ev: { workflow: string; workflowId: string; instances: string[] }]
   /** A workflow stopped (every instance's stop handler ran). */

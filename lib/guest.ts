@@ -54,7 +54,14 @@ export function classifyFailure(e: unknown, name: string, handler: string): { tr
   const msg = e instanceof Error ? e.message : String(e)
   let trap: TrapKind = 'exception'
   if (e instanceof WebAssembly.RuntimeError) {
+    // V8's trap messages (Node 20 / Chromium): "unreachable", "memory access out of bounds",
+    // "divide by zero", "divide result unrepresentable", "float unrepresentable in integer
+    // range", "null function or function signature mismatch", "table index is out of bounds".
     if (/unreachable/i.test(msg)) trap = 'unreachable'
+    else if (/divide by zero|remainder by zero/i.test(msg)) trap = 'divide-by-zero'
+    else if (/divide result unrepresentable|integer overflow/i.test(msg)) trap = 'integer-overflow'
+    else if (/float unrepresentable|invalid conversion/i.test(msg)) trap = 'invalid-conversion'
+    else if (/function signature mismatch|null function|table index|indirect call/i.test(msg)) trap = 'indirect-call'
     else if (/out of bounds|memory access/i.test(msg)) trap = 'out-of-bounds'
     else if (/call stack/i.test(msg)) trap = 'stack-overflow'
     else trap = 'other'
@@ -64,6 +71,6 @@ export function classifyFailure(e: unknown, name: string, handler: string): { tr
   const hint = trap === 'unreachable' ? ' (a Rust panic or an explicit unreachable)' : ''
   return {
     trap,
-    error: new EdgelessError('trap', `${name} crashed in handle_${handler}: ${msg}${hint}. The instance is marked failed; fix the function or restart it.`, { name, handler, trap }, { cause: e }),
+    error: new EdgelessError('trap', `${name} crashed in handle_${handler}: ${msg}${hint}. The message is not retried; the instance's supervisor restarts it or gives up according to its restart type. Fix the function.`, { name, handler, trap }, { cause: e }),
   }
 }

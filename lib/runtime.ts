@@ -1,7 +1,8 @@
 import { EventEmitter } from 'eventemitter3'
 import { memoryStore } from '../adapters/memory'
 import type { StateStore } from '../adapters/types'
-import { Actor, type ActorStatus } from './actor'
+import { Actor, type ActorStatus, type OverflowPolicy } from './actor'
+import { checkRestartType, resolveSupervision, Supervisor, type RestartType, type SupervisionOptions } from './supervisor'
 import { errResult, type CallResult } from './call-result'
 import { realClock, type Clock } from './clock'
 import { EdgelessError } from './errors'
@@ -45,6 +46,12 @@ export interface RuntimeOptions {
   stopTimeoutMs?: number
   /** Bytes of guest memory borrowed to save a guest's stack while it waits for a call. Default 16 KiB. */
   suspendBufferBytes?: number
+  /** Default mailbox capacity of every instance (messages). Default 10,000. */
+  mailboxCapacity?: number
+  /** Default overflow policy of every mailbox. Default `'reject'`. */
+  overflow?: OverflowPolicy
+  /** How the runtime supervises instances spawned outside a workflow (strategy is one_for_one). Default: 3 restarts in 5000 ms, 10 ms backoff doubling to 1 s. */
+  supervision?: SupervisionOptions
   /** Resource classes to add to the built-in ones (see {@link Runtime.registerResource}). */
   resources?: ResourceClass[]
   /** Settings merged under every workflow resource's `configurations`, per class type, e.g. `{ 'http-ingress': { port: '8080' } }`. */
@@ -79,6 +86,12 @@ export interface SpawnOptions {
   functionId?: string
   /** Timeout of the calls this instance makes, in ms. Default: the runtime's. */
   callTimeoutMs?: number
+  /** When a crash (or a normal stop) restarts it: `transient` (default), `permanent` or `temporary`. */
+  restart?: RestartType
+  /** Mailbox capacity in messages. Default: the runtime's (10,000). */
+  mailboxCapacity?: number
+  /** What a full mailbox does: `reject` the new message (default) or `drop-oldest`. */
+  overflow?: OverflowPolicy
 }
 
 /**
@@ -102,6 +115,18 @@ export interface InstanceInfo {
   stateId: string
   outputs: Record<string, InstanceId>
   lastError?: EdgelessError
+  /** Times it was restarted at this address. */
+  restarts: number
+  restartType: RestartType
+  mailboxCapacity: number
+  /** Delayed casts scheduled and not yet fired. */
+  timers: number
+}
+
+/** Options of {@link Runtime.stop}. */
+export interface StopOptions {
+  /** Process the messages already queued before stopping (new ones are refused meanwhile). Default false: they are dead-lettered. */
+  drain?: boolean
 }
 
 /** Options of a single call. */
@@ -117,6 +142,7 @@ export interface PreparedSpawn {
   readonly actor: Actor
   readonly payload: Uint8Array | undefined
   readonly state: Uint8Array | undefined
+  readonly options: SpawnOptions
 }
 
 const LEVEL_RANK: Record<LogLevelName, number> = { error: 1, warn: 2, info: 3, debug: 4, trace: 5 }
@@ -142,9 +168,9 @@ export class ActorRef {
   call(payload: Payload, options?: CallOptions): Promise<CallResult> {
     return this.rt.call(this, payload, options)
   }
-  /** Stop gracefully. */
-  stop(): Promise<void> {
-    return this.rt.stop(this)
+  /** Stop gracefully (see {@link Runtime.stop}). */
+  stop(options?: StopOptions): Promise<void> {
+    return this.rt.stop(this, options)
   }
   /** Point `alias` at another instance, or remove it with `null`. */
   setOutput(alias: string, target: Target | null): void {
@@ -188,6 +214,11 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
   private readonly classes = new Map<string, ResourceClass>()
   private readonly workflows = new Map<string, WorkflowHandle>()
   private readonly workflowEnv: WorkflowEnv
+  private readonly mailboxCapacity: number
+  private readonly overflow: OverflowPolicy
+  /** Supervises instances spawned outside workflows. */
+  private readonly root: Supervisor
+  private readonly specs = new WeakMap<Actor, SpawnOptions>()
 
   constructor(options: RuntimeOptions = {}) {
     super()
@@ -199,6 +230,14 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     this.suspendBufferBytes = options.suspendBufferBytes ?? 16 * 1024
     this.stopTimeoutMs = options.stopTimeoutMs ?? 5000
     this.sys = new System(this.nodeId, options.clock ?? realClock, options.stateStore ?? memoryStore(), this)
+    this.mailboxCapacity = checkCapacity(options.mailboxCapacity ?? 10_000, 'mailboxCapacity')
+    this.overflow = checkOverflow(options.overflow ?? 'reject', 'overflow')
+    resolveSupervision(options.supervision) // reject bad settings, even those the root ignores
+    this.root = new Supervisor(this.sys, undefined, resolveSupervision({ ...options.supervision, strategy: 'one_for_one' }), (reason, history, child) => {
+      // Outside a workflow there is nothing to stop but the instance that crashed too often.
+      this.sys.emit('escalation', { name: child.name, instance: child.id, reason, history })
+      child.giveUp(reason)
+    })
     this.registerResource(httpEgressResource)
     for (const cls of options.resources ?? []) this.registerResource(cls)
     this.workflowEnv = {
@@ -269,24 +308,34 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     const outputs = new Map<string, InstanceId>()
     for (const [alias, t] of Object.entries(o.outputs ?? {})) outputs.set(alias, this.checkTarget(t, `outputs.${alias}`))
     const fm = o.module !== undefined ? await loadFunctionModule(o.module, this.loader, `function "${o.name}"`) : undefined
-    const actor = new Actor(this.sys, {
+    const restartType = checkRestartType(o.restart, `spawn("${o.name}").restart`)
+    const mailboxCapacity = checkCapacity(o.mailboxCapacity ?? this.mailboxCapacity, `spawn("${o.name}").mailboxCapacity`)
+    const overflow = checkOverflow(o.overflow ?? this.overflow, `spawn("${o.name}").overflow`)
+    const payload = o.initPayload === undefined ? undefined : toBytes(o.initPayload)
+    const suspendBytes = this.suspendBufferBytes
+    let actor: Actor
+    // A restart builds a fresh guest the same way: a new wasm instance (new memory), or the
+    // JS function again (a factory is called again; a plain object is reused).
+    const makeGuest = fm
+      ? async () => {
+        try {
+          return await WasmGuest.create(fm, actor, suspendBytes)
+        } catch (e) {
+          throw new EdgelessError('invalid-module', `Instantiating function "${o.name}" failed: ${(e as Error).message}.`, { name: o.name }, { cause: e })
+        }
+      }
+      : () => new JsGuest(typeof o.fn === 'function' ? o.fn() : o.fn!, actor)
+    actor = new Actor(this.sys, {
       name: o.name,
       id: { node: this.nodeId, function: functionId },
       stateId: o.stateId ?? functionId,
       callTimeoutMs: o.callTimeoutMs ?? this.callTimeoutMs,
       stopTimeoutMs: this.stopTimeoutMs,
       outputs,
+      restartType, mailboxCapacity, overflow, makeGuest,
+      initPayload: payload && payload.length ? payload : undefined,
     })
-    if (fm) {
-      try {
-        actor.guest = await WasmGuest.create(fm, actor, this.suspendBufferBytes)
-      } catch (e) {
-        throw new EdgelessError('invalid-module', `Instantiating function "${o.name}" failed: ${(e as Error).message}.`, { name: o.name }, { cause: e })
-      }
-    } else {
-      const fn = typeof o.fn === 'function' ? o.fn() : o.fn!
-      actor.guest = new JsGuest(fn, actor)
-    }
+    actor.guest = await makeGuest()
     await this.sys.flushState(actor.stateId)
     let state: Uint8Array | undefined
     try {
@@ -294,8 +343,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     } catch (e) {
       throw new EdgelessError('state-store-failed', `Reading the state of "${o.name}" (state id ${actor.stateId}) failed: ${(e as Error).message}. Check the state store.`, { stateId: actor.stateId }, { cause: e })
     }
-    const payload = o.initPayload === undefined ? undefined : toBytes(o.initPayload)
-    return { actor, payload: payload && payload.length ? payload : undefined, state: state && state.length ? state : undefined }
+    return { actor, payload: actor.initPayload, state: state && state.length ? state : undefined, options: o }
   }
 
   /**
@@ -303,10 +351,35 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
    * processed once its init has run.
    * @internal
    */
-  registerPrepared(p: PreparedSpawn): void {
+  registerPrepared(p: PreparedSpawn, supervisor: Supervisor = this.root): void {
     this.assertOpen()
     if (this.sys.actors.has(p.actor.id.function)) throw new EdgelessError('invalid-argument', `An instance with function id ${p.actor.id.function} already runs.`)
     this.sys.actors.set(p.actor.id.function, p.actor)
+    this.specs.set(p.actor, p.options)
+    supervisor.add(p.actor)
+    p.actor.onStopped = (a) => a.supervisor?.childStoppedNormally(a, () => this.respawn(a))
+  }
+
+  /** A permanent instance stopped on its own: a fresh one at the same address, with its last state. */
+  private async respawn(old: Actor): Promise<void> {
+    const spec = this.specs.get(old)
+    const sup = old.supervisor
+    if (!spec || !sup || this.closed || this.sys.actors.has(old.id.function)) return
+    try {
+      const p = await this.prepareSpawn({ ...spec, functionId: old.id.function, outputs: Object.fromEntries(old.outputs), stateId: old.stateId })
+      if (this.closed || sup.stopping || this.sys.actors.has(old.id.function)) return
+      this.sys.actors.set(old.id.function, p.actor)
+      this.specs.set(p.actor, spec)
+      sup.replace(old, p.actor)
+      p.actor.onStopped = old.onStopped
+      p.actor.restarts = old.restarts + 1
+      const ok = await p.actor.init(p.payload, old.lastState ?? p.state, false)
+      if (ok) this.sys.emit('restart', { name: p.actor.name, instance: p.actor.id, restarts: p.actor.restarts })
+    } catch (e) {
+      sup.remove(old)
+      const error = e instanceof EdgelessError ? e : new EdgelessError('invalid-module', `Re-spawning "${old.name}" failed: ${(e as Error)?.message ?? e}`, {}, { cause: e })
+      this.sys.emit('crash', { name: old.name, instance: old.id, handler: 'init', trap: 'other', error })
+    }
   }
 
   /**
@@ -366,9 +439,9 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
    * await rt.stop(ping)
    * ```
    */
-  async stop(target: Target): Promise<void> {
+  async stop(target: Target, options: StopOptions = {}): Promise<void> {
     const a = this.sys.lookup(idOf(target))
-    if (a) await a.stop()
+    if (a) await a.stop(options)
   }
 
   /**
@@ -401,6 +474,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
       ...(a.waitingOn ? { waitingOn: a.waitingOn.name } : {}),
       stateId: a.stateId, outputs: Object.fromEntries(a.outputs),
       ...(a.lastError ? { lastError: a.lastError } : {}),
+      restarts: a.restarts, restartType: a.restartType, mailboxCapacity: a.mailboxCapacity, timers: a.pendingTimers,
     }
   }
 
@@ -426,6 +500,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
    */
   async shutdown(): Promise<void> {
     this.closed = true
+    this.root.shutdown()
     await Promise.allSettled([...this.spawning])
     await Promise.all([...this.workflows.values()].map((w) => w.stop()))
     await Promise.all([...this.sys.actors.values()].map((a) => a.stop()))
@@ -505,7 +580,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     const placeholder = {} as WorkflowHandle
     this.workflows.set(validated.name, placeholder)
     try {
-      const h = await launchWorkflow(this, validated, options, (h) => {
+      const h = await launchWorkflow(this, this.sys, validated, options, (h) => {
         if (this.workflows.get(h.name) === h) this.workflows.delete(h.name)
         this.sys.emit('workflow-stop', { workflow: h.name, workflowId: h.id })
       })
@@ -600,4 +675,14 @@ function resolveRef(code: string, base: string | undefined): string {
   if (code.startsWith('/')) return code
   const slash = base.lastIndexOf('/')
   return slash < 0 ? code : `${base.slice(0, slash + 1)}${code}`
+}
+
+function checkCapacity(n: number, what: string): number {
+  if (!(Number.isInteger(n) && n >= 1) && n !== Infinity) throw new EdgelessError('invalid-argument', `${what} must be a positive integer (or Infinity), got ${n}.`)
+  return n
+}
+
+function checkOverflow(p: string, what: string): OverflowPolicy {
+  if (p !== 'reject' && p !== 'drop-oldest') throw new EdgelessError('invalid-argument', `${what} must be 'reject' or 'drop-oldest', got ${JSON.stringify(p)}.`)
+  return p
 }

@@ -135,6 +135,8 @@ async function run(args: string[], io: { out: (s: string) => void; err: (s: stri
   rt.on('call-timeout', (e) => { if (rank >= 2) line('warn', e.caller ?? 'host', e.error.message) })
   rt.on('call-cycle', (e) => { if (rank >= 2) line('warn', e.caller ?? 'host', e.error.message) })
   rt.on('state-error', (e) => line('error', e.name, e.error.message))
+  rt.on('restart', (e) => { if (rank >= 3) line('info', e.name, `restarted (restart #${e.restarts})`) })
+  rt.on('escalation', (e) => line('error', e.name, `ESCALATION: ${e.reason.message}`))
 
   let wf: WorkflowHandle
   try {
@@ -146,8 +148,16 @@ async function run(args: string[], io: { out: (s: string) => void; err: (s: stri
   const fns = wf.instances()
   io.err(`edgeless: workflow "${wf.name}" (${wf.id}) started: ${fns.map((i) => `${i.name}@${i.id.function.slice(0, 8)}`).join(', ')}${duration ? `; stopping after ${duration} ms` : '; Ctrl-C to stop'}`)
 
+  let escalated = false
   const reason = await new Promise<string>((resolve) => {
     const timer = duration !== undefined ? setTimeout(() => resolve(`${duration} ms elapsed`), duration) : null
+    // The supervisor gave up (restart intensity exceeded) and stopped the workflow: the run is over.
+    rt.on('workflow-stop', (e) => {
+      if (e.workflowId !== wf.id || !escalated) return
+      if (timer) clearTimeout(timer)
+      resolve('the supervisor stopped the workflow after too many crashes')
+    })
+    rt.on('escalation', (e) => { if (e.workflow === wf.name) escalated = true })
     const onSignal = (sig: NodeJS.Signals) => {
       if (timer) clearTimeout(timer)
       resolve(sig)
@@ -161,5 +171,5 @@ async function run(args: string[], io: { out: (s: string) => void; err: (s: stri
   await wf.stop()
   await rt.shutdown()
   io.err('edgeless: stopped')
-  return 0
+  return escalated ? 1 : 0
 }

@@ -61,7 +61,10 @@ export interface WorkflowResourceSpec {
 export const PLACEMENT_ANNOTATIONS: readonly string[] = ['max_instances', 'node_id_match_any', 'label_match_all', 'resource_match_all', 'tee', 'tpm']
 
 /** The annotations this runtime acts on. */
-export const KNOWN_ANNOTATIONS: readonly string[] = ['init-payload', 'state-id']
+export const KNOWN_ANNOTATIONS: readonly string[] = ['init-payload', 'state-id', 'restart', 'mailbox-capacity', 'mailbox-overflow']
+
+/** Workflow-level annotations this runtime acts on (supervision of the workflow's instances). */
+export const WORKFLOW_ANNOTATIONS: readonly string[] = ['restart-strategy', 'max-restarts', 'restart-period-ms']
 
 /** A function of a structurally valid workflow, before its code is loaded. @internal */
 export interface ParsedFunction {

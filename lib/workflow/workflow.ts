@@ -3,7 +3,10 @@ import type { InstanceId } from '../ids'
 import { randomUuid } from '../ids'
 import type { FunctionModule, SourceLoader } from '../wasm/loader'
 import { loadFunctionModule } from '../wasm/loader'
-import type { ActorRef, InstanceInfo, PreparedSpawn, Runtime } from '../runtime'
+import type { ActorRef, InstanceInfo, PreparedSpawn, Runtime, StopOptions } from '../runtime'
+import { resolveSupervision, Supervisor, type RestartStrategy, type RestartType, type SupervisionOptions } from '../supervisor'
+import type { OverflowPolicy } from '../actor'
+import type { System } from '../system'
 import type { ResourceClass, WorkflowProblem } from './resource'
 import { parseWorkflow, workflowError, type ParsedFunction, type ParsedResource, type ParsedWorkflow, type WorkflowSpec } from './spec'
 
@@ -29,6 +32,11 @@ export interface WorkflowOptions {
   resourceConfig?: Record<string, Record<string, string>>
   /** Timeout of calls made by the workflow's functions, in ms. Default: the runtime's. */
   callTimeoutMs?: number
+  /**
+   * How the workflow's supervisor handles crashes. Overrides the workflow's annotations
+   * `restart-strategy`, `max-restarts`, `restart-period-ms`. Default: one_for_one, 3 in 5000 ms.
+   */
+  supervision?: SupervisionOptions
 }
 
 /** One instance of a running workflow. */
@@ -103,6 +111,7 @@ export async function checkWorkflow(env: WorkflowEnv, spec: unknown, options: Wo
     }
     for (const p of cls.validate?.(config) ?? []) at({ entity: 'resource', name: r.name, field: p.field.startsWith('configurations.') ? p.field : `configurations.${p.field}`, message: p.message })
   }
+  checkSupervisionAnnotations(parsed, at)
   // Problems are reported in the order of the file, not the order loads finished.
   const order = (p: WorkflowProblem) => {
     const fi = parsed.functions.findIndex((f) => f.name === p.name)
@@ -111,6 +120,38 @@ export async function checkWorkflow(env: WorkflowEnv, spec: unknown, options: Wo
   }
   problems.sort((a, b) => order(a) - order(b))
   return { problems, validated: { parsed, modules, classes, configs, ...(file !== undefined ? { file } : {}), name: options.name ?? defaultName(parsed, file) } }
+}
+
+const int = (v: string) => (/^\d+$/.test(v.trim()) ? Number(v) : NaN)
+
+/** Supervision annotations: a typo must not silently mean "the default". */
+function checkSupervisionAnnotations(parsed: ParsedWorkflow, at: (p: Omit<WorkflowProblem, 'file'>) => void): void {
+  const wa = parsed.annotations
+  const strat = wa['restart-strategy']
+  if (strat !== undefined && !['one_for_one', 'one_for_all', 'rest_for_one'].includes(strat)) at({ entity: 'workflow', field: 'annotations.restart-strategy', message: `must be one_for_one, one_for_all or rest_for_one, got "${strat}"` })
+  for (const k of ['max-restarts', 'restart-period-ms']) {
+    const v = wa[k]
+    if (v !== undefined && Number.isNaN(int(v))) at({ entity: 'workflow', field: `annotations.${k}`, message: `must be a non-negative integer, got "${v}"` })
+  }
+  for (const f of parsed.functions) {
+    const a = f.annotations
+    if (a['restart'] !== undefined && !['permanent', 'transient', 'temporary'].includes(a['restart'])) at({ entity: 'function', name: f.name, field: 'annotations.restart', message: `must be permanent, transient or temporary, got "${a['restart']}"` })
+    const cap = a['mailbox-capacity']
+    if (cap !== undefined && !(int(cap) >= 1)) at({ entity: 'function', name: f.name, field: 'annotations.mailbox-capacity', message: `must be a positive integer (messages), got "${cap}"` })
+    const ov = a['mailbox-overflow']
+    if (ov !== undefined && ov !== 'reject' && ov !== 'drop-oldest') at({ entity: 'function', name: f.name, field: 'annotations.mailbox-overflow', message: `must be reject or drop-oldest, got "${ov}"` })
+  }
+}
+
+/** The workflow's supervision: API options over annotations over defaults. @internal */
+export function workflowSupervision(parsed: ParsedWorkflow, options: WorkflowOptions): SupervisionOptions {
+  const wa = parsed.annotations
+  return {
+    ...(wa['restart-strategy'] !== undefined ? { strategy: wa['restart-strategy'] as RestartStrategy } : {}),
+    ...(wa['max-restarts'] !== undefined ? { maxRestarts: int(wa['max-restarts']) } : {}),
+    ...(wa['restart-period-ms'] !== undefined ? { periodMs: int(wa['restart-period-ms']) } : {}),
+    ...options.supervision,
+  }
 }
 
 /** A stable name: the file's folder and stem, or a hash of the workflow's names. */
@@ -154,6 +195,8 @@ export class WorkflowHandle {
   readonly file: string | undefined
   private readonly members = new Map<string, Member>()
   private stopping: Promise<void> | null = null
+  /** @internal */
+  supervisor!: Supervisor
 
   /** @internal */
   constructor(private readonly rt: Runtime, v: ValidatedWorkflow, id: string, private readonly onStopped: () => void) {
@@ -236,18 +279,21 @@ export class WorkflowHandle {
   /**
    * Stop the workflow gracefully: first every function (each finishes its current message,
    * runs its stop handler, flushes its state), then every resource, so messages functions
-   * send while stopping still reach a file log. Idempotent.
+   * send while stopping still reach a file log. With `{ drain: true }` each first processes
+   * what is queued in its mailbox. Nothing is restarted meanwhile. Idempotent.
    *
    * @example
    * ```ts
    * await wf.stop()
    * ```
    */
-  stop(): Promise<void> {
+  stop(options: StopOptions = {}): Promise<void> {
     this.stopping ??= (async () => {
+      // The supervisor first: nothing restarts while the workflow goes down.
+      this.supervisor?.shutdown()
       const of = (kind: Member['kind']) => [...this.members.values()].filter((m) => m.kind === kind)
-      await Promise.all(of('function').map((m) => this.rt.stop(m.id)))
-      await Promise.all(of('resource').map((m) => this.rt.stop(m.id)))
+      await Promise.all(of('function').map((m) => this.rt.stop(m.id, options)))
+      await Promise.all(of('resource').map((m) => this.rt.stop(m.id, options)))
       this.onStopped()
     })()
     return this.stopping
@@ -261,11 +307,17 @@ export class WorkflowHandle {
  * running are stopped and the error is thrown.
  * @internal
  */
-export async function launchWorkflow(rt: Runtime, v: ValidatedWorkflow, options: WorkflowOptions, onStopped: (h: WorkflowHandle) => void): Promise<WorkflowHandle> {
+export async function launchWorkflow(rt: Runtime, sys: System, v: ValidatedWorkflow, options: WorkflowOptions, onStopped: (h: WorkflowHandle) => void): Promise<WorkflowHandle> {
   const id = randomUuid()
   let handle: WorkflowHandle | undefined
   handle = new WorkflowHandle(rt, v, id, () => onStopped(handle!))
   const h = handle
+  // Escalation (restart intensity exceeded) stops the whole workflow, as an OTP supervisor
+  // that gives up takes its children down with it.
+  h.supervisor = new Supervisor(sys, v.name, resolveSupervision(workflowSupervision(v.parsed, options), `workflow "${v.name}" supervision`), (reason, history, child) => {
+    sys.emit('escalation', { workflow: v.name, name: child.name, instance: child.id, reason, history })
+    void h.stop()
+  })
   const outputs = (mapping: Record<string, string>) => Object.fromEntries(Object.entries(mapping).map(([alias, target]) => [alias, h.idOf(target)!]))
   const prepared: Array<{ name: string; p: PreparedSpawn }> = []
   const label = `workflow "${v.name}"`
@@ -281,7 +333,7 @@ export async function launchWorkflow(rt: Runtime, v: ValidatedWorkflow, options:
     for (const { p } of prepared) p.actor.discard()
     throw startError(e, label)
   }
-  for (const { p } of prepared) rt.registerPrepared(p)
+  for (const { p } of prepared) rt.registerPrepared(p, h.supervisor)
   const started: string[] = []
   for (const [i, { name, p }] of prepared.entries()) {
     try {
@@ -306,6 +358,9 @@ function functionSpawn(f: ParsedFunction, v: ValidatedWorkflow, h: WorkflowHandl
     stateId: f.annotations['state-id'] || `${v.name}/${f.name}`,
     ...(init !== undefined ? { initPayload: init } : {}),
     ...(options.callTimeoutMs !== undefined ? { callTimeoutMs: options.callTimeoutMs } : {}),
+    ...(f.annotations['restart'] !== undefined ? { restart: f.annotations['restart'] as RestartType } : {}),
+    ...(f.annotations['mailbox-capacity'] !== undefined ? { mailboxCapacity: int(f.annotations['mailbox-capacity']) } : {}),
+    ...(f.annotations['mailbox-overflow'] !== undefined ? { overflow: f.annotations['mailbox-overflow'] as OverflowPolicy } : {}),
   }
 }
 

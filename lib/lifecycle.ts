@@ -1,0 +1,64 @@
+import { createMachine, initialTransition, transition, type SnapshotFrom } from 'xstate'
+
+/**
+ * Where an instance is in its life:
+ * - `starting`: built and addressable, `handle_init` not finished (messages queue up);
+ * - `running`: processing its mailbox;
+ * - `crashed`: a handler trapped; its mailbox is kept while the supervisor decides;
+ * - `restarting`: a fresh instance at the same address is initialising with the last state;
+ * - `failed`: given up on (temporary, or restart intensity exceeded); refuses messages;
+ * - `stopping` / `stopped`: shutting down / gone.
+ *
+ * @example
+ * ```ts
+ * rt.on('lifecycle', (e) => console.log(`${e.name}: ${e.from} -> ${e.to}`))
+ * ```
+ */
+export type ActorStatus = 'starting' | 'running' | 'crashed' | 'restarting' | 'failed' | 'stopping' | 'stopped'
+
+/** The events that move an instance through its {@link ActorStatus}es. @internal */
+export type LifecycleEvent =
+  | { type: 'INIT_OK' }
+  | { type: 'CRASH' }
+  | { type: 'RESTART' }
+  | { type: 'GIVE_UP' }
+  | { type: 'STOP' }
+  | { type: 'STOPPED' }
+
+/**
+ * The lifecycle of every actor, as an xstate machine. It is evaluated with xstate's pure
+ * `transition` function (no interpreter per actor: a hundred thousand instances must stay
+ * cheap), and consulted only on lifecycle events, never per message.
+ * @internal
+ */
+export const lifecycleMachine = createMachine({
+  id: 'edgeless-actor',
+  types: {} as { events: LifecycleEvent },
+  initial: 'starting',
+  states: {
+    starting: { on: { INIT_OK: 'running', CRASH: 'crashed', STOP: 'stopping' } },
+    running: { on: { CRASH: 'crashed', RESTART: 'restarting', STOP: 'stopping' } },
+    crashed: { on: { RESTART: 'restarting', GIVE_UP: 'failed', STOP: 'stopping' } },
+    restarting: { on: { INIT_OK: 'running', CRASH: 'crashed', STOP: 'stopping' } },
+    failed: { on: { STOP: 'stopping' } },
+    stopping: { on: { STOPPED: 'stopped' } },
+    stopped: { type: 'final' },
+  },
+})
+
+/** A lifecycle snapshot. @internal */
+export type LifecycleSnapshot = SnapshotFrom<typeof lifecycleMachine>
+
+let initial: LifecycleSnapshot | undefined
+
+/** The snapshot every actor starts from (computed once; snapshots are immutable). @internal */
+export function initialLifecycle(): LifecycleSnapshot {
+  initial ??= initialTransition(lifecycleMachine)[0]
+  return initial
+}
+
+/** The next snapshot, or `undefined` when the machine does not accept the event in this state. @internal */
+export function nextLifecycle(s: LifecycleSnapshot, event: LifecycleEvent): LifecycleSnapshot | undefined {
+  if (!s.can(event)) return undefined
+  return transition(lifecycleMachine, s, event)[0]
+}

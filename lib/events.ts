@@ -15,6 +15,10 @@ export type TrapKind =
   | 'invalid-conversion'
   /** call_indirect to a null slot, with a wrong signature, or beyond the table. */
   | 'indirect-call'
+  /** The invocation used up its fuel (an infinite or too long loop). */
+  | 'out-of-fuel'
+  /** The guest tried to grow its memory beyond its cap. */
+  | 'out-of-memory'
   | 'guest-fault'
   | 'exception'
   | 'other'

@@ -12,6 +12,7 @@ import { JsGuest, type EdgeFunction } from './js-function'
 import { ownBytes, toBytes, type Payload } from './payload'
 import { System } from './system'
 import { WasmGuest } from './wasm/instance'
+import type { GuestLimits } from './wasm/limits'
 import { fetchLoader, loadFunctionModule, type FunctionModule, type ModuleSource, type SourceLoader } from './wasm/loader'
 import { httpEgressResource } from './resources/http-egress'
 import type { ResourceClass, WorkflowProblem } from './workflow/resource'
@@ -46,6 +47,10 @@ export interface RuntimeOptions {
   stopTimeoutMs?: number
   /** Bytes of guest memory borrowed to save a guest's stack while it waits for a call. Default 16 KiB. */
   suspendBufferBytes?: number
+  /** Fuel per invocation of every wasm guest (see {@link GuestLimits}). Default {@link DEFAULT_FUEL}; `Infinity` disables metering. */
+  fuel?: number
+  /** Memory cap of every wasm guest, in bytes. Default: none. */
+  maxMemoryBytes?: number
   /** Default mailbox capacity of every instance (messages). Default 10,000. */
   mailboxCapacity?: number
   /** Default overflow policy of every mailbox. Default `'reject'`. */
@@ -86,6 +91,10 @@ export interface SpawnOptions {
   functionId?: string
   /** Timeout of the calls this instance makes, in ms. Default: the runtime's. */
   callTimeoutMs?: number
+  /** Fuel per invocation (wasm only). Default: the runtime's. `Infinity` disables metering. */
+  fuel?: number
+  /** Memory cap in bytes (wasm only). Default: the runtime's. */
+  maxMemoryBytes?: number
   /** When a crash (or a normal stop) restarts it: `transient` (default), `permanent` or `temporary`. */
   restart?: RestartType
   /** Mailbox capacity in messages. Default: the runtime's (10,000). */
@@ -136,6 +145,12 @@ export interface CallOptions {
 }
 
 type Target = InstanceId | { readonly id: InstanceId }
+
+/**
+ * Fuel per invocation when none is configured: generous (hundreds of milliseconds of guest
+ * work), but finite, so an infinite loop ends as an `out-of-fuel` crash instead of a hang.
+ */
+export const DEFAULT_FUEL = 1_000_000_000
 
 /** An instance built but not yet initialised (see {@link Runtime.prepareSpawn}). @internal */
 export interface PreparedSpawn {
@@ -216,6 +231,8 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
   private readonly workflowEnv: WorkflowEnv
   private readonly mailboxCapacity: number
   private readonly overflow: OverflowPolicy
+  private readonly fuel: number
+  private readonly maxMemoryBytes: number | undefined
   /** Supervises instances spawned outside workflows. */
   private readonly root: Supervisor
   private readonly specs = new WeakMap<Actor, SpawnOptions>()
@@ -230,6 +247,8 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     this.suspendBufferBytes = options.suspendBufferBytes ?? 16 * 1024
     this.stopTimeoutMs = options.stopTimeoutMs ?? 5000
     this.sys = new System(this.nodeId, options.clock ?? realClock, options.stateStore ?? memoryStore(), this)
+    this.fuel = options.fuel ?? DEFAULT_FUEL
+    this.maxMemoryBytes = options.maxMemoryBytes
     this.mailboxCapacity = checkCapacity(options.mailboxCapacity ?? 10_000, 'mailboxCapacity')
     this.overflow = checkOverflow(options.overflow ?? 'reject', 'overflow')
     resolveSupervision(options.supervision) // reject bad settings, even those the root ignores
@@ -307,7 +326,8 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     if (this.sys.actors.has(functionId)) throw new EdgelessError('invalid-argument', `An instance with function id ${functionId} already runs.`)
     const outputs = new Map<string, InstanceId>()
     for (const [alias, t] of Object.entries(o.outputs ?? {})) outputs.set(alias, this.checkTarget(t, `outputs.${alias}`))
-    const fm = o.module !== undefined ? await loadFunctionModule(o.module, this.loader, `function "${o.name}"`) : undefined
+    const limits: GuestLimits = { fuel: o.fuel ?? this.fuel, maxMemoryBytes: o.maxMemoryBytes ?? this.maxMemoryBytes }
+    const fm = o.module !== undefined ? await loadFunctionModule(o.module, this.loader, `function "${o.name}"`, limits) : undefined
     const restartType = checkRestartType(o.restart, `spawn("${o.name}").restart`)
     const mailboxCapacity = checkCapacity(o.mailboxCapacity ?? this.mailboxCapacity, `spawn("${o.name}").mailboxCapacity`)
     const overflow = checkOverflow(o.overflow ?? this.overflow, `spawn("${o.name}").overflow`)
@@ -319,7 +339,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     const makeGuest = fm
       ? async () => {
         try {
-          return await WasmGuest.create(fm, actor, suspendBytes)
+          return await WasmGuest.create(fm, actor, suspendBytes, limits)
         } catch (e) {
           throw new EdgelessError('invalid-module', `Instantiating function "${o.name}" failed: ${(e as Error).message}.`, { name: o.name }, { cause: e })
         }

@@ -1,3 +1,4 @@
+import { UNLIMITED, type GuestLimits } from './limits'
 import { NOREPLY_RESULT, errResult, type CallResult } from '../call-result'
 import { EdgelessError } from '../errors'
 import { isThenable, type Guest, type GuestHost } from '../guest'
@@ -49,7 +50,7 @@ export class WasmGuest implements Guest {
   }
 
   /** Instantiate `fm` for `host`. Instantiation errors (e.g. a start function trapping) reject. */
-  static async create(fm: FunctionModule, host: GuestHost, suspendBufferBytes = 16 * 1024): Promise<WasmGuest> {
+  static async create(fm: FunctionModule, host: GuestHost, suspendBufferBytes = 16 * 1024, _limits: GuestLimits = UNLIMITED): Promise<WasmGuest> {
     const g = new WasmGuest(fm, host, suspendBufferBytes)
     const instance = await WebAssembly.instantiate(fm.module, { env: g.imports() })
     g.ex = instance.exports as unknown as GuestExports

@@ -1,3 +1,4 @@
+import { UNLIMITED, type GuestLimits } from './limits'
 import { LRUCache } from 'lru-cache'
 import { EdgelessError } from '../errors'
 import { SUSPENDING_IMPORTS, shapeOfCompiled, validateShape } from './abi'
@@ -80,7 +81,7 @@ function describe(source: ModuleSource): string {
 }
 
 /** Resolve any {@link ModuleSource} to a validated {@link FunctionModule}, compiling once per distinct binary. */
-export async function loadFunctionModule(source: ModuleSource, loader: SourceLoader, label = describe(source)): Promise<FunctionModule> {
+export async function loadFunctionModule(source: ModuleSource, loader: SourceLoader, label = describe(source), _limits: GuestLimits = UNLIMITED): Promise<FunctionModule> {
   if (source instanceof FunctionModule) return source
   if (source instanceof WebAssembly.Module) {
     const shape = shapeOfCompiled(source)

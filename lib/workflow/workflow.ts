@@ -138,6 +138,10 @@ function checkSupervisionAnnotations(parsed: ParsedWorkflow, at: (p: Omit<Workfl
     if (a['restart'] !== undefined && !['permanent', 'transient', 'temporary'].includes(a['restart'])) at({ entity: 'function', name: f.name, field: 'annotations.restart', message: `must be permanent, transient or temporary, got "${a['restart']}"` })
     const cap = a['mailbox-capacity']
     if (cap !== undefined && !(int(cap) >= 1)) at({ entity: 'function', name: f.name, field: 'annotations.mailbox-capacity', message: `must be a positive integer (messages), got "${cap}"` })
+    const fuel = a['fuel']
+    if (fuel !== undefined && fuel !== 'Infinity' && !(int(fuel) >= 1)) at({ entity: 'function', name: f.name, field: 'annotations.fuel', message: `must be a positive integer (fuel per invocation) or "Infinity", got "${fuel}"` })
+    const mem = a['max-memory']
+    if (mem !== undefined && !(int(mem) >= 65536)) at({ entity: 'function', name: f.name, field: 'annotations.max-memory', message: `must be an integer number of bytes, at least 65536 (one wasm page), got "${mem}"` })
     const ov = a['mailbox-overflow']
     if (ov !== undefined && ov !== 'reject' && ov !== 'drop-oldest') at({ entity: 'function', name: f.name, field: 'annotations.mailbox-overflow', message: `must be reject or drop-oldest, got "${ov}"` })
   }
@@ -360,6 +364,8 @@ function functionSpawn(f: ParsedFunction, v: ValidatedWorkflow, h: WorkflowHandl
     ...(options.callTimeoutMs !== undefined ? { callTimeoutMs: options.callTimeoutMs } : {}),
     ...(f.annotations['restart'] !== undefined ? { restart: f.annotations['restart'] as RestartType } : {}),
     ...(f.annotations['mailbox-capacity'] !== undefined ? { mailboxCapacity: int(f.annotations['mailbox-capacity']) } : {}),
+    ...(f.annotations['fuel'] !== undefined ? { fuel: f.annotations['fuel'] === 'Infinity' ? Infinity : int(f.annotations['fuel']) } : {}),
+    ...(f.annotations['max-memory'] !== undefined ? { maxMemoryBytes: int(f.annotations['max-memory']) } : {}),
     ...(f.annotations['mailbox-overflow'] !== undefined ? { overflow: f.annotations['mailbox-overflow'] as OverflowPolicy } : {}),
   }
 }

@@ -14,14 +14,28 @@ export type { StateStore } from './types'
  * ```
  */
 export function memoryStore(initial?: Iterable<[string, Uint8Array]>): StateStore & { readonly size: number } {
-  const map = new Map<string, Uint8Array>()
-  if (initial) for (const [k, v] of initial) map.set(k, v.slice())
+  // Each value carries a version (1 on first write, +1 per write) for optimistic concurrency.
+  const map = new Map<string, { data: Uint8Array; version: number }>()
+  const put = (id: string, data: Uint8Array) => {
+    const version = (map.get(id)?.version ?? 0) + 1
+    map.set(id, { data: data.slice(), version })
+    return version
+  }
+  if (initial) for (const [k, v] of initial) put(k, v)
   return {
-    get: (id) => map.get(id)?.slice(),
-    set: (id, data) => { map.set(id, data.slice()) },
+    get: (id) => map.get(id)?.data.slice(),
+    set: (id, data) => { put(id, data) },
     delete: (id) => { map.delete(id) },
     list: () => [...map.keys()],
     dispose: () => { map.clear() },
+    getVersioned: (id) => {
+      const e = map.get(id)
+      return e && { data: e.data.slice(), version: e.version }
+    },
+    setIfVersion: (id, data, expected) => {
+      const current = map.get(id)?.version ?? 0
+      return current === expected ? put(id, data) : { conflict: current }
+    },
     get size() { return map.size },
   }
 }

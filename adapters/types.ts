@@ -26,4 +26,12 @@ export interface StateStore {
   list?(): Promise<string[]> | string[]
   /** Release connections or handles (optional). The runtime never calls it: whoever created the store owns it. */
   dispose?(): Promise<void> | void
+  /**
+   * Optimistic concurrency (optional): write only if the stored version is `expected`
+   * (0 = absent). Resolves to the new version, or `{ conflict: current }` without writing.
+   * Versions start at 1 for the first write and grow by one per successful write (set or setIfVersion).
+   */
+  setIfVersion?(stateId: string, data: Uint8Array, expected: number): Promise<number | { conflict: number }> | number | { conflict: number }
+  /** The stored value with its version (optional, pairs with setIfVersion). */
+  getVersioned?(stateId: string): Promise<{ data: Uint8Array; version: number } | undefined> | { data: Uint8Array; version: number } | undefined
 }

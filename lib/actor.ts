@@ -1,4 +1,3 @@
-import type { StateStore } from '../adapters/types'
 import { errResult, type CallResult } from './call-result'
 import { EdgelessError } from './errors'
 import type { Handler } from './events'
@@ -9,7 +8,7 @@ import { Mailbox } from './mailbox'
 import type { PendingCall } from './pending-call'
 import type { Runnable } from './scheduler'
 import type { RestartType, Supervisor } from './supervisor'
-import type { System } from './system'
+import type { StatePolicy, System } from './system'
 
 export type { ActorStatus } from './lifecycle'
 
@@ -40,6 +39,11 @@ export interface ActorInit {
   /** Builds a fresh guest (a new wasm instance, or the JS function again) for restarts. */
   makeGuest: () => Guest | Promise<Guest>
   initPayload: Uint8Array | undefined
+  statePolicy: StatePolicy
+  /** `wait`: after a handler that synced, the next message waits until the store acknowledged the write. */
+  syncMode: 'async' | 'wait'
+  /** Optimistic concurrency: the version read at spawn (0 = absent); `undefined` when off. */
+  stateVersion: number | undefined
 }
 
 const LEVEL_NAMES = ['error', 'error', 'warn', 'info', 'debug', 'trace'] as const
@@ -72,6 +76,9 @@ export class Actor implements GuestHost, Runnable {
   readonly mailboxCapacity: number
   readonly overflow: OverflowPolicy
   readonly initPayload: Uint8Array | undefined
+  readonly statePolicy: StatePolicy
+  readonly syncWait: boolean
+  stateVersion: number | undefined
   guest!: Guest
   supervisor: Supervisor | null = null
   lastError: EdgelessError | undefined
@@ -101,10 +108,24 @@ export class Actor implements GuestHost, Runnable {
     this.overflow = init.overflow
     this.makeGuest = init.makeGuest
     this.initPayload = init.initPayload
+    this.statePolicy = init.statePolicy
+    this.syncWait = init.syncMode === 'wait'
+    this.stateVersion = init.stateVersion
   }
 
-  get store(): StateStore {
-    return this.sys.store
+  /**
+   * With `sync: 'wait'`, hold the mailbox until this instance's state write is acknowledged
+   * (a store that is down holds it until the write succeeds or the instance is stopped).
+   * True when it holds.
+   */
+  private holdForSync(): boolean {
+    if (!this.syncWait || !this.sys.writer.has(this.stateId)) return false
+    this.busy = true
+    void this.sys.writer.flush(this.stateId, Infinity).then(() => {
+      this.busy = false
+      this.afterAsync()
+    })
+    return true
   }
 
   /** Apply a lifecycle event; false (and nothing changes) when the machine refuses it. */
@@ -196,7 +217,7 @@ export class Actor implements GuestHost, Runnable {
         (v) => {
           this.busy = false
           msg.pending?.settle(v as CallResult)
-          this.afterAsync()
+          if (!this.holdForSync()) this.afterAsync()
         },
         (e: unknown) => {
           this.busy = false
@@ -207,6 +228,7 @@ export class Actor implements GuestHost, Runnable {
     }
     this.busy = false
     msg.pending?.settle(r as CallResult)
+    this.holdForSync()
   }
 
   private afterAsync(): void {
@@ -353,7 +375,6 @@ export class Actor implements GuestHost, Runnable {
         }
         this.busy = false
       }
-      await this.sys.flushState(this.stateId)
     })()
     return this.halting
   }
@@ -375,7 +396,8 @@ export class Actor implements GuestHost, Runnable {
       this.crashed('init', e)
       return
     }
-    await this.sys.flushState(this.stateId)
+    // The restart gets the state from memory (the newest synced, even if the store has not
+    // acknowledged it yet), so a store that is down does not delay it.
     if (this.status !== 'restarting') return
     const ok = await this.init(this.initPayload, this.lastState, false)
     if (ok) this.sys.emit('restart', { name: this.name, instance: this.id, restarts: this.restarts })

@@ -37,6 +37,8 @@ export type ErrorCode =
   | 'cannot-suspend'
   /** A state store failed to read or write. */
   | 'state-store-failed'
+  /** Optimistic concurrency: the stored state changed since this instance read it; the write was not made. */
+  | 'state-conflict'
   /** The runtime has been shut down. */
   | 'runtime-shutdown'
   /** A workflow failed validation; `details.problems` lists every problem found. */

@@ -102,8 +102,14 @@ export interface RuntimeEvents {
   'call-cycle': [ev: CallFailureEvent & { cycle: string[] }]
   /** A reply that arrived after its call had timed out; it was dropped. */
   'late-reply': [ev: { caller?: string; target: string; targetInstance: InstanceId }]
-  'state-written': [ev: { name: string; instance: InstanceId; stateId: string; bytes: number }]
-  'state-error': [ev: { name: string; instance: InstanceId; stateId: string; error: EdgelessError }]
+  /** A synced state reached its store (`attempts` when it took retries). */
+  'state-written': [ev: { name: string; instance: InstanceId; stateId: string; bytes: number; attempts?: number }]
+  /** A state write failed; it is kept (the newest value per state id) and retried after `retryInMs`. */
+  'state-sync-failed': [ev: { name: string; instance: InstanceId; stateId: string; attempt: number; retryInMs: number; error: EdgelessError }]
+  /** A state write that will not be made (buffer full, or still failing when a stop's flush timed out). `data` is the value. */
+  'state-lost': [ev: { name: string; instance: InstanceId; stateId: string; data: Uint8Array; error: EdgelessError }]
+  /** Optimistic concurrency: another writer changed the state first; this write was not made. */
+  'state-conflict': [ev: { name: string; instance: InstanceId; stateId: string; expected: number; current: number; data: Uint8Array; error: EdgelessError }]
   /** An instance moved through its lifecycle (see `ActorStatus`). */
   lifecycle: [ev: { name: string; instance: InstanceId; from: ActorStatus; to: ActorStatus }]
   /** A supervisor will restart these instances (after `delayMs` of backoff) because `name` crashed. */

@@ -10,7 +10,8 @@ import type { LogEvent, LogLevelName, RuntimeEvents } from './events'
 import { isUuid, randomUuid, type InstanceId } from './ids'
 import { JsGuest, type EdgeFunction } from './js-function'
 import { ownBytes, toBytes, type Payload } from './payload'
-import { System } from './system'
+import { System, type StatePolicy } from './system'
+import type { StateWriteOptions } from './state-writer'
 import { WasmGuest } from './wasm/instance'
 import type { GuestLimits } from './wasm/limits'
 import { fetchLoader, loadFunctionModule, type FunctionModule, type ModuleSource, type SourceLoader } from './wasm/loader'
@@ -35,8 +36,20 @@ export interface RuntimeOptions {
   nodeId?: string
   /** Time source for delayed casts and call timeouts. Default: {@link realClock}. */
   clock?: Clock
-  /** Where `sync` writes state. Default: a fresh in-memory store. */
+  /** Where `sync` writes state (both the node-local and the global policy, unless `stateStores` says otherwise). Default: a fresh in-memory store. */
   stateStore?: StateStore
+  /** A store per state policy, e.g. `{ 'node-local': fileStore(...), global: redisStore(...) }`. Missing ones fall back to `stateStore`. */
+  stateStores?: { 'node-local'?: StateStore; global?: StateStore }
+  /** The policy of instances that do not choose one. Default `'node-local'`. */
+  statePolicy?: StatePolicy
+  /** Retries, buffer bound and flush timeout of state writes (see {@link StateWriteOptions}). */
+  stateWrites?: StateWriteOptions
+  /**
+   * Optimistic concurrency: each instance remembers the version of the state it read, and its
+   * writes only land if nobody else wrote in between (else a `state-conflict` event). For
+   * runtimes sharing a global store. The stores must implement `setIfVersion`/`getVersioned`.
+   */
+  optimisticConcurrency?: boolean
   /** Default timeout of every call, in ms (gen_server's 5000). `Infinity` disables it. */
   callTimeoutMs?: number
   /** Reads string and URL module sources. The Node entry reads files; the core uses `fetch`. */
@@ -87,6 +100,10 @@ export interface SpawnOptions {
   initPayload?: Payload
   /** Key of the instance's state in the store. Default: the instance's function id (as upstream). */
   stateId?: string
+  /** `transient`, `node-local` or `global` (see {@link StatePolicy}). Default: the runtime's. */
+  statePolicy?: StatePolicy
+  /** `'wait'`: after a handler that synced, the next message waits until the write is acknowledged. Default `'async'`. */
+  sync?: 'async' | 'wait'
   /** The function id to use (a UUID); random by default. */
   functionId?: string
   /** Timeout of the calls this instance makes, in ms. Default: the runtime's. */
@@ -232,6 +249,8 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
   private readonly mailboxCapacity: number
   private readonly overflow: OverflowPolicy
   private readonly fuel: number
+  private readonly statePolicy: StatePolicy
+  private readonly optimistic: boolean
   private readonly maxMemoryBytes: number | undefined
   /** Supervises instances spawned outside workflows. */
   private readonly root: Supervisor
@@ -246,7 +265,16 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     this.loader = options.loadSource ?? fetchLoader
     this.suspendBufferBytes = options.suspendBufferBytes ?? 16 * 1024
     this.stopTimeoutMs = options.stopTimeoutMs ?? 5000
-    this.sys = new System(this.nodeId, options.clock ?? realClock, options.stateStore ?? memoryStore(), this)
+    const fallback = options.stateStore ?? memoryStore()
+    const stores = { nodeLocal: options.stateStores?.['node-local'] ?? fallback, global: options.stateStores?.global ?? fallback }
+    this.statePolicy = checkPolicy(options.statePolicy ?? 'node-local', 'statePolicy')
+    this.optimistic = options.optimisticConcurrency === true
+    if (this.optimistic) {
+      for (const [policy, st] of Object.entries(stores)) {
+        if (typeof st.setIfVersion !== 'function' || typeof st.getVersioned !== 'function') throw new EdgelessError('invalid-argument', `optimisticConcurrency needs stores with versions (setIfVersion and getVersioned); the ${policy === 'nodeLocal' ? 'node-local' : 'global'} store has none. Use the memory, redis or sqlite adapter, or turn it off.`)
+      }
+    }
+    this.sys = new System(this.nodeId, options.clock ?? realClock, stores, this, options.stateWrites)
     this.fuel = options.fuel ?? DEFAULT_FUEL
     this.maxMemoryBytes = options.maxMemoryBytes
     this.mailboxCapacity = checkCapacity(options.mailboxCapacity ?? 10_000, 'mailboxCapacity')
@@ -329,6 +357,8 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     const limits: GuestLimits = { fuel: o.fuel ?? this.fuel, maxMemoryBytes: o.maxMemoryBytes ?? this.maxMemoryBytes }
     const fm = o.module !== undefined ? await loadFunctionModule(o.module, this.loader, `function "${o.name}"`, limits) : undefined
     const restartType = checkRestartType(o.restart, `spawn("${o.name}").restart`)
+    const statePolicy = checkPolicy(o.statePolicy ?? this.statePolicy, `spawn("${o.name}").statePolicy`)
+    if (o.sync !== undefined && o.sync !== 'async' && o.sync !== 'wait') throw new EdgelessError('invalid-argument', `spawn("${o.name}").sync must be 'async' or 'wait', got ${JSON.stringify(o.sync)}.`)
     const mailboxCapacity = checkCapacity(o.mailboxCapacity ?? this.mailboxCapacity, `spawn("${o.name}").mailboxCapacity`)
     const overflow = checkOverflow(o.overflow ?? this.overflow, `spawn("${o.name}").overflow`)
     const payload = o.initPayload === undefined ? undefined : toBytes(o.initPayload)
@@ -354,12 +384,24 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
       outputs,
       restartType, mailboxCapacity, overflow, makeGuest,
       initPayload: payload && payload.length ? payload : undefined,
+      statePolicy,
+      syncMode: o.sync === 'wait' ? 'wait' : 'async',
+      stateVersion: undefined,
     })
     actor.guest = await makeGuest()
     await this.sys.flushState(actor.stateId)
     let state: Uint8Array | undefined
     try {
-      state = (await this.sys.store.get(actor.stateId)) ?? undefined
+      if (statePolicy !== 'transient') {
+        const store = this.sys.storeFor(statePolicy)
+        if (this.optimistic) {
+          const v = await store.getVersioned!(actor.stateId)
+          state = v?.data
+          actor.stateVersion = v?.version ?? 0
+        } else {
+          state = (await store.get(actor.stateId)) ?? undefined
+        }
+      }
     } catch (e) {
       throw new EdgelessError('state-store-failed', `Reading the state of "${o.name}" (state id ${actor.stateId}) failed: ${(e as Error).message}. Check the state store.`, { stateId: actor.stateId }, { cause: e })
     }
@@ -675,12 +717,14 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
       else if (e.level === 2) console.warn(line)
       else console.log(line)
     })
+    if (rank >= 1) this.on('state-lost', (e) => console.error(`[edgeless] ERROR ${e.error.message}`))
     if (rank >= 1) this.on('crash', (e) => console.error(`[edgeless] CRASH ${e.name}(${short(e.instance)}) in ${e.handler}: ${e.error.message}`))
     if (rank >= 2) {
       this.on('warning', (e) => console.warn(`[edgeless] WARN ${e.name}(${short(e.instance)}): ${e.message}`))
       this.on('call-timeout', (e) => console.warn(`[edgeless] WARN ${e.error.message}`))
       this.on('call-cycle', (e) => console.warn(`[edgeless] WARN ${e.error.message}`))
-      this.on('state-error', (e) => console.warn(`[edgeless] WARN ${e.error.message}`))
+      this.on('state-sync-failed', (e) => console.warn(`[edgeless] WARN ${e.error.message}`))
+      this.on('state-conflict', (e) => console.warn(`[edgeless] WARN ${e.error.message}`))
     }
   }
 }
@@ -704,5 +748,10 @@ function checkCapacity(n: number, what: string): number {
 
 function checkOverflow(p: string, what: string): OverflowPolicy {
   if (p !== 'reject' && p !== 'drop-oldest') throw new EdgelessError('invalid-argument', `${what} must be 'reject' or 'drop-oldest', got ${JSON.stringify(p)}.`)
+  return p
+}
+
+function checkPolicy(p: string, what: string): StatePolicy {
+  if (p !== 'transient' && p !== 'node-local' && p !== 'global') throw new EdgelessError('invalid-argument', `${what} must be 'transient', 'node-local' or 'global', got ${JSON.stringify(p)}.`)
   return p
 }

@@ -3,12 +3,20 @@ import type { StateStore } from '../adapters/types'
 import type { Actor, Message } from './actor'
 import { errResult, type CallResult } from './call-result'
 import type { Clock } from './clock'
-import { EdgelessError } from './errors'
 import type { RuntimeEvents } from './events'
 import { isThenable } from './guest'
 import { instanceIdBytes, type InstanceId } from './ids'
 import { PendingCall } from './pending-call'
 import { Scheduler } from './scheduler'
+import { StateWriter, type StateWriteOptions } from './state-writer'
+
+/**
+ * Where a function's state lives, as upstream names the policies: `transient` (nothing is
+ * written; a restart in this process still gets the last synced state from memory),
+ * `node-local` (this node's store: files, SQLite, memory) or `global` (a store shared by
+ * nodes, e.g. Redis). Mapped to stores by {@link RuntimeOptions.stateStores}.
+ */
+export type StatePolicy = 'transient' | 'node-local' | 'global'
 
 /** Nested synchronous calls deeper than this take the queued path, so long chains cannot overflow the JS stack. */
 const MAX_SYNC_DEPTH = 32
@@ -25,15 +33,16 @@ export class System {
   readonly hostId: InstanceId
   readonly hostIdBytes: Uint8Array
   private syncDepth = 0
-  /** In-flight writes per state id; `next` holds the newest version waiting its turn. */
-  private readonly writes = new Map<string, { next: Uint8Array | null; done: Promise<void> }>()
+  readonly writer: StateWriter
 
   constructor(
     readonly nodeId: string,
     readonly clock: Clock,
-    readonly store: StateStore,
+    readonly stores: { nodeLocal: StateStore; global: StateStore },
     private readonly events: EventEmitter<RuntimeEvents>,
+    writeOptions: StateWriteOptions = {},
   ) {
+    this.writer = new StateWriter(clock, (name, ...args) => this.emit(name, ...args), writeOptions)
     // The host application's own address: the nil function id on this node.
     this.hostId = { node: nodeId, function: '00000000-0000-0000-0000-000000000000' }
     this.hostIdBytes = instanceIdBytes(this.hostId)
@@ -103,53 +112,19 @@ export class System {
     return undefined
   }
 
-  /** Persist `data` for `actor`, keeping writes per state id in order and coalescing bursts. */
+  /** Persist `data` for `actor` under its policy's store (nothing for `transient`). */
   persist(actor: Actor, data: Uint8Array): void {
-    const key = actor.stateId
-    const pending = this.writes.get(key)
-    if (pending) {
-      pending.next = data
-      return
-    }
-    const entry: { next: Uint8Array | null; done: Promise<void> } = { next: null, done: Promise.resolve() }
-    let r: unknown
-    try {
-      r = this.store.set(key, data)
-    } catch (e) {
-      this.writeFailed(actor, key, e)
-      return
-    }
-    if (!isThenable(r)) {
-      this.emit('state-written', { name: actor.name, instance: actor.id, stateId: key, bytes: data.length })
-      return
-    }
-    this.writes.set(key, entry)
-    entry.done = (async () => {
-      let current: Uint8Array | null = data
-      let first = true
-      while (current) {
-        try {
-          if (first) await r
-          else await this.store.set(key, current)
-          this.emit('state-written', { name: actor.name, instance: actor.id, stateId: key, bytes: current.length })
-        } catch (e) {
-          this.writeFailed(actor, key, e)
-        }
-        first = false
-        current = entry.next
-        entry.next = null
-      }
-      this.writes.delete(key)
-    })()
+    if (actor.statePolicy === 'transient') return
+    this.writer.write(actor, this.storeFor(actor.statePolicy), actor.stateId, data)
   }
 
-  private writeFailed(actor: Actor, stateId: string, e: unknown): void {
-    const error = new EdgelessError('state-store-failed', `Writing the state of "${actor.name}" (state id ${stateId}) failed: ${(e as Error)?.message ?? e}. The store may be down; the state is kept in memory and the next sync retries.`, { stateId }, { cause: e })
-    this.emit('state-error', { name: actor.name, instance: actor.id, stateId, error })
+  /** The store of a state policy. */
+  storeFor(policy: Exclude<StatePolicy, 'transient'>): StateStore {
+    return policy === 'global' ? this.stores.global : this.stores.nodeLocal
   }
 
-  /** Resolves when every write for `stateId` issued so far has finished. */
-  async flushState(stateId: string): Promise<void> {
-    for (let w = this.writes.get(stateId); w; w = this.writes.get(stateId)) await w.done
+  /** Resolves when every write for `stateId` issued so far has finished; false if it timed out (reported as `state-lost`). */
+  flushState(stateId: string, timeoutMs?: number): Promise<boolean> {
+    return this.writer.flush(stateId, timeoutMs)
   }
 }

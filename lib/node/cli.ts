@@ -134,7 +134,9 @@ async function run(args: string[], io: { out: (s: string) => void; err: (s: stri
   rt.on('warning', (e) => { if (rank >= 2) line('warn', e.name, e.message) })
   rt.on('call-timeout', (e) => { if (rank >= 2) line('warn', e.caller ?? 'host', e.error.message) })
   rt.on('call-cycle', (e) => { if (rank >= 2) line('warn', e.caller ?? 'host', e.error.message) })
-  rt.on('state-error', (e) => line('error', e.name, e.error.message))
+  rt.on('state-sync-failed', (e) => line('warn', e.name, e.error.message))
+  rt.on('state-lost', (e) => line('error', e.name, e.error.message))
+  rt.on('state-conflict', (e) => line('error', e.name, e.error.message))
   rt.on('restart', (e) => { if (rank >= 3) line('info', e.name, `restarted (restart #${e.restarts})`) })
   rt.on('escalation', (e) => line('error', e.name, `ESCALATION: ${e.reason.message}`))
 

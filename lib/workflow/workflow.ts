@@ -6,7 +6,7 @@ import { loadFunctionModule } from '../wasm/loader'
 import type { ActorRef, InstanceInfo, PreparedSpawn, Runtime, StopOptions } from '../runtime'
 import { resolveSupervision, Supervisor, type RestartStrategy, type RestartType, type SupervisionOptions } from '../supervisor'
 import type { OverflowPolicy } from '../actor'
-import type { System } from '../system'
+import type { StatePolicy, System } from '../system'
 import type { ResourceClass, WorkflowProblem } from './resource'
 import { parseWorkflow, workflowError, type ParsedFunction, type ParsedResource, type ParsedWorkflow, type WorkflowSpec } from './spec'
 
@@ -142,6 +142,10 @@ function checkSupervisionAnnotations(parsed: ParsedWorkflow, at: (p: Omit<Workfl
     if (fuel !== undefined && fuel !== 'Infinity' && !(int(fuel) >= 1)) at({ entity: 'function', name: f.name, field: 'annotations.fuel', message: `must be a positive integer (fuel per invocation) or "Infinity", got "${fuel}"` })
     const mem = a['max-memory']
     if (mem !== undefined && !(int(mem) >= 65536)) at({ entity: 'function', name: f.name, field: 'annotations.max-memory', message: `must be an integer number of bytes, at least 65536 (one wasm page), got "${mem}"` })
+    const sp = a['state-policy']
+    if (sp !== undefined && !['transient', 'node-local', 'global'].includes(sp)) at({ entity: 'function', name: f.name, field: 'annotations.state-policy', message: `must be transient, node-local or global, got "${sp}"` })
+    const sm = a['state-sync']
+    if (sm !== undefined && sm !== 'async' && sm !== 'wait') at({ entity: 'function', name: f.name, field: 'annotations.state-sync', message: `must be async or wait, got "${sm}"` })
     const ov = a['mailbox-overflow']
     if (ov !== undefined && ov !== 'reject' && ov !== 'drop-oldest') at({ entity: 'function', name: f.name, field: 'annotations.mailbox-overflow', message: `must be reject or drop-oldest, got "${ov}"` })
   }
@@ -366,6 +370,8 @@ function functionSpawn(f: ParsedFunction, v: ValidatedWorkflow, h: WorkflowHandl
     ...(f.annotations['mailbox-capacity'] !== undefined ? { mailboxCapacity: int(f.annotations['mailbox-capacity']) } : {}),
     ...(f.annotations['fuel'] !== undefined ? { fuel: f.annotations['fuel'] === 'Infinity' ? Infinity : int(f.annotations['fuel']) } : {}),
     ...(f.annotations['max-memory'] !== undefined ? { maxMemoryBytes: int(f.annotations['max-memory']) } : {}),
+    ...(f.annotations['state-policy'] !== undefined ? { statePolicy: f.annotations['state-policy'] as StatePolicy } : {}),
+    ...(f.annotations['state-sync'] !== undefined ? { sync: f.annotations['state-sync'] as 'async' | 'wait' } : {}),
     ...(f.annotations['mailbox-overflow'] !== undefined ? { overflow: f.annotations['mailbox-overflow'] as OverflowPolicy } : {}),
   }
 }

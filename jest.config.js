@@ -8,6 +8,12 @@ export default {
   transform: {
     '^.+\\.ts$': ['ts-jest', { useESM: true, tsconfig: 'tsconfig.json', diagnostics: false }],
   },
-  testMatch: ['<rootDir>/__tests__/**/*.test.ts'],
+  testMatch: ['<rootDir>/__tests__/**/*.test.ts', '<rootDir>/examples/**/*.test.ts'],
+  // The examples import the package by its name, as users do; map it to the sources.
+  moduleNameMapper: {
+    '^edgeless$': '<rootDir>/lib/node/index.ts',
+    '^edgeless/testing$': '<rootDir>/lib/testing/index.ts',
+    '^edgeless/testing/jest$': '<rootDir>/lib/testing/jest.ts',
+  },
   testTimeout: 30000,
 }

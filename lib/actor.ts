@@ -511,27 +511,27 @@ export class Actor implements GuestHost, Runnable {
 
   cast(alias: string, payload: Uint8Array): void {
     const id = this.resolve(alias, 'cast')
-    if (id) this.castRaw(id, payload)
+    if (id) this.castRaw(id, payload, alias)
   }
 
-  castRaw(targetId: InstanceId, payload: Uint8Array): void {
+  castRaw(targetId: InstanceId, payload: Uint8Array, alias?: string): void {
     const t = this.target(targetId, 'cast')
-    if (t) this.sys.castTo(this.id, this.idBytes, t, payload)
+    if (t) this.sys.castTo(this.id, this.idBytes, t, payload, alias)
   }
 
   call(alias: string, payload: Uint8Array): CallResult | Promise<CallResult> {
     const id = this.resolve(alias, 'call')
     if (!id) return errResult('unknown-alias', `"${this.name}" has no output alias "${alias}".`, { alias })
-    return this.callRaw(id, payload)
+    return this.callRaw(id, payload, alias)
   }
 
-  callRaw(targetId: InstanceId, payload: Uint8Array): CallResult | Promise<CallResult> {
+  callRaw(targetId: InstanceId, payload: Uint8Array, alias?: string): CallResult | Promise<CallResult> {
     const t = this.target(targetId, 'call')
     if (!t) return errResult('unknown-instance', `No live instance ${formatInstanceId(targetId)}.`, { target: targetId })
     // A call made outside any handler (a resource answering an HTTP request, a JS timer)
     // does not block this instance's mailbox, so it adds no waits-for edge: several may be
     // in flight at once, and none can be part of a deadlock cycle.
-    return this.sys.call(this.busy ? this : null, this.id, this.idBytes, t, payload, this.callTimeoutMs)
+    return this.sys.call(this.busy ? this : null, this.id, this.idBytes, t, payload, this.callTimeoutMs, alias)
   }
 
   delayedCast(delayMs: number, alias: string, payload: Uint8Array): void {
@@ -541,7 +541,7 @@ export class Actor implements GuestHost, Runnable {
     const timer = this.sys.clock.setTimeout(() => {
       this.timers.delete(timer)
       const t = this.sys.lookup(id)
-      if (t) this.sys.castTo(this.id, this.idBytes, t, payload)
+      if (t) this.sys.castTo(this.id, this.idBytes, t, payload, alias)
       else this.target(id, 'delayed cast')
     }, delayMs)
     this.timers.add(timer)

@@ -686,6 +686,11 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     }
   }
 
+  /** The runtime's internals, for the test kit (`edgeless/testing`). Not a stable API. @internal */
+  internals(): System {
+    return this.sys
+  }
+
   /** @internal */
   emitWarning(ev: WarningEvent): void {
     this.sys.emit('warning', ev)

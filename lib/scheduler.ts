@@ -34,11 +34,30 @@ export class Scheduler {
   private readonly ready = new Mailbox<Runnable>(64)
   private pending = false
   private readonly runBound = () => this.run()
+  /** Seeded interleaving (tests): pick a random ready actor and a random slice. */
+  private random: (() => number) | null = null
+  private shuffled: Runnable[] = []
+  /** Messages processed so far (lets a test kit tell a quiet system from a busy one). */
+  processed = 0
 
   constructor(
     private readonly slice = 64,
     private readonly turnBudget = 4096,
   ) {}
+
+  /**
+   * Switch to a seeded random interleaving of independent actors: each turn goes to a random
+   * ready actor for 1..4 messages. Per-mailbox order is untouched (a mailbox is FIFO), so
+   * every interleaving is one a real system could produce. `null` restores FIFO fairness.
+   */
+  interleave(random: (() => number) | null): void {
+    this.random = random
+  }
+
+  /** True when no actor is waiting for a turn. */
+  get idle(): boolean {
+    return !this.pending
+  }
 
   /** Put a runnable in the ready queue (once) and make sure a turn is coming. */
   schedule(r: Runnable): void {
@@ -52,11 +71,39 @@ export class Scheduler {
   }
 
   private run(): void {
+    if (this.random) {
+      this.runShuffled(this.random)
+      return
+    }
     let done = 0
     for (let r = this.ready.shift(); r !== undefined; r = this.ready.shift()) {
       r.queued = false
-      done += r.runSlice(this.slice)
+      const n = r.runSlice(this.slice)
+      done += n
+      this.processed += n
       if (done >= this.turnBudget && this.ready.length > 0) {
+        macrotask(this.runBound)
+        return
+      }
+    }
+    this.pending = false
+  }
+
+  private runShuffled(random: () => number): void {
+    for (let r = this.ready.shift(); r !== undefined; r = this.ready.shift()) this.shuffled.push(r)
+    let done = 0
+    while (this.shuffled.length > 0) {
+      const i = Math.floor(random() * this.shuffled.length)
+      const r = this.shuffled[i]!
+      this.shuffled[i] = this.shuffled[this.shuffled.length - 1]!
+      this.shuffled.pop()
+      r.queued = false
+      const n = r.runSlice(1 + Math.floor(random() * 4))
+      done += n
+      this.processed += n
+      // Anything made ready meanwhile joins the draw.
+      for (let q = this.ready.shift(); q !== undefined; q = this.ready.shift()) this.shuffled.push(q)
+      if (done >= this.turnBudget && this.shuffled.length > 0) {
         macrotask(this.runBound)
         return
       }

@@ -16,6 +16,15 @@ import { StateWriter, type StateWriteOptions } from './state-writer'
  * `node-local` (this node's store: files, SQLite, memory) or `global` (a store shared by
  * nodes, e.g. Redis). Mapped to stores by {@link RuntimeOptions.stateStores}.
  */
+/**
+ * Observes messages for the test kit's trace. `message` is called when a cast or call is
+ * sent; for a call it may return a function that receives the answer.
+ * @internal
+ */
+export interface Tracer {
+  message(kind: 'cast' | 'call', from: InstanceId, to: Actor, payload: Uint8Array, alias: string | undefined): ((r: CallResult) => void) | void
+}
+
 export type StatePolicy = 'transient' | 'node-local' | 'global'
 
 /** Nested synchronous calls deeper than this take the queued path, so long chains cannot overflow the JS stack. */
@@ -62,8 +71,12 @@ export class System {
     return a && a.id.node === id.node ? a : undefined
   }
 
+  /** Sees every cast and call (the test kit's trace); `null` costs one check per message. */
+  tracer: Tracer | null = null
+
   /** Enqueue a cast; refused messages become dead letters. */
-  castTo(from: InstanceId, fromBytes: Uint8Array, target: Actor, payload: Uint8Array): void {
+  castTo(from: InstanceId, fromBytes: Uint8Array, target: Actor, payload: Uint8Array, alias?: string): void {
+    if (this.tracer) this.tracer.message('cast', from, target, payload, alias)
     target.enqueue({ kind: 0, src: from, srcBytes: fromBytes, payload, pending: null })
   }
 
@@ -72,7 +85,17 @@ export class System {
    * when the target is idle with an empty mailbox and answers without waiting (the fast
    * path); otherwise queued behind earlier messages, with a timeout.
    */
-  call(caller: Actor | null, from: InstanceId, fromBytes: Uint8Array, target: Actor, payload: Uint8Array, timeoutMs: number): CallResult | Promise<CallResult> {
+  call(caller: Actor | null, from: InstanceId, fromBytes: Uint8Array, target: Actor, payload: Uint8Array, timeoutMs: number, alias?: string): CallResult | Promise<CallResult> {
+    if (this.tracer === null) return this.callInner(caller, from, fromBytes, target, payload, timeoutMs)
+    const done = this.tracer.message('call', from, target, payload, alias)
+    const r = this.callInner(caller, from, fromBytes, target, payload, timeoutMs)
+    if (!done) return r
+    if (isThenable<CallResult>(r)) return Promise.resolve(r).then((v) => { done(v); return v })
+    done(r)
+    return r
+  }
+
+  private callInner(caller: Actor | null, from: InstanceId, fromBytes: Uint8Array, target: Actor, payload: Uint8Array, timeoutMs: number): CallResult | Promise<CallResult> {
     if (caller) {
       const cycle = this.findCycle(caller, target)
       if (cycle) {

@@ -6,6 +6,7 @@ import { loadFunctionModule } from '../wasm/loader'
 import type { ActorRef, InstanceInfo, PreparedSpawn, Runtime, StopOptions } from '../runtime'
 import { resolveSupervision, Supervisor, type RestartStrategy, type RestartType, type SupervisionOptions } from '../supervisor'
 import type { OverflowPolicy } from '../actor'
+import type { EdgeFunction } from '../js-function'
 import type { StatePolicy, System } from '../system'
 import type { ResourceClass, WorkflowProblem } from './resource'
 import { parseWorkflow, workflowError, type ParsedFunction, type ParsedResource, type ParsedWorkflow, type WorkflowSpec } from './spec'
@@ -37,6 +38,11 @@ export interface WorkflowOptions {
    * `restart-strategy`, `max-restarts`, `restart-period-ms`. Default: one_for_one, 3 in 5000 ms.
    */
   supervision?: SupervisionOptions
+  /**
+   * Run these members as the given JS functions instead of their module or resource class
+   * (test doubles): same name, address and output mapping. Their code is not loaded.
+   */
+  replace?: Record<string, EdgeFunction | (() => EdgeFunction)>
 }
 
 /** One instance of a running workflow. */
@@ -78,8 +84,9 @@ export async function checkWorkflow(env: WorkflowEnv, spec: unknown, options: Wo
   const at = (p: Omit<WorkflowProblem, 'file'>) => problems.push(file === undefined ? p : { file, ...p })
   const modules = new Map<string, FunctionModule>()
   await Promise.all(parsed.functions.map(async (f) => {
-    // Functions whose type or code field is already reported are not loaded (one problem each).
-    if (f.functionType !== 'RUST_WASM' || (f.code === undefined && f.binary === undefined)) return
+    // Functions whose type or code field is already reported are not loaded (one problem each),
+    // nor are those a test replaces.
+    if (f.functionType !== 'RUST_WASM' || (f.code === undefined && f.binary === undefined) || options.replace?.[f.name]) return
     const field = f.binary ? 'class_specification.binary' : 'class_specification.code'
     let source: Uint8Array | string
     try {
@@ -97,7 +104,13 @@ export async function checkWorkflow(env: WorkflowEnv, spec: unknown, options: Wo
   }))
   const classes = new Map<string, ResourceClass>()
   const configs = new Map<string, Record<string, string>>()
+  for (const name of Object.keys(options.replace ?? {})) {
+    if (!parsed.functions.some((f) => f.name === name) && !parsed.resources.some((r) => r.name === name)) {
+      at({ entity: 'workflow', field: `replace.${name}`, message: `"${name}" is no function or resource of this workflow, so it cannot be replaced` })
+    }
+  }
   for (const r of parsed.resources) {
+    if (options.replace?.[r.name]) continue
     const cls = env.resourceClass(r.classType)
     if (!cls) {
       at({ entity: 'resource', name: r.name, field: 'class_type', message: `"${r.classType}" is not a resource class of this runtime (known: ${env.resourceClasses().join(', ')}); fix the name or register the class with runtime.registerResource()` })
@@ -331,10 +344,12 @@ export async function launchWorkflow(rt: Runtime, sys: System, v: ValidatedWorkf
   const label = `workflow "${v.name}"`
   try {
     for (const f of v.parsed.functions) {
-      prepared.push({ name: f.name, p: await rt.prepareSpawn(functionSpawn(f, v, h, outputs(f.mapping), options)) })
+      const stub = options.replace?.[f.name]
+      const spec = functionSpawn(f, v, h, outputs(f.mapping), options, stub)
+      prepared.push({ name: f.name, p: await rt.prepareSpawn(spec) })
     }
     for (const r of v.parsed.resources) {
-      const fn = await createResource(rt, r, v, h)
+      const fn = options.replace?.[r.name] ?? await createResource(rt, r, v, h)
       prepared.push({ name: r.name, p: await rt.prepareSpawn({ name: r.name, fn, functionId: h.idOf(r.name)!.function, outputs: outputs(r.mapping), stateId: `${v.name}/${r.name}` }) })
     }
   } catch (e) {
@@ -356,11 +371,11 @@ export async function launchWorkflow(rt: Runtime, sys: System, v: ValidatedWorkf
   return h
 }
 
-function functionSpawn(f: ParsedFunction, v: ValidatedWorkflow, h: WorkflowHandle, outputs: Record<string, InstanceId>, options: WorkflowOptions) {
+function functionSpawn(f: ParsedFunction, v: ValidatedWorkflow, h: WorkflowHandle, outputs: Record<string, InstanceId>, options: WorkflowOptions, stub?: EdgeFunction | (() => EdgeFunction)) {
   const init = f.annotations['init-payload']
   return {
     name: f.name,
-    module: v.modules.get(f.name)!,
+    ...(stub ? { fn: stub } : { module: v.modules.get(f.name)! }),
     functionId: h.idOf(f.name)!.function,
     outputs,
     stateId: f.annotations['state-id'] || `${v.name}/${f.name}`,

@@ -44,7 +44,30 @@ export interface ActorInit {
   syncMode: 'async' | 'wait'
   /** Optimistic concurrency: the version read at spawn (0 = absent); `undefined` when off. */
   stateVersion: number | undefined
+  quotas: Required<HostQuotas>
 }
+
+/**
+ * Host resources one instance may use, so a guest cannot exhaust the host: what exceeds a
+ * quota is refused (a call gets Err `quota-exceeded`, other operations are dropped) and
+ * reported as a `warning` event with code `quota`, never host memory growth.
+ *
+ * @example
+ * ```ts
+ * new Runtime({ quotas: { maxPendingTimers: 100, maxPayloadBytes: 1 << 20, maxLogLinesPerSecond: 50 } })
+ * ```
+ */
+export interface HostQuotas {
+  /** Delayed casts scheduled and not yet fired. Default 10,000. */
+  maxPendingTimers?: number
+  /** Bytes of one cast, call, reply-to-host, delayed cast or sync payload. Default 16 MiB. */
+  maxPayloadBytes?: number
+  /** Log lines per second (more are dropped and counted). Default 1,000. */
+  maxLogLinesPerSecond?: number
+}
+
+/** The defaults of {@link HostQuotas}. */
+export const DEFAULT_QUOTAS: Readonly<Required<HostQuotas>> = Object.freeze({ maxPendingTimers: 10_000, maxPayloadBytes: 16 * 1024 * 1024, maxLogLinesPerSecond: 1000 })
 
 const LEVEL_NAMES = ['error', 'error', 'warn', 'info', 'debug', 'trace'] as const
 
@@ -79,6 +102,10 @@ export class Actor implements GuestHost, Runnable {
   readonly statePolicy: StatePolicy
   readonly syncWait: boolean
   stateVersion: number | undefined
+  readonly quotas: Required<HostQuotas>
+  private logWindow = 0
+  private logCount = 0
+  private logDropped = 0
   guest!: Guest
   supervisor: Supervisor | null = null
   lastError: EdgelessError | undefined
@@ -111,6 +138,24 @@ export class Actor implements GuestHost, Runnable {
     this.statePolicy = init.statePolicy
     this.syncWait = init.syncMode === 'wait'
     this.stateVersion = init.stateVersion
+    this.quotas = init.quotas
+  }
+
+  /** Report an operation refused by a quota. */
+  private overQuota(quota: keyof HostQuotas, op: string, details: Record<string, unknown>): void {
+    const limit = this.quotas[quota]
+    this.sys.emit('warning', {
+      code: 'quota', name: this.name, instance: this.id,
+      message: `"${this.name}" exceeded its ${quota} quota (${limit}) in ${op}; the ${op} was ${op === 'call' ? 'answered Err' : 'dropped'}. Fix the function, or raise quotas.${quota}.`,
+      details: { quota, limit, op, ...details },
+    })
+  }
+
+  /** True (and reported) when a payload is over the size quota. */
+  private tooBig(payload: Uint8Array, op: string): boolean {
+    if (payload.length <= this.quotas.maxPayloadBytes) return false
+    this.overQuota('maxPayloadBytes', op, { bytes: payload.length })
+    return true
   }
 
   /**
@@ -510,11 +555,13 @@ export class Actor implements GuestHost, Runnable {
   }
 
   cast(alias: string, payload: Uint8Array): void {
+    if (this.tooBig(payload, 'cast')) return
     const id = this.resolve(alias, 'cast')
     if (id) this.castRaw(id, payload, alias)
   }
 
   castRaw(targetId: InstanceId, payload: Uint8Array, alias?: string): void {
+    if (alias === undefined && this.tooBig(payload, 'cast')) return
     const t = this.target(targetId, 'cast')
     if (t) this.sys.castTo(this.id, this.idBytes, t, payload, alias)
   }
@@ -526,6 +573,7 @@ export class Actor implements GuestHost, Runnable {
   }
 
   callRaw(targetId: InstanceId, payload: Uint8Array, alias?: string): CallResult | Promise<CallResult> {
+    if (this.tooBig(payload, 'call')) return errResult('quota-exceeded', `"${this.name}" tried to call with ${payload.length} bytes, over its maxPayloadBytes quota (${this.quotas.maxPayloadBytes}).`, { bytes: payload.length })
     const t = this.target(targetId, 'call')
     if (!t) return errResult('unknown-instance', `No live instance ${formatInstanceId(targetId)}.`, { target: targetId })
     // A call made outside any handler (a resource answering an HTTP request, a JS timer)
@@ -536,6 +584,11 @@ export class Actor implements GuestHost, Runnable {
 
   delayedCast(delayMs: number, alias: string, payload: Uint8Array): void {
     // The alias is resolved now, as upstream does: a later patch of the mapping does not redirect it.
+    if (this.tooBig(payload, 'delayed_cast')) return
+    if (this.timers.size >= this.quotas.maxPendingTimers) {
+      this.overQuota('maxPendingTimers', 'delayed_cast', { pending: this.timers.size })
+      return
+    }
     const id = this.resolve(alias, 'delayed_cast')
     if (!id) return
     const timer = this.sys.clock.setTimeout(() => {
@@ -548,11 +601,24 @@ export class Actor implements GuestHost, Runnable {
   }
 
   sync(state: Uint8Array): void {
+    if (this.tooBig(state, 'sync')) return
     this.lastState = state
     this.sys.persist(this, state)
   }
 
   log(level: number, target: string, text: string): void {
+    const now = this.sys.clock.now()
+    if (now - this.logWindow >= 1000) {
+      if (this.logDropped > 0) this.overQuota('maxLogLinesPerSecond', 'log', { dropped: this.logDropped })
+      this.logWindow = now
+      this.logCount = 0
+      this.logDropped = 0
+    }
+    if (++this.logCount > this.quotas.maxLogLinesPerSecond) {
+      // Counted, reported once per window (above), never buffered.
+      this.logDropped++
+      return
+    }
     const lv = (level >= 1 && level <= 5 ? level : 1) as 1 | 2 | 3 | 4 | 5
     this.sys.emit('log', { level: lv, levelName: LEVEL_NAMES[lv], name: this.name, instance: this.id, target, text })
   }

@@ -49,6 +49,8 @@ export type ErrorCode =
   | 'mailbox-full'
   /** A supervisor saw more restarts within its period than allowed and escalated. */
   | 'restart-intensity'
+  /** An instance exceeded a host quota (payload size, pending timers, log rate). */
+  | 'quota-exceeded'
 
 /**
  * The one error class of the library. `code` says what went wrong (a closed set),

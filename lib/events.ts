@@ -60,7 +60,7 @@ export interface DeadLetterEvent {
 
 /** Something the guest did that the host tolerated: an unknown alias, invalid UTF-8, ... */
 export interface WarningEvent {
-  code: 'unknown-alias' | 'invalid-utf8' | 'unknown-instance' | 'cannot-suspend' | 'stop-timeout' | 'resource-error' | 'gave-up'
+  code: 'unknown-alias' | 'invalid-utf8' | 'unknown-instance' | 'cannot-suspend' | 'stop-timeout' | 'resource-error' | 'gave-up' | 'quota'
   name: string
   instance: InstanceId
   message: string

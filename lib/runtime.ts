@@ -1,7 +1,7 @@
 import { EventEmitter } from 'eventemitter3'
 import { memoryStore } from '../adapters/memory'
 import type { StateStore } from '../adapters/types'
-import { Actor, type ActorStatus, type OverflowPolicy } from './actor'
+import { Actor, DEFAULT_QUOTAS, type ActorStatus, type HostQuotas, type OverflowPolicy } from './actor'
 import { checkRestartType, resolveSupervision, Supervisor, type RestartType, type SupervisionOptions } from './supervisor'
 import { errResult, type CallResult } from './call-result'
 import { realClock, type Clock } from './clock'
@@ -64,6 +64,8 @@ export interface RuntimeOptions {
   fuel?: number
   /** Memory cap of every wasm guest, in bytes. Default: none. */
   maxMemoryBytes?: number
+  /** Host quotas of every instance (see {@link HostQuotas}). */
+  quotas?: HostQuotas
   /** Default mailbox capacity of every instance (messages). Default 10,000. */
   mailboxCapacity?: number
   /** Default overflow policy of every mailbox. Default `'reject'`. */
@@ -114,6 +116,8 @@ export interface SpawnOptions {
   maxMemoryBytes?: number
   /** When a crash (or a normal stop) restarts it: `transient` (default), `permanent` or `temporary`. */
   restart?: RestartType
+  /** Host quotas of this instance, over the runtime's. */
+  quotas?: HostQuotas
   /** Mailbox capacity in messages. Default: the runtime's (10,000). */
   mailboxCapacity?: number
   /** What a full mailbox does: `reject` the new message (default) or `drop-oldest`. */
@@ -250,6 +254,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
   private readonly overflow: OverflowPolicy
   private readonly fuel: number
   private readonly statePolicy: StatePolicy
+  private readonly quotas: Required<HostQuotas>
   private readonly optimistic: boolean
   private readonly maxMemoryBytes: number | undefined
   /** Supervises instances spawned outside workflows. */
@@ -276,6 +281,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     }
     this.sys = new System(this.nodeId, options.clock ?? realClock, stores, this, options.stateWrites)
     this.fuel = options.fuel ?? DEFAULT_FUEL
+    this.quotas = { ...DEFAULT_QUOTAS, ...options.quotas }
     this.maxMemoryBytes = options.maxMemoryBytes
     this.mailboxCapacity = checkCapacity(options.mailboxCapacity ?? 10_000, 'mailboxCapacity')
     this.overflow = checkOverflow(options.overflow ?? 'reject', 'overflow')
@@ -385,6 +391,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
       restartType, mailboxCapacity, overflow, makeGuest,
       initPayload: payload && payload.length ? payload : undefined,
       statePolicy,
+      quotas: { ...this.quotas, ...o.quotas },
       syncMode: o.sync === 'wait' ? 'wait' : 'async',
       stateVersion: undefined,
     })

@@ -14,6 +14,8 @@ export interface Guest {
   cast(src: InstanceId, srcBytes: Uint8Array, msg: Uint8Array): void | Promise<void>
   call(src: InstanceId, srcBytes: Uint8Array, msg: Uint8Array): CallResult | Promise<CallResult>
   stop(): void | Promise<void>
+  /** Release what the guest holds (a worker thread); called when it is replaced or its instance ends. */
+  dispose?(): void
 }
 
 /**
@@ -49,6 +51,9 @@ export function isThenable<T>(v: unknown): v is PromiseLike<T> {
  */
 export function classifyFailure(e: unknown, name: string, handler: string): { trap: TrapKind; error: EdgelessError } {
   if (e instanceof EdgelessError) {
+    // The guest limits (lib/wasm/instance.ts) report their traps typed: details.trap.
+    const limit = e.details['trap']
+    if (e.code === 'trap' && (limit === 'out-of-fuel' || limit === 'out-of-memory' || limit === 'deadline')) return { trap: limit, error: e }
     return { trap: e.code === 'guest-fault' ? 'guest-fault' : 'other', error: e }
   }
   const msg = e instanceof Error ? e.message : String(e)

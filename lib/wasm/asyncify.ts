@@ -29,7 +29,7 @@ export async function asyncifyModule(bytes: Uint8Array, label: string): Promise<
     const F = binaryen.Features
     // The features V8 in Node 20 and current browsers run; never All, so that the
     // optimiser cannot emit instructions the engine rejects.
-    mod.setFeatures(F.MVP | F.MutableGlobals | F.SignExt | F.NontrappingFPToInt | F.BulkMemory | F.SIMD128 | F.Multivalue | F.ReferenceTypes)
+    mod.setFeatures(F.MVP | F.MutableGlobals | F.SignExt | F.NontrappingFPToInt | F.BulkMemory | ((F as unknown as { BulkMemoryOpt?: number }).BulkMemoryOpt ?? 0) | F.SIMD128 | F.Multivalue | F.ReferenceTypes)
     binaryen.setOptimizeLevel(2)
     binaryen.setShrinkLevel(0)
     binaryen.setPassArgument('asyncify-imports', SUSPENDING_IMPORTS.map((n) => `env.${n}`).join(','))

@@ -5,6 +5,7 @@ import { isThenable, type Guest, type GuestHost } from '../guest'
 import { instanceIdFromBytes, type InstanceId } from '../ids'
 import { utf8, utf8Strict } from '../payload'
 import type { FunctionModule } from './loader'
+import { FUEL_EXPORT, GROW_EXPORT, RESET_EXPORT } from './meter'
 
 interface GuestExports {
   memory: WebAssembly.Memory
@@ -20,6 +21,9 @@ interface GuestExports {
   asyncify_start_rewind?: (buf: number) => void
   asyncify_stop_rewind?: () => void
 }
+
+/** The largest budget handed to the meter (an f64 that converts to i64 exactly): what `fuel: Infinity` gets in a module that carries a meter anyway. */
+const MAX_BUDGET = 2 ** 62
 
 /** Bytes the host allocates per invocation: sender node id (16), component id (16), two out slots (4+4). */
 const SLOTS = 40
@@ -40,22 +44,71 @@ export class WasmGuest implements Guest {
   private suspension: { promise: Promise<CallResult>; buf: number } | null = null
   private rewinding: { buf: number; value: CallResult } | null = null
   private readonly label: string
+  /** The meter's fuel global (metered modules), read after a trap. */
+  private fuel: WebAssembly.Global | undefined
+  /** The flag the memory instrumentation sets when a memory.grow fails (pages asked for). */
+  private growFailed: WebAssembly.Global | undefined
+  /** Sets the fuel to the budget and clears the flag: called before each invocation. */
+  private reset: ((budget: number) => void) | undefined
+  private budget = MAX_BUDGET
 
   private constructor(
     private readonly fm: FunctionModule,
     private readonly host: GuestHost,
     private readonly suspendBufferBytes: number,
+    private readonly limits: GuestLimits,
   ) {
     this.label = `function "${host.name}"`
   }
 
-  /** Instantiate `fm` for `host`. Instantiation errors (e.g. a start function trapping) reject. */
-  static async create(fm: FunctionModule, host: GuestHost, suspendBufferBytes = 16 * 1024, _limits: GuestLimits = UNLIMITED): Promise<WasmGuest> {
-    const g = new WasmGuest(fm, host, suspendBufferBytes)
+  /**
+   * Instantiate `fm` for `host`. Instantiation errors (e.g. a start function trapping) reject.
+   * `limits.fuel` is the budget of every invocation when `fm` is metered (the module was
+   * loaded for the same limits; see loadFunctionModule).
+   */
+  static async create(fm: FunctionModule, host: GuestHost, suspendBufferBytes = 16 * 1024, limits: GuestLimits = UNLIMITED): Promise<WasmGuest> {
+    const g = new WasmGuest(fm, host, suspendBufferBytes, limits)
     const instance = await WebAssembly.instantiate(fm.module, { env: g.imports() })
     g.ex = instance.exports as unknown as GuestExports
     g.u8 = new Uint8Array(g.ex.memory.buffer)
+    const exports = instance.exports as Record<string, unknown>
+    if (fm.instrumented) {
+      g.reset = exports[RESET_EXPORT] as (budget: number) => void
+      g.growFailed = exports[GROW_EXPORT] as WebAssembly.Global
+      if (fm.metered) g.fuel = exports[FUEL_EXPORT] as WebAssembly.Global
+      g.budget = Math.min(Math.floor(limits.fuel), MAX_BUDGET)
+    }
     return g
+  }
+
+  /** Start an invocation: a full fuel budget and no failed growth yet. */
+  private refuel(): void {
+    if (this.reset) this.reset(this.budget)
+  }
+
+  /**
+   * Name a failure of the running invocation: the meter's trap is `out-of-fuel` (the fuel
+   * global is negative: a guest's own `unreachable` only runs while it is >= 0); a trap or
+   * fault after a failed memory.grow is `out-of-memory`; a trap while unwinding is a stack
+   * too big for the suspension buffer. Anything else passes through as it is.
+   */
+  private failed(e: unknown, handler: 'init' | 'cast' | 'call' | 'stop'): unknown {
+    if (!(e instanceof WebAssembly.RuntimeError || e instanceof RangeError || e instanceof EdgelessError)) return e
+    const name = this.host.name
+    if (this.fuel && e instanceof WebAssembly.RuntimeError && (this.fuel.value as bigint) < 0n) {
+      const budget = this.limits.fuel
+      return new EdgelessError('trap', `${this.label} ran out of fuel in handle_${handler}: one invocation may use ${fmt(budget)} fuel (about one unit per wasm instruction run) and this one used it all, in an infinite loop or more work than the budget allows. The instance crashed; its supervisor restarts it or gives up according to its restart type. If the work is legitimate, raise the budget: SpawnOptions.fuel or RuntimeOptions.fuel, or the workflow annotation "fuel" (Infinity turns metering off).`, { name, handler, trap: 'out-of-fuel', fuel: budget }, { cause: e })
+    }
+    const pages = this.growFailed ? (this.growFailed.value as number) >>> 0 : 0
+    if (pages !== 0) {
+      const size = this.view().length
+      const cap = this.fm.maxPages
+      const beyond = cap !== undefined
+        ? `its memory cap of ${fmtBytes(cap * 65536)}`
+        : 'what the engine could give it (no cap was set)'
+      return new EdgelessError('trap', `${this.label} ran out of memory in handle_${handler}: it asked to grow its ${fmtBytes(size)} of linear memory by ${fmtBytes(pages * 65536)}, beyond ${beyond}, and failed (${(e as Error).message}). The instance crashed; its supervisor restarts it or gives up according to its restart type. If it needs the memory, raise the cap: SpawnOptions.maxMemoryBytes or RuntimeOptions.maxMemoryBytes, or the workflow annotation "max-memory"; otherwise fix the function's memory use.`, { name, handler, trap: 'out-of-memory', memoryBytes: size, requestedBytes: pages * 65536, ...(cap !== undefined ? { maxMemoryBytes: cap * 65536 } : {}) }, { cause: e })
+    }
+    return this.explainUnwindTrap(e)
   }
 
   // ---- memory helpers ----------------------------------------------------------------
@@ -230,11 +283,7 @@ export class WasmGuest implements Guest {
       const value = await s.promise
       this.rewinding = { buf: s.buf, value }
       this.ex.asyncify_start_rewind!(s.buf)
-      try {
-        ret = reinvoke()
-      } catch (e) {
-        throw this.explainUnwindTrap(e)
-      }
+      ret = reinvoke()
     }
     return ret
   }
@@ -247,83 +296,96 @@ export class WasmGuest implements Guest {
     return e
   }
 
-  private invoke<T>(fn: () => T): T {
-    try {
-      return fn()
-    } catch (e) {
-      throw this.explainUnwindTrap(e)
-    }
-  }
-
   // ---- handlers ---------------------------------------------------------------------
 
+  // Every failure of an invocation, synchronous or after a suspension, goes through
+  // failed(): the host's own calls into the guest (alloc, free) are metered too.
+
   init(payload: Uint8Array | undefined, state: Uint8Array | undefined): void | Promise<void> {
-    this.ex.edgeless_mem_clear?.()
-    const pl = payload?.length ?? 0
-    const sl = state?.length ?? 0
-    const pp = pl ? this.alloc(pl) : 0
-    const sp = sl ? this.alloc(sl) : 0
-    if (pl) this.view().set(payload!, pp)
-    if (sl) this.view().set(state!, sp)
+    this.refuel()
     const run = () => this.ex.handle_init_asm(pp, pl, sp, sl)
     const finish = () => {
       if (pl) this.ex.edgeless_mem_free(pp, pl)
       if (sl) this.ex.edgeless_mem_free(sp, sl)
     }
-    this.invoke(run)
-    if (this.suspension) return this.resume(run).then(finish)
-    finish()
+    let pp = 0
+    let sp = 0
+    const pl = payload?.length ?? 0
+    const sl = state?.length ?? 0
+    try {
+      this.ex.edgeless_mem_clear?.()
+      pp = pl ? this.alloc(pl) : 0
+      sp = sl ? this.alloc(sl) : 0
+      if (pl) this.view().set(payload!, pp)
+      if (sl) this.view().set(state!, sp)
+      run()
+      if (!this.suspension) return finish()
+    } catch (e) {
+      throw this.failed(e, 'init')
+    }
+    return this.resume(run).then(finish).catch((e: unknown) => { throw this.failed(e, 'init') })
   }
 
   cast(_src: InstanceId, srcBytes: Uint8Array, msg: Uint8Array): void | Promise<void> {
+    this.refuel()
     const ex = this.ex
-    ex.edgeless_mem_clear?.()
-    const ids = this.alloc(SLOTS)
     const len = msg.length
-    const p = this.alloc(len)
-    const u8 = this.view()
-    u8.set(srcBytes, ids)
-    if (len) u8.set(msg, p)
+    let ids = 0
+    let p = 0
     try {
+      ex.edgeless_mem_clear?.()
+      ids = this.alloc(SLOTS)
+      p = this.alloc(len)
+      const u8 = this.view()
+      u8.set(srcBytes, ids)
+      if (len) u8.set(msg, p)
       ex.handle_cast_asm(ids, ids + 16, p, len)
+      if (!this.suspension) return this.freeMsg(ids, p, len)
     } catch (e) {
-      throw this.explainUnwindTrap(e)
+      throw this.failed(e, 'cast')
     }
-    if (this.suspension) {
-      return this.resume(() => ex.handle_cast_asm(ids, ids + 16, p, len)).then(() => this.freeMsg(ids, p, len))
-    }
-    this.freeMsg(ids, p, len)
+    return this.resume(() => ex.handle_cast_asm(ids, ids + 16, p, len))
+      .then(() => this.freeMsg(ids, p, len))
+      .catch((e: unknown) => { throw this.failed(e, 'cast') })
   }
 
   call(_src: InstanceId, srcBytes: Uint8Array, msg: Uint8Array): CallResult | Promise<CallResult> {
+    this.refuel()
     const ex = this.ex
-    ex.edgeless_mem_clear?.()
-    const ids = this.alloc(SLOTS)
     const len = msg.length
-    const p = this.alloc(len)
-    const u8 = this.view()
-    u8.set(srcBytes, ids)
-    if (len) u8.set(msg, p)
-    // Zero the out slots: a guest that returns 1 without writing them gets (0, 0), not
-    // whatever an earlier invocation left there.
-    u8.fill(0, ids + 32, ids + 40)
-    let rc: number
+    let ids = 0
+    let p = 0
     try {
-      rc = ex.handle_call_asm(ids, ids + 16, p, len, ids + 32, ids + 36)
+      ex.edgeless_mem_clear?.()
+      ids = this.alloc(SLOTS)
+      p = this.alloc(len)
+      const u8 = this.view()
+      u8.set(srcBytes, ids)
+      if (len) u8.set(msg, p)
+      // Zero the out slots: a guest that returns 1 without writing them gets (0, 0), not
+      // whatever an earlier invocation left there.
+      u8.fill(0, ids + 32, ids + 40)
+      const rc = ex.handle_call_asm(ids, ids + 16, p, len, ids + 32, ids + 36)
+      if (!this.suspension) return this.finishCall(rc, ids, p, len)
     } catch (e) {
-      throw this.explainUnwindTrap(e)
+      throw this.failed(e, 'call')
     }
-    if (this.suspension) {
-      return this.resume(() => ex.handle_call_asm(ids, ids + 16, p, len, ids + 32, ids + 36)).then((rc2) => this.finishCall(rc2, ids, p, len))
-    }
-    return this.finishCall(rc, ids, p, len)
+    return this.resume(() => ex.handle_call_asm(ids, ids + 16, p, len, ids + 32, ids + 36))
+      .then((rc2) => this.finishCall(rc2, ids, p, len))
+      .catch((e: unknown) => { throw this.failed(e, 'call') })
   }
 
   stop(): void | Promise<void> {
-    this.ex.edgeless_mem_clear?.()
+    this.refuel()
     const run = () => this.ex.handle_stop_asm()
-    this.invoke(run)
-    if (this.suspension) return this.resume(run)
+    try {
+      this.ex.edgeless_mem_clear?.()
+      run()
+      if (!this.suspension) return
+    } catch (e) {
+      throw this.failed(e, 'stop')
+    }
+    return this.resume(run).catch((e: unknown) => { throw this.failed(e, 'stop') })
   }
 
   private freeMsg(ids: number, p: number, len: number): void {
@@ -347,4 +409,15 @@ export class WasmGuest implements Guest {
     this.freeMsg(ids, p, len)
     return result
   }
+}
+
+/** 1000000 -> "1,000,000". */
+function fmt(n: number): string {
+  return Number.isFinite(n) ? Math.floor(n).toLocaleString('en-US') : String(n)
+}
+
+function fmtBytes(n: number): string {
+  if (n >= 1024 * 1024 && n % (1024 * 1024) === 0) return `${n / (1024 * 1024)} MiB`
+  if (n >= 1024 && n % 1024 === 0) return `${n / 1024} KiB`
+  return `${n} bytes`
 }

@@ -3,6 +3,7 @@ import { LRUCache } from 'lru-cache'
 import { EdgelessError } from '../errors'
 import { SUSPENDING_IMPORTS, shapeOfCompiled, validateShape } from './abi'
 import { asyncifyModule } from './asyncify'
+import { FUEL_EXPORT, RESET_EXPORT, instrumentModule } from './meter'
 import { parseModuleShape, type ModuleShape } from './parse'
 
 /**
@@ -31,11 +32,20 @@ export type SourceLoader = (ref: string | URL) => Promise<Uint8Array>
  * ```
  */
 export class FunctionModule {
+  /**
+   * True when the module was instrumented with a fuel meter (every function entry and loop
+   * header charges the per-invocation budget). False for `fuel: Infinity` and for
+   * precompiled modules, which cannot be rewritten.
+   */
+  readonly metered: boolean
+  /** The memory cap compiled into the module (its memory's maximum lowered), in 64 KiB pages; `undefined`: none. */
+  readonly maxPages: number | undefined
+
   /** @internal */
   constructor(
-    /** The compiled module (after the asyncify transformation when `canSuspend`). */
+    /** The compiled module (after the fuel meter, memory cap and asyncify transformations). */
     readonly module: WebAssembly.Module,
-    /** Imports and exports as read from the binary. */
+    /** Imports and exports as read from the original binary. */
     readonly shape: ModuleShape,
     /** SHA-256 of the original bytes (hex), or `precompiled:<n>` for a WebAssembly.Module source. */
     readonly hash: string,
@@ -43,11 +53,45 @@ export class FunctionModule {
     readonly canSuspend: boolean,
     /** True when the guest imports call_asm or call_raw_asm. */
     readonly usesCalls: boolean,
-  ) {}
+    /** @internal The original bytes, kept to derive variants with other limits. */
+    readonly bytes?: Uint8Array,
+    /** @internal How the module was instrumented. */
+    variant?: { metered: boolean; maxPages: number | undefined },
+  ) {
+    // A precompiled module may carry the instrumentation already (the .module of a FunctionModule).
+    const exports = variant ? undefined : WebAssembly.Module.exports(module)
+    this.metered = variant ? variant.metered : exports!.some((e) => e.name === FUEL_EXPORT && e.kind === 'global')
+    this.maxPages = variant?.maxPages
+    this.instrumented = variant ? variant.metered || variant.maxPages !== undefined : exports!.some((e) => e.name === RESET_EXPORT && e.kind === 'function')
+  }
+
+  /** @internal The module was rewritten for limits: it exports the reset function and the failed-growth flag (lib/wasm/meter.ts). */
+  readonly instrumented: boolean
+}
+
+/** The instrumentation `limits` ask for: a fuel meter unless the fuel is infinite, a cap in pages. */
+function variantOf(limits: GuestLimits): { metered: boolean; maxPages: number | undefined } {
+  return {
+    metered: limits.fuel !== Infinity,
+    maxPages: limits.maxMemoryBytes === undefined ? undefined : Math.floor(limits.maxMemoryBytes / 65536),
+  }
+}
+
+/** Reject limits that cannot mean anything, naming the option. */
+function checkLimits(limits: GuestLimits, label: string): void {
+  const { fuel, maxMemoryBytes: mem } = limits
+  if (typeof fuel !== 'number' || Number.isNaN(fuel) || fuel <= 0) {
+    throw new EdgelessError('invalid-argument', `The fuel of ${label} must be a positive number of fuel units per invocation, or Infinity to turn metering off; got ${String(fuel)}.`, { fuel })
+  }
+  if (mem !== undefined && (typeof mem !== 'number' || !Number.isFinite(mem) || mem < 65536)) {
+    throw new EdgelessError('invalid-argument', `The memory cap (maxMemoryBytes) of ${label} must be a number of bytes, at least 65536 (one wasm page); got ${String(mem)}. Leave it out for no cap.`, { maxMemoryBytes: mem })
+  }
 }
 
 // Compiled modules are immutable and shareable, so one cache serves every runtime in the
-// process. Keyed by content hash: the same bytes from two paths compile once.
+// process. Keyed by content hash and instrumentation (metered or not, memory cap): the same
+// bytes from two paths compile once per set of limits. The fuel budget itself is not part
+// of the key: it is set by the host per instance, so every budget shares one metered module.
 const cache = new LRUCache<string, Promise<FunctionModule>>({ max: 128 })
 let precompiledCount = 0
 
@@ -80,9 +124,19 @@ function describe(source: ModuleSource): string {
   return 'module'
 }
 
-/** Resolve any {@link ModuleSource} to a validated {@link FunctionModule}, compiling once per distinct binary. */
-export async function loadFunctionModule(source: ModuleSource, loader: SourceLoader, label = describe(source), _limits: GuestLimits = UNLIMITED): Promise<FunctionModule> {
-  if (source instanceof FunctionModule) return source
+/**
+ * Resolve any {@link ModuleSource} to a validated {@link FunctionModule} instrumented for
+ * `limits` (fuel meter, memory cap), compiling once per distinct binary and limits.
+ * A FunctionModule prepared for other limits is re-derived from its original bytes.
+ * A precompiled `WebAssembly.Module` cannot be rewritten: it runs as it is.
+ */
+export async function loadFunctionModule(source: ModuleSource, loader: SourceLoader, label = describe(source), limits: GuestLimits = UNLIMITED): Promise<FunctionModule> {
+  checkLimits(limits, label)
+  const want = variantOf(limits)
+  if (source instanceof FunctionModule) {
+    if (!source.bytes || (source.metered === want.metered && source.maxPages === want.maxPages)) return source
+    return cached(source.bytes, source.hash, label, want)
+  }
   if (source instanceof WebAssembly.Module) {
     const shape = shapeOfCompiled(source)
     validateShape(shape, label)
@@ -91,8 +145,9 @@ export async function loadFunctionModule(source: ModuleSource, loader: SourceLoa
     return new FunctionModule(source, shape, `precompiled:${++precompiledCount}`, canSuspend, usesCalls)
   }
   let bytes: Uint8Array
-  if (source instanceof Uint8Array) bytes = source
-  else if (source instanceof ArrayBuffer) bytes = new Uint8Array(source)
+  // Copies: the bytes are kept (to derive variants) and must not change under the hash.
+  if (source instanceof Uint8Array) bytes = source.slice()
+  else if (source instanceof ArrayBuffer) bytes = new Uint8Array(source.slice(0))
   else if (typeof source === 'string' || source instanceof URL) {
     try {
       bytes = await loader(source)
@@ -103,35 +158,48 @@ export async function loadFunctionModule(source: ModuleSource, loader: SourceLoa
   } else {
     throw new EdgelessError('invalid-argument', `A module source must be bytes, a WebAssembly.Module, a URL or a path; got ${typeof source}.`)
   }
-  const hash = await sha256Hex(bytes)
-  let entry = cache.get(hash)
+  return cached(bytes, await sha256Hex(bytes), label, want)
+}
+
+function cached(bytes: Uint8Array, hash: string, label: string, want: { metered: boolean; maxPages: number | undefined }): Promise<FunctionModule> {
+  const key = `${hash}:${want.metered ? 'fuel' : 'nofuel'}:${want.maxPages ?? 'nocap'}`
+  let entry = cache.get(key)
   if (!entry) {
-    entry = compile(bytes, hash, label)
-    cache.set(hash, entry)
+    entry = compile(bytes, hash, label, want)
+    cache.set(key, entry)
     // A failed compile must not stay cached: the next attempt reports afresh.
-    entry.catch(() => { if (cache.get(hash) === entry) cache.delete(hash) })
+    entry.catch(() => { if (cache.get(key) === entry) cache.delete(key) })
   }
   return entry
 }
 
-async function compile(bytes: Uint8Array, hash: string, label: string): Promise<FunctionModule> {
+async function compile(bytes: Uint8Array, hash: string, label: string, want: { metered: boolean; maxPages: number | undefined }): Promise<FunctionModule> {
   if (bytes.length < 8 || bytes[0] !== 0 || bytes[1] !== 0x61 || bytes[2] !== 0x73 || bytes[3] !== 0x6d) {
     throw new EdgelessError('invalid-module', `${label} is not a WebAssembly module (${bytes.length} bytes, no "\\0asm" header). Point to the .wasm file built for wasm32-unknown-unknown.`, { source: label, size: bytes.length })
   }
   if (bytes[4] !== 1 || bytes[5] !== 0 || bytes[6] !== 0 || bytes[7] !== 0) {
     throw new EdgelessError('invalid-module', `${label} is a WebAssembly component or an unsupported binary version; EDGELESS functions are core modules (version 1). Build for wasm32-unknown-unknown.`, { source: label })
   }
-  let compiled: WebAssembly.Module
-  try {
-    compiled = await WebAssembly.compile(bytes as Uint8Array<ArrayBuffer>)
-  } catch (e) {
-    throw new EdgelessError('invalid-module', `${label} failed to compile: ${(e as Error).message}. The file may be truncated or corrupt; rebuild it.`, { source: label }, { cause: e })
+  // Validating is cheaper than compiling; a compile runs only for the engine's message.
+  if (!WebAssembly.validate(bytes as Uint8Array<ArrayBuffer>)) {
+    try {
+      await WebAssembly.compile(bytes as Uint8Array<ArrayBuffer>)
+    } catch (e) {
+      throw new EdgelessError('invalid-module', `${label} failed to compile: ${(e as Error).message}. The file may be truncated or corrupt; rebuild it.`, { source: label }, { cause: e })
+    }
   }
   const shape = parseModuleShape(bytes)
   validateShape(shape, label)
   const usesCalls = shape.imports.some((i) => (SUSPENDING_IMPORTS as readonly string[]).includes(i.name))
-  if (!usesCalls) return new FunctionModule(compiled, shape, hash, false, false)
-  const transformed = await asyncifyModule(bytes, label)
-  const module = await WebAssembly.compile(transformed as Uint8Array<ArrayBuffer>)
-  return new FunctionModule(module, shape, hash, true, true)
+  // The meter and the cap go in first: asyncify then treats the meter as ordinary guest code.
+  let code = want.metered || want.maxPages !== undefined ? instrumentModule(bytes, { fuel: want.metered, maxPages: want.maxPages }, label) : bytes
+  if (usesCalls) code = await asyncifyModule(code, label)
+  let module: WebAssembly.Module
+  try {
+    module = await WebAssembly.compile(code as Uint8Array<ArrayBuffer>)
+  } catch (e) {
+    if (code === bytes) throw new EdgelessError('invalid-module', `${label} failed to compile: ${(e as Error).message}. The file may be truncated or corrupt; rebuild it.`, { source: label }, { cause: e })
+    throw new EdgelessError('invalid-module', `${label} failed to compile after being prepared for its limits and calls: ${(e as Error).message}. This is a bug in edgeless; spawn it with \`fuel: Infinity\` and no memory cap to run it as it is.`, { source: label }, { cause: e })
+  }
+  return new FunctionModule(module, shape, hash, usesCalls, usesCalls, bytes, want)
 }

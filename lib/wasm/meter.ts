@@ -1,0 +1,870 @@
+import { EdgelessError } from '../errors'
+
+/**
+ * Load-time instrumentation of a guest for {@link GuestLimits}: fuel metering and a memory
+ * cap. A plain binary pass (no binaryen: it would cost a second to load for every guest).
+ *
+ * Fuel. The module gets a mutable i64 global, exported as {@link FUEL_EXPORT}, which the host
+ * sets to the budget before each invocation (through {@link RESET_EXPORT}). Every function entry and every loop header
+ * subtract a cost and trap with `unreachable` when the result goes below zero. While a
+ * function runs, its fuel lives in an added i64 local (a register in optimised code):
+ *
+ *     entry:  global.get $fuel  (check COST)                          ;; $f := fuel - COST
+ *     loop:   loop  local.get $f  (check COST)  ...
+ *     check:  i64.const COST  i64.sub  local.tee $f  i64.const 0  i64.lt_s
+ *             if  local.get $f  global.set $fuel  unreachable  end
+ *     calls:  local.get $f  global.set $fuel  call ...  global.get $fuel  local.set $f
+ *     exits:  local.get $f  global.set $fuel  before return, the final end, a branch out
+ *
+ * (call_indirect and return_call too; a catch reloads $f.) A global decremented in the
+ * loop itself costs ~50% in a tight loop (a store-to-load chain through memory on every
+ * iteration); the local costs ~5% (bench/fuel.mjs). A function without loops needs no
+ * local: its one check works on the global (`global.get $fuel i64.const COST i64.sub
+ * global.set $fuel`, then the same test), and its calls and exits are left alone, which
+ * keeps call-heavy code (formatting, small helpers) cheap.
+ *
+ * COST is the number of instructions of the region the check heads (the function body, or
+ * the loop body), not counting nested loops, which are charged by their own headers. Both
+ * arms of an `if` are counted, so fuel is an upper bound of the wasm instructions executed:
+ * about one unit per instruction.
+ *
+ * Out-of-fuel vs a real `unreachable`: a negative value reaches the global only in a
+ * check, and that check then traps at once (the local form stores it just before its
+ * `unreachable`, the global form tests what it just stored). Every other value the global
+ * gets has passed a check. So after a trap the global is negative exactly when the meter
+ * trapped; the host reads it (lib/wasm/instance.ts) and reports `out-of-fuel`.
+ *
+ * Memory. The memory section's maximum is lowered to the cap, so `memory.grow` beyond it
+ * returns -1 (the engine's own check; nothing to enforce in the guest). Every `memory.grow`
+ * is routed through an added helper function that records the requested page count in an
+ * i32 global exported as {@link GROW_EXPORT} when the growth fails; a trap that follows a
+ * failed growth (a Rust guest aborts on allocation failure) is reported as out-of-memory.
+ *
+ * Only things appended at the end of their index spaces are added (two types and functions,
+ * one or two globals, their exports and {@link RESET_EXPORT}, a local in some functions), so no existing index changes and
+ * calls, tables, element segments and the name section stay valid. `fuel: Infinity` with
+ * a cap adds only the memory part; without a cap the module is not rewritten at all.
+ *
+ * Asyncify runs after this pass (lib/wasm/loader.ts), so it treats the meter as ordinary
+ * guest code: $f is saved and restored with the other locals when a guest blocked in
+ * call_asm is unwound and rewound, the global is written back before the call (so it is
+ * right while the host waits) and read again after it, and the budget spans the suspension
+ * (the host refuels only at the start of an invocation).
+ */
+
+/** The exported i64 global holding the fuel left in the current invocation. */
+export const FUEL_EXPORT = 'edgeless_meter_fuel'
+/** The exported i32 global: pages requested by the last failed `memory.grow` (0: none). */
+export const GROW_EXPORT = 'edgeless_meter_grow_failed'
+/**
+ * The exported function `(budget: f64) -> ()` the host calls before each invocation: sets the
+ * fuel (when metered) and clears the failed-growth flag. One call into wasm costs ~5 ns where
+ * setting the two globals through their WebAssembly.Global objects costs ~60-120 ns.
+ * The budget is an integral f64 below 2^63 (the host clamps it).
+ */
+export const RESET_EXPORT = 'edgeless_meter_reset'
+/**
+ * Fuel the module starts with: what a start function (run during instantiation, before the
+ * host can set a budget) may use. Each invocation then gets its own budget from the host.
+ */
+export const START_FUEL = 1_000_000_000n
+
+export interface MeterOptions {
+  /** Insert fuel checks. */
+  fuel: boolean
+  /** Cap of the memory's maximum, in pages (`undefined`: keep the module's). */
+  maxPages: number | undefined
+}
+
+/** Order of the known sections (ids), for inserting a section the module lacks. */
+const SECTION_ORDER = [1, 2, 3, 4, 5, 13, 6, 7, 8, 9, 12, 10, 11]
+
+interface Section { id: number; start: number; end: number; name?: string }
+
+class Cursor {
+  constructor(readonly b: Uint8Array, public pos: number, readonly end: number) {}
+  byte(): number {
+    if (this.pos >= this.end) throw new RangeError('unexpected end of a section')
+    return this.b[this.pos++]!
+  }
+  u32(): number {
+    let result = 0
+    let shift = 0
+    for (;;) {
+      const byte = this.byte()
+      if (shift < 32) result |= (byte & 0x7f) << shift
+      if ((byte & 0x80) === 0) return result >>> 0
+      shift += 7
+      if (shift > 35) throw new RangeError('bad LEB128')
+    }
+  }
+  /** Skip any LEB128 (signed or unsigned, up to 64 bits). */
+  leb(): void {
+    for (let i = 0; i < 10; i++) if ((this.byte() & 0x80) === 0) return
+    throw new RangeError('bad LEB128')
+  }
+  skip(n: number): void {
+    if (this.pos + n > this.end) throw new RangeError('unexpected end of a section')
+    this.pos += n
+  }
+  name(): string {
+    const n = this.u32()
+    const start = this.pos
+    this.skip(n)
+    return new TextDecoder().decode(this.b.subarray(start, start + n))
+  }
+}
+
+/** A growable byte buffer. */
+class Out {
+  private buf: Uint8Array
+  len = 0
+  constructor(size = 1024) { this.buf = new Uint8Array(size) }
+  private room(n: number): void {
+    if (this.len + n <= this.buf.length) return
+    let size = this.buf.length * 2
+    while (size < this.len + n) size *= 2
+    const b = new Uint8Array(size)
+    b.set(this.buf.subarray(0, this.len))
+    this.buf = b
+  }
+  byte(v: number): this {
+    this.room(1)
+    this.buf[this.len++] = v
+    return this
+  }
+  bytes(b: Uint8Array): this {
+    this.room(b.length)
+    this.buf.set(b, this.len)
+    this.len += b.length
+    return this
+  }
+  u32(v: number): this {
+    let x = v >>> 0
+    do {
+      let byte = x & 0x7f
+      x >>>= 7
+      if (x !== 0) byte |= 0x80
+      this.byte(byte)
+    } while (x !== 0)
+    return this
+  }
+  /** Signed LEB128 of a safe integer (i64.const immediates). */
+  s64(v: number): this {
+    let x = BigInt(v)
+    for (;;) {
+      const byte = Number(x & 0x7fn)
+      x >>= 7n
+      if ((x === 0n && (byte & 0x40) === 0) || (x === -1n && (byte & 0x40) !== 0)) return this.byte(byte)
+      this.byte(byte | 0x80)
+    }
+  }
+  name(s: string): this {
+    const b = new TextEncoder().encode(s)
+    return this.u32(b.length).bytes(b)
+  }
+  result(): Uint8Array { return this.buf.slice(0, this.len) }
+}
+
+/** Instructions the meter does not know: it refuses the module rather than guess their size. */
+class UnknownOpcode extends Error {}
+
+const SINGLE_BYTE_VALTYPES = new Set([0x7f, 0x7e, 0x7d, 0x7c, 0x7b, 0x70, 0x6f])
+
+/** Skip a block type: 0x40, a value type, or a type index (s33). */
+function blockType(c: Cursor): void {
+  const b = c.b[c.pos]
+  if (b === undefined) throw new RangeError('unexpected end of a function body')
+  if (b === 0x40 || SINGLE_BYTE_VALTYPES.has(b)) { c.pos++; return }
+  if (b === 0x63 || b === 0x64) { c.pos++; c.leb(); return } // (ref null? ht)
+  c.leb()
+}
+
+function memarg(c: Cursor): void {
+  const align = c.u32()
+  if (align & 0x40) c.u32() // multi-memory: a memory index follows
+  c.leb() // offset (u64 for memory64)
+}
+
+// Opcodes, by what follows them.
+const OP = { unreachable: 0x00, block: 0x02, loop: 0x03, if: 0x04, else: 0x05, try: 0x06, end: 0x0b, delegate: 0x18, memoryGrow: 0x40, call: 0x10 } as const
+
+/** Read one instruction's immediates (the opcode at c.pos - 1 was `op`). */
+function immediates(c: Cursor, op: number): void {
+  if (op >= 0x45 && op <= 0xc4) return // numeric, sign extension: none
+  if (op >= 0x28 && op <= 0x3e) { memarg(c); return } // loads and stores
+  switch (op) {
+    case 0x00: case 0x01: case 0x05: case 0x0b: case 0x0f: case 0x1a: case 0x1b: case 0x19: case 0xd1: case 0xd3:
+      return
+    case 0x02: case 0x03: case 0x04: case 0x06:
+      blockType(c); return
+    case 0x07: case 0x08: case 0x09: case 0x0c: case 0x0d: case 0x10: case 0x12: case 0x18:
+    case 0x20: case 0x21: case 0x22: case 0x23: case 0x24: case 0x25: case 0x26: case 0xd2: case 0xd4: case 0xd5:
+      c.u32(); return
+    case 0x0e: { // br_table
+      for (let n = c.u32(); n > 0; n--) c.u32()
+      c.u32(); return
+    }
+    case 0x11: case 0x13: // call_indirect, return_call_indirect: type, table
+      c.u32(); c.u32(); return
+    case 0x1c: { // select t*
+      for (let n = c.u32(); n > 0; n--) { const t = c.byte(); if (t === 0x63 || t === 0x64) c.leb() }
+      return
+    }
+    case 0x3f: case 0x40: // memory.size, memory.grow
+      c.u32(); return
+    case 0x41: case 0x42: c.leb(); return
+    case 0x43: c.skip(4); return
+    case 0x44: c.skip(8); return
+    case 0xd0: { // ref.null ht
+      const t = c.b[c.pos]
+      if (t !== undefined && SINGLE_BYTE_VALTYPES.has(t)) c.pos++
+      else c.leb()
+      return
+    }
+    case 0xfc: {
+      const sub = c.u32()
+      if (sub <= 7) return // saturating truncations
+      switch (sub) {
+        case 8: c.u32(); c.u32(); return // memory.init data mem
+        case 9: case 13: case 15: case 16: case 17: c.u32(); return // data.drop, elem.drop, table.grow/size/fill
+        case 10: case 12: case 14: c.u32(); c.u32(); return // memory.copy, table.init, table.copy
+        case 11: c.u32(); return // memory.fill
+      }
+      throw new UnknownOpcode(`0xfc ${sub}`)
+    }
+    case 0xfd: {
+      const sub = c.u32()
+      if (sub <= 11 || sub === 92 || sub === 93) { memarg(c); return } // v128 loads and stores
+      if (sub === 12 || sub === 13) { c.skip(16); return } // v128.const, i8x16.shuffle
+      if (sub >= 21 && sub <= 34) { c.skip(1); return } // extract/replace lane
+      if (sub >= 84 && sub <= 91) { memarg(c); c.skip(1); return } // load/store lane
+      if (sub <= 0x113) return // everything else in SIMD and relaxed SIMD: no immediates
+      throw new UnknownOpcode(`0xfd ${sub}`)
+    }
+    case 0xfe: {
+      const sub = c.u32()
+      if (sub === 3) { c.skip(1); return } // atomic.fence
+      if (sub <= 0x4e) { memarg(c); return }
+      throw new UnknownOpcode(`0xfe ${sub}`)
+    }
+  }
+  throw new UnknownOpcode(`0x${op.toString(16).padStart(2, '0')}`)
+}
+
+/**
+ * Pass 1 over a body: the cost of each metered region (0: the function, then each loop in
+ * order). A direct call to a function that has no checks of its own (see {@link Plan})
+ * adds what that call runs to the region it sits in.
+ */
+function regionCosts(c: Cursor, folded: (fn: number) => number): number[] {
+  const costs = [0]
+  const regions = [0] // the region of each open control frame, innermost last
+  let region = 0
+  while (c.pos < c.end) {
+    const op = c.byte()
+    if (op === OP.call || op === 0x12) {
+      costs[region]! += 1 + folded(c.u32())
+      continue
+    }
+    immediates(c, op)
+    if (op === OP.end || op === OP.delegate) {
+      if (op === OP.delegate) costs[region]!++
+      regions.pop()
+      if (regions.length === 0) break
+      region = regions[regions.length - 1]!
+      continue
+    }
+    costs[region]!++
+    if (op === OP.loop) {
+      region = costs.length
+      costs.push(0)
+      regions.push(region)
+    } else if (op === OP.block || op === OP.if || op === OP.try) {
+      regions.push(region)
+    }
+  }
+  if (regions.length !== 0) throw new RangeError('function body without its final end')
+  return costs.map((n) => Math.max(1, n))
+}
+
+/**
+ * Which functions get checks. Checking every function entry makes call-heavy code (string
+ * formatting, allocator helpers) pay a load-modify-store of the global on every call, ~40%
+ * on a small handler; most of those functions cannot run for long on their own. A defined
+ * function goes without checks when it has no loop, is not in a cycle of direct calls
+ * (recursion), cannot be reached other than by a direct call (not exported, not the start
+ * function, not in a table, no ref.func), and one call of it, with the unchecked functions
+ * it calls, runs at most {@link UNCHECKED_LIMIT} instructions (each instruction at most
+ * once, as there is no loop; a checked callee counts for nothing, it pays for itself).
+ * So between two checks a guest runs at most a region plus that many instructions per
+ * call site; and those instructions are charged to the calling region ({@link Plan.folded}),
+ * so fuel still counts them. A call to a function that neither checks nor leads to one that
+ * does ({@link Plan.touches}) needs no write-back of $f around it.
+ */
+interface Plan {
+  /** Per defined function: it gets checks. */
+  metered: boolean[]
+  /** Function index (imports first) -> a call to it may read or write the fuel global. */
+  touches(fn: number): boolean
+  /** Function index -> instructions a direct call to it runs without checks (0 when it checks). */
+  folded(fn: number): number
+}
+
+interface Body { code: number; end: number }
+
+/** Most instructions a function without checks may run per call, its unchecked callees included. */
+const UNCHECKED_LIMIT = 10_000
+
+function makePlan(bytes: Uint8Array, bodies: Body[], imported: number, escaping: Set<number> | null): Plan {
+  const n = bodies.length
+  const hasLoop: boolean[] = []
+  const size: number[] = []
+  const calls: number[][] = []
+  const indirect: number[] = []
+  const refs = new Set<number>()
+  for (const b of bodies) {
+    const c = new Cursor(bytes, b.code, b.end)
+    let loop = false
+    let count = 0
+    const direct: number[] = []
+    let ind = 0
+    while (c.pos < c.end) {
+      const op = c.byte()
+      if (op === OP.call || op === 0x12) { direct.push(c.u32()); count++; continue }
+      if (op === 0xd2) { refs.add(c.u32()); count++; continue }
+      immediates(c, op)
+      if (op === OP.loop) loop = true
+      else if (op === 0x11 || op === 0x13) ind++
+      if (op !== OP.end) count++
+    }
+    hasLoop.push(loop)
+    size.push(count)
+    calls.push(direct)
+    indirect.push(ind)
+  }
+  // Direct recursion: strongly connected components of the direct-call graph (Tarjan, iterative).
+  const inCycle = new Array<boolean>(n).fill(false)
+  {
+    const index = new Array<number>(n).fill(-1)
+    const low = new Array<number>(n).fill(0)
+    const onStack = new Array<boolean>(n).fill(false)
+    const stack: number[] = []
+    let next = 0
+    for (let root = 0; root < n; root++) {
+      if (index[root] !== -1) continue
+      const work: Array<[number, number]> = [[root, 0]]
+      index[root] = low[root] = next++
+      stack.push(root); onStack[root] = true
+      while (work.length) {
+        const top = work[work.length - 1]!
+        const [v, i] = top
+        const edges = calls[v]!
+        if (i < edges.length) {
+          top[1]++
+          const w = edges[i]! - imported
+          if (w < 0 || w >= n) continue
+          if (w === v) { inCycle[v] = true; continue }
+          if (index[w] === -1) {
+            index[w] = low[w] = next++
+            stack.push(w); onStack[w] = true
+            work.push([w, 0])
+          } else if (onStack[w]) {
+            low[v] = Math.min(low[v]!, index[w]!)
+          }
+          continue
+        }
+        work.pop()
+        if (work.length) { const u = work[work.length - 1]![0]; low[u] = Math.min(low[u]!, low[v]!) }
+        if (low[v] === index[v]) {
+          const comp: number[] = []
+          let w: number
+          do { w = stack.pop()!; onStack[w] = false; comp.push(w) } while (w !== v)
+          if (comp.length > 1) for (const x of comp) inCycle[x] = true
+        }
+      }
+    }
+  }
+  // Decide callees before callers: a post-order of the direct-call graph (cycles are
+  // checked anyway, so the order among their members does not matter).
+  const metered = new Array<boolean>(n).fill(true)
+  const foldedOf = new Array<number>(n).fill(0)
+  const touchesOf = new Array<boolean>(n).fill(true)
+  const visited = new Array<boolean>(n).fill(false)
+  for (let root = 0; root < n; root++) {
+    if (visited[root]) continue
+    visited[root] = true
+    const work: Array<[number, number]> = [[root, 0]]
+    while (work.length) {
+      const top = work[work.length - 1]!
+      const [v, i] = top
+      const edges = calls[v]!
+      if (i < edges.length) {
+        top[1]++
+        const w = edges[i]! - imported
+        if (w >= 0 && w < n && !visited[w]) { visited[w] = true; work.push([w, 0]) }
+        continue
+      }
+      work.pop()
+      const fn = imported + v
+      if (hasLoop[v] || inCycle[v] || escaping === null || escaping.has(fn) || refs.has(fn)) continue
+      let total = size[v]!
+      let touches = indirect[v]! > 0
+      for (const callee of edges) {
+        const w = callee - imported
+        if (w < 0 || w >= n) { touches = true; continue } // an import: the host may call an export back
+        total += foldedOf[w]!
+        touches ||= touchesOf[w]!
+      }
+      if (total > UNCHECKED_LIMIT) continue
+      metered[v] = false
+      foldedOf[v] = total
+      touchesOf[v] = touches
+    }
+  }
+  const inRange = (fn: number) => fn - imported >= 0 && fn - imported < n
+  const touches = (fn: number) => !inRange(fn) || touchesOf[fn - imported]!
+  const folded = (fn: number) => (inRange(fn) ? foldedOf[fn - imported]! : 0)
+  return { metered, touches, folded }
+}
+
+/**
+ * Functions that can be reached other than by a direct call: exports, the start function,
+ * table elements, ref.func in globals and element expressions (ref.func in code is found
+ * by {@link makePlan}). `null` when the element section uses an encoding read here as
+ * unknown: then every function is treated as reachable (every function checks).
+ */
+function escapingFunctions(bytes: Uint8Array, find: (id: number) => Section | undefined): Set<number> | null {
+  const out = new Set<number>()
+  const exprRefs = (c: Cursor) => {
+    for (;;) {
+      const op = c.byte()
+      if (op === 0xd2) { out.add(c.u32()); continue }
+      immediates(c, op)
+      if (op === OP.end) return
+    }
+  }
+  const exp = find(7)
+  if (exp) {
+    const c = new Cursor(bytes, exp.start, exp.end)
+    for (let k = c.u32(); k > 0; k--) { c.name(); const kind = c.byte(); const idx = c.u32(); if (kind === 0) out.add(idx) }
+  }
+  const start = find(8)
+  if (start) out.add(new Cursor(bytes, start.start, start.end).u32())
+  const globals = find(6)
+  if (globals) {
+    const c = new Cursor(bytes, globals.start, globals.end)
+    for (let k = c.u32(); k > 0; k--) {
+      const t = c.byte()
+      if (t === 0x63 || t === 0x64) c.leb()
+      c.byte()
+      exprRefs(c)
+    }
+  }
+  const elems = find(9)
+  if (elems) {
+    const c = new Cursor(bytes, elems.start, elems.end)
+    for (let k = c.u32(); k > 0; k--) {
+      const flags = c.u32()
+      if (flags > 7) return null
+      if (flags === 2 || flags === 6) c.u32() // table index
+      if ((flags & 1) === 0) exprRefs(c) // active: the offset expression
+      if (flags & 4) {
+        if (flags & 3) { const t = c.byte(); if (t === 0x63 || t === 0x64) c.leb() } // reftype
+        for (let m = c.u32(); m > 0; m--) exprRefs(c)
+      } else {
+        if (flags & 3) c.byte() // elemkind
+        for (let m = c.u32(); m > 0; m--) out.add(c.u32())
+      }
+    }
+  }
+  return out
+}
+
+/**
+ * Rewrite `bytes` (an already validated module) as {@link MeterOptions} say. Throws
+ * `invalid-module` when the module cannot run under the cap or uses instructions the
+ * meter does not know.
+ */
+export function instrumentModule(bytes: Uint8Array, opts: MeterOptions, label: string): Uint8Array {
+  try {
+    return rewrite(bytes, opts, label)
+  } catch (e) {
+    if (e instanceof EdgelessError) throw e
+    if (e instanceof UnknownOpcode) {
+      throw new EdgelessError('invalid-module', `${label} uses an instruction (opcode ${e.message}) that the fuel meter does not know, so it cannot be metered. Spawn it with \`fuel: Infinity\` (or the workflow annotation fuel "Infinity") to run it unmetered.`, { opcode: e.message }, { cause: e })
+    }
+    throw new EdgelessError('invalid-module', `${label} could not be instrumented for its limits (${(e as Error).message}). Spawn it with \`fuel: Infinity\` and no memory cap to run it as it is.`, {}, { cause: e })
+  }
+}
+
+function rewrite(bytes: Uint8Array, opts: MeterOptions, label: string): Uint8Array {
+  // ---- read the section table and the counts the rewrite needs ----
+  const sections: Section[] = []
+  const top = new Cursor(bytes, 8, bytes.length)
+  while (top.pos < bytes.length) {
+    const id = top.byte()
+    const size = top.u32()
+    const start = top.pos
+    top.skip(size)
+    const s: Section = { id, start, end: top.pos }
+    if (id === 0) s.name = new Cursor(bytes, start, top.pos).name()
+    sections.push(s)
+  }
+  const find = (id: number) => sections.find((s) => s.id === id)
+
+  let importedFuncs = 0
+  let importedGlobals = 0
+  const imp = find(2)
+  if (imp) {
+    const c = new Cursor(bytes, imp.start, imp.end)
+    for (let n = c.u32(); n > 0; n--) {
+      c.name(); c.name()
+      const kind = c.byte()
+      if (kind === 0) { importedFuncs++; c.u32() }
+      else if (kind === 1) { c.byte(); const f = c.byte(); c.u32(); if (f & 1) c.u32() }
+      else if (kind === 2) { const f = c.byte(); c.u32(); if (f & 1) c.u32() }
+      else if (kind === 3) { importedGlobals++; const t = c.byte(); if (t === 0x63 || t === 0x64) c.leb(); c.byte() }
+      else if (kind === 4) { c.byte(); c.u32() }
+      else throw new RangeError(`import kind ${kind}`)
+    }
+  }
+  const countOf = (id: number) => { const s = find(id); return s ? new Cursor(bytes, s.start, s.end).u32() : 0 }
+  // Parameter count of every type, and the type of every defined function.
+  const typeParams: number[] = []
+  const types = find(1)
+  if (types) {
+    const c = new Cursor(bytes, types.start, types.end)
+    for (let n = c.u32(); n > 0; n--) {
+      const form = c.byte()
+      if (form !== 0x60) throw new UnknownOpcode(`type form 0x${form.toString(16)} (GC types)`)
+      const params = c.u32()
+      for (let k = 0; k < params; k++) { const t = c.byte(); if (t === 0x63 || t === 0x64) c.leb() }
+      for (let k = c.u32(); k > 0; k--) { const t = c.byte(); if (t === 0x63 || t === 0x64) c.leb() }
+      typeParams.push(params)
+    }
+  }
+  const funcTypes: number[] = []
+  const funcs = find(3)
+  if (funcs) {
+    const c = new Cursor(bytes, funcs.start, funcs.end)
+    for (let n = c.u32(); n > 0; n--) funcTypes.push(c.u32())
+  }
+  const definedFuncs = countOf(3)
+  const definedGlobals = countOf(6)
+  const typeCount = countOf(1)
+
+  const exportNames = new Set<string>()
+  const exportCount = countOf(7)
+  const exp = find(7)
+  if (exp) {
+    const c = new Cursor(bytes, exp.start, exp.end)
+    for (let n = c.u32(); n > 0; n--) { exportNames.add(c.name()); c.byte(); c.u32() }
+  }
+  for (const name of [FUEL_EXPORT, GROW_EXPORT, RESET_EXPORT]) {
+    if (exportNames.has(name)) throw new EdgelessError('invalid-module', `${label} already exports "${name}", a name the host's fuel meter reserves. Rename that export.`, { export: name })
+  }
+
+  // Without fuel only the growth flag is added (and exported).
+  const added = opts.fuel ? 2 : 1
+  const fuelGlobal = importedGlobals + definedGlobals
+  const growGlobal = importedGlobals + definedGlobals + added - 1
+  const growFunc = importedFuncs + definedFuncs
+  const resetFunc = growFunc + 1
+  const growType = typeCount
+  const resetType = typeCount + 1
+
+  // ---- build the replacement sections ----
+  const replaced = new Map<number, Uint8Array>()
+
+  // Types: append (i32) -> i32 for the grow helper, (f64) -> () for the reset function.
+  {
+    const o = new Out().u32(typeCount + 2)
+    const s = find(1)
+    if (s) o.bytes(bytes.subarray(s.start + lebSize(bytes, s.start), s.end))
+    o.bytes(Uint8Array.of(0x60, 1, 0x7f, 1, 0x7f))
+    o.bytes(Uint8Array.of(0x60, 1, 0x7c, 0))
+    replaced.set(1, o.result())
+  }
+
+  // Functions: append the grow helper and the reset function.
+  {
+    const o = new Out().u32(definedFuncs + 2)
+    const s = find(3)
+    if (s) o.bytes(bytes.subarray(s.start + lebSize(bytes, s.start), s.end))
+    o.u32(growType).u32(resetType)
+    replaced.set(3, o.result())
+  }
+
+  // Memory: lower the maximum to the cap.
+  const mem = find(5)
+  if (mem && opts.maxPages !== undefined) {
+    const c = new Cursor(bytes, mem.start, mem.end)
+    const n = c.u32()
+    if (n > 0) {
+      const flags = c.byte()
+      const min = c.u32()
+      const max = flags & 1 ? c.u32() : undefined
+      const cap = opts.maxPages
+      if (min > cap) {
+        throw new EdgelessError('invalid-module', `${label} starts with ${min} pages (${fmtBytes(min * 65536)}) of memory, more than its memory cap of ${fmtBytes(cap * 65536)} (${cap} pages). Raise the cap (SpawnOptions.maxMemoryBytes, RuntimeOptions.maxMemoryBytes or the workflow annotation "max-memory") to at least ${min * 65536} bytes.`, { initialPages: min, maxPages: cap })
+      }
+      const o = new Out().u32(n).byte(flags | 1).u32(min).u32(max === undefined ? cap : Math.min(max, cap))
+      o.bytes(bytes.subarray(c.pos, mem.end))
+      replaced.set(5, o.result())
+    }
+  }
+
+  // Globals: the fuel (mut i64) and the failed-growth flag (mut i32).
+  {
+    const o = new Out().u32(definedGlobals + added)
+    const s = find(6)
+    if (s) o.bytes(bytes.subarray(s.start + lebSize(bytes, s.start), s.end))
+    if (opts.fuel) o.byte(0x7e).byte(1).byte(0x42).s64(Number(START_FUEL)).byte(0x0b)
+    o.byte(0x7f).byte(1).byte(0x41).byte(0).byte(0x0b)
+    replaced.set(6, o.result())
+  }
+
+  // Exports: the globals and the reset function.
+  {
+    const o = new Out().u32(exportCount + added + 1)
+    if (exp) o.bytes(bytes.subarray(exp.start + lebSize(bytes, exp.start), exp.end))
+    if (opts.fuel) o.name(FUEL_EXPORT).byte(3).u32(fuelGlobal)
+    o.name(GROW_EXPORT).byte(3).u32(growGlobal)
+    o.name(RESET_EXPORT).byte(0).u32(resetFunc)
+    replaced.set(7, o.result())
+  }
+
+  // Code: meter every body, reroute memory.grow, append the grow helper.
+  {
+    const s = find(10)
+    const o = new Out(s ? (s.end - s.start) * 2 + 64 : 64)
+    o.u32(definedFuncs + 2)
+    if (s) {
+      const c = new Cursor(bytes, s.start, s.end)
+      const n = c.u32()
+      const bodies: Array<Body & { start: number }> = []
+      for (let i = 0; i < n; i++) {
+        const size = c.u32()
+        const start = c.pos
+        const end = start + size
+        for (let k = c.u32(); k > 0; k--) { c.u32(); const t = c.byte(); if (t === 0x63 || t === 0x64) c.leb() }
+        bodies.push({ start, code: c.pos, end })
+        c.pos = end
+      }
+      const plan = opts.fuel ? makePlan(bytes, bodies, importedFuncs, escapingFunctions(bytes, find)) : undefined
+      const body = new Out(4096)
+      for (let i = 0; i < n; i++) {
+        const b = bodies[i]!
+        body.len = 0
+        const params = typeParams[funcTypes[i] ?? -1]
+        if (params === undefined) throw new RangeError(`function ${i} has no type`)
+        meterBody(bytes, b.start, b.end, body, { plan: plan && plan.metered[i] ? plan : undefined, global: fuelGlobal, params, growFunc })
+        o.u32(body.len).bytes(body.result())
+      }
+    }
+    // (func (param $delta i32) (result i32) (local $r i32)
+    //   (local.tee $r (memory.grow (local.get $delta)))
+    //   (if (i32.eq (i32.const -1)) (then (global.set $grow_failed (local.get $delta))))
+    //   (local.get $r))
+    const helper = Uint8Array.of(
+      1, 1, 0x7f,
+      0x20, 0, 0x40, 0, 0x22, 1, 0x41, 0x7f, 0x46,
+      0x04, 0x40, 0x20, 0, 0x24, ...new Out().u32(growGlobal).result(), 0x0b,
+      0x20, 1, 0x0b,
+    )
+    o.u32(helper.length).bytes(helper)
+    // (func (param $budget f64)
+    //   (global.set $fuel (i64.trunc_f64_s (local.get $budget)))   ;; when metered
+    //   (global.set $grow_failed (i32.const 0)))
+    const reset = new Out().byte(0)
+    if (opts.fuel) reset.byte(0x20).byte(0).byte(0xb0).byte(0x24).u32(fuelGlobal)
+    reset.byte(0x41).byte(0).byte(0x24).u32(growGlobal).byte(0x0b)
+    o.u32(reset.len).bytes(reset.result())
+    replaced.set(10, o.result())
+  }
+
+  // ---- reassemble: replaced sections in place, missing ones inserted in order ----
+  const out = new Out(bytes.length * 2 + 256)
+  out.bytes(bytes.subarray(0, 8))
+  const emit = (id: number, content: Uint8Array) => { out.byte(id).u32(content.length).bytes(content) }
+  const rank = (id: number) => SECTION_ORDER.indexOf(id)
+  const pending = [...replaced.keys()].filter((id) => !find(id)).sort((a, b) => rank(a) - rank(b))
+  for (const s of sections) {
+    if (s.id !== 0) {
+      while (pending.length && rank(pending[0]!) < rank(s.id)) { const id = pending.shift()!; emit(id, replaced.get(id)!) }
+    } else if (s.name?.startsWith('.debug_')) {
+      continue // DWARF addresses code offsets that the rewrite moved
+    }
+    const r = replaced.get(s.id)
+    if (r && s.id !== 0) emit(s.id, r)
+    else emit(s.id, bytes.subarray(s.start, s.end))
+  }
+  for (const id of pending) emit(id, replaced.get(id)!)
+  return out.result()
+}
+
+/** Bytes taken by the LEB128 at `pos`. */
+function lebSize(b: Uint8Array, pos: number): number {
+  let n = 1
+  while ((b[pos + n - 1]! & 0x80) !== 0) n++
+  return n
+}
+
+/**
+ * Rewrite one function body [start, end) into `o`.
+ *
+ * The fuel lives in a local of the function ($f, an added i64) while the function runs, so
+ * that a loop's check is a register decrement and a compare (a global is a memory access
+ * on every iteration, and in a tight loop that store-to-load chain costs ~50%). The global
+ * is the truth between functions: the entry loads it, and $f is written back before every
+ * call and every exit (return, a branch to the function's label, the final end) and read
+ * again after every call and at every catch. Every decrement is checked at once, and the
+ * check writes the negative value back before trapping, so the global is negative exactly
+ * when the meter trapped.
+ */
+function meterBody(bytes: Uint8Array, start: number, end: number, o: Out, m: BodyMeter): void {
+  const c = new Cursor(bytes, start, end)
+  let declared = 0
+  const entries = c.u32()
+  for (let n = entries; n > 0; n--) {
+    declared += c.u32()
+    const t = c.byte()
+    if (t === 0x63 || t === 0x64) c.leb()
+  }
+  const code = c.pos
+  const plan = m.plan
+  if (!plan) {
+    o.bytes(bytes.subarray(start, code))
+    rerouteGrow(bytes, c, end, o, m.growFunc)
+    return
+  }
+  const g = m.global
+  const costs = regionCosts(new Cursor(bytes, code, end), plan.folded)
+  if (costs.length === 1) {
+    // No loop: one check at the entry, on the global itself (the caller wrote its fuel back
+    // before calling), and nothing around calls or at exits.
+    o.bytes(bytes.subarray(start, code))
+    o.byte(0x23).u32(g).byte(0x42).s64(costs[0]!).byte(0x7d).byte(0x24).u32(g) // fuel -= cost
+    o.byte(0x23).u32(g).byte(0x42).byte(0).byte(0x53).byte(0x04).byte(0x40).byte(0x00).byte(0x0b) // if fuel < 0: unreachable
+    rerouteGrow(bytes, c, end, o, m.growFunc)
+    return
+  }
+  const f = m.params + declared // the added local
+  // Locals: the same entries, then one i64 for the fuel.
+  o.u32(entries + 1).bytes(bytes.subarray(start + lebSize(bytes, start), code)).byte(1).byte(0x7e)
+  const store = () => { o.byte(0x20).u32(f).byte(0x24).u32(g) }
+  const load = () => { o.byte(0x23).u32(g).byte(0x21).u32(f) }
+  const check = (cost: number) => {
+    o.byte(0x42).s64(cost).byte(0x7d).byte(0x22).u32(f) // i64.const cost, i64.sub, local.tee $f
+    o.byte(0x42).byte(0).byte(0x53).byte(0x04).byte(0x40) // i64.const 0, i64.lt_s, if
+    store()
+    o.byte(0x00).byte(0x0b) // unreachable, end
+  }
+  o.byte(0x23).u32(g)
+  check(costs[0]!)
+  let loops = 0
+  let depth = 0 // open control frames inside the function body
+  let copied = code
+  const flush = (to: number) => { o.bytes(bytes.subarray(copied, to)); copied = to }
+  while (c.pos < end) {
+    const at = c.pos
+    const op = c.byte()
+    switch (op) {
+      case OP.loop:
+        immediates(c, op)
+        depth++
+        flush(c.pos)
+        o.byte(0x20).u32(f)
+        check(costs[++loops]!)
+        continue
+      case OP.block: case OP.if: case OP.try:
+        immediates(c, op)
+        depth++
+        continue
+      case OP.end:
+        if (depth === 0) { flush(at); store() } // the function's own end
+        depth--
+        continue
+      case OP.delegate:
+        immediates(c, op)
+        depth--
+        continue
+      case 0x07: case 0x19: // catch, catch_all: a callee may have used fuel before throwing
+        immediates(c, op)
+        flush(c.pos)
+        load()
+        continue
+      case 0x0f: // return
+        flush(at)
+        store()
+        continue
+      case 0x0c: case 0x0d: { // br, br_if
+        const label = c.u32()
+        if (label === depth) { flush(at); store() }
+        continue
+      }
+      case 0x0e: { // br_table
+        let exits = false
+        const n = c.u32()
+        for (let i = 0; i <= n; i++) if (c.u32() === depth) exits = true // n labels, then the default
+        if (exits) { flush(at); store() }
+        continue
+      }
+      case OP.call: case 0x11: { // call, call_indirect
+        const callee = c.u32()
+        if (op === 0x11) c.u32()
+        if (op === OP.call && (callee === m.growFunc || !plan.touches(callee))) continue
+        flush(at)
+        store()
+        flush(c.pos)
+        load()
+        continue
+      }
+      case 0x12: case 0x13: // return_call, return_call_indirect: the callee continues with the fuel
+        immediates(c, op)
+        flush(at)
+        store()
+        continue
+      case OP.memoryGrow:
+        immediates(c, op)
+        if (c.pos === at + 2 && bytes[at + 1] === 0) { flush(at); o.byte(OP.call).u32(m.growFunc); copied = c.pos }
+        continue
+      default:
+        immediates(c, op)
+    }
+  }
+  flush(end)
+}
+
+/** Copy the instructions at `c` up to `end`, with every `memory.grow` made a call of the grow helper. */
+function rerouteGrow(bytes: Uint8Array, c: Cursor, end: number, o: Out, growFunc: number): void {
+  let copied = c.pos
+  while (c.pos < end) {
+    const at = c.pos
+    const op = c.byte()
+    immediates(c, op)
+    if (op === OP.memoryGrow && c.pos === at + 2 && bytes[at + 1] === 0) {
+      o.bytes(bytes.subarray(copied, at))
+      o.byte(OP.call).u32(growFunc)
+      copied = c.pos
+    }
+  }
+  o.bytes(bytes.subarray(copied, end))
+}
+
+interface BodyMeter {
+  /** Set when this function gets checks. */
+  plan: Plan | undefined
+  /** The fuel global. */
+  global: number
+  /** Parameters of the function (its first locals). */
+  params: number
+  growFunc: number
+}
+
+function fmtBytes(n: number): string {
+  if (n >= 1024 * 1024 && n % (1024 * 1024) === 0) return `${n / (1024 * 1024)} MiB`
+  if (n >= 1024 && n % 1024 === 0) return `${n / 1024} KiB`
+  return `${n} bytes`
+}

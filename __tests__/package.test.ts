@@ -1,6 +1,8 @@
-// The package as published: the exports map agrees with the build, the platform-neutral
-// core pulls in no Node builtins, and the packed tarball installs and works from a scratch
-// project (ESM, CommonJS and TypeScript consumers). Runs against dist/, so build first
+// The package as published: the exports map agrees with the build, resolves each subpath
+// as Node, browsers and type checkers would (a "browser" condition for the core, Node-only
+// adapters behind "node"), what a browser resolves pulls in no Node builtins, and the
+// packed tarball installs and works from a scratch project (ESM, CommonJS, TypeScript
+// consumers, and a browser bundle made by esbuild). Runs against dist/, so build first
 // (`npm test` does).
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process'
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
@@ -8,6 +10,7 @@ import { builtinModules } from 'node:module'
 import { tmpdir } from 'node:os'
 import { dirname, join, relative, resolve, sep } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import * as esbuild from 'esbuild'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 const dist = join(root, 'dist')
@@ -19,13 +22,22 @@ const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as {
   exports: Record<string, unknown>
   dependencies?: Record<string, string>
   bin?: Record<string, string>
+  browser?: string
   files: string[]
+  peerDependencies?: Record<string, string>
+  peerDependenciesMeta?: Record<string, { optional?: boolean }>
 }
 
 /** The public entries tsup builds (tsup.config.ts), each in every published format. */
-const ENTRIES = ['index', 'node', 'adapters/memory', 'adapters/file']
-/** Built entries reached through package.json `bin`, not the exports map. */
-const BIN_ENTRIES = ['cli']
+const ENTRIES = ['index', 'node', 'adapters/memory', 'adapters/indexeddb', 'adapters/file', 'adapters/redis', 'adapters/sqlite', 'testing', 'testing/jest']
+/** Entries that run anywhere: what a browser may load. */
+const NEUTRAL = ['adapters/memory', 'adapters/indexeddb']
+/** Subpaths that need Node: their code sits behind the `node` condition only. */
+const NODE_ONLY = ['./adapters/file', './adapters/redis', './adapters/sqlite']
+/** Subpaths exporting sources (the AssemblyScript SDK, compiled by asc from .ts), not built files. */
+const SOURCE_EXPORTS = ['./assembly', './assembly/*']
+// Built entries outside the exports map: the CLI (package.json bin) and the worker script of isolation: 'worker'.
+const BIN_ENTRIES = ['cli', 'worker-entry']
 const FORMATS = ['.js', '.cjs', '.d.ts', '.d.cts']
 
 /** The dist files that are published entries (not chunks, not source maps). */
@@ -35,8 +47,8 @@ function builtEntryFiles(): string[] {
     for (const e of readdirSync(dir, { withFileTypes: true })) {
       const p = join(dir, e.name)
       if (e.isDirectory()) walk(p)
-      // chunk-* (code) and types-* (declarations) are shared chunks, not entries.
-      else if (!/^(chunk|types)-/.test(e.name) && !e.name.endsWith('.map')) out.push(relative(root, p).split(sep).join('/'))
+      // Shared chunks are not entries: chunk-<HASH>.js/.cjs (code), <module>-<8-char hash>.d.ts/.d.cts (declarations).
+      else if (!/^chunk-\w+\.c?js$/.test(e.name) && !/-[\w-]{8}\.d\.c?ts$/.test(e.name) && !e.name.endsWith('.map')) out.push(relative(root, p).split(sep).join('/'))
     }
   }
   walk(dist)
@@ -72,6 +84,41 @@ function conditionObjects(): { where: string; keys: string[] }[] {
 
 const norm = (f: string) => f.replace(/^\.\//, '')
 
+/** The files a target stands for: itself, or for a pattern (`*`) every file it matches. */
+function targetFiles(file: string, within: string[] | undefined = undefined): string[] {
+  const f = norm(file)
+  if (!f.includes('*')) return [f]
+  const [before, after] = f.split('*') as [string, string]
+  const candidates = within ?? (() => {
+    const dir = dirname(before + 'x')
+    return existsSync(join(root, dir)) ? readdirSync(join(root, dir)).map((n) => `${dir}/${n}`) : []
+  })()
+  return candidates.filter((c) => c.startsWith(before) && c.endsWith(after) && c.length > before.length + after.length && !c.slice(before.length, c.length - after.length).includes('/'))
+}
+
+/**
+ * Node's exports resolution (PACKAGE_EXPORTS_RESOLVE, without patterns) for `subpath` under
+ * `conditions` (`default` always matches): the target, or undefined when not exported under
+ * those conditions. Bundlers and TypeScript implement the same algorithm.
+ */
+function resolveExport(subpath: string, conditions: string[]): string | undefined {
+  const walk = (node: unknown): string | undefined => {
+    if (typeof node === 'string') return node
+    if (Array.isArray(node)) { for (const n of node) { const r = walk(n); if (r !== undefined) return r } return undefined }
+    if (node && typeof node === 'object') {
+      for (const [k, v] of Object.entries(node)) {
+        if (k === 'default' || conditions.includes(k)) { const r = walk(v); if (r !== undefined) return r }
+      }
+    }
+    return undefined
+  }
+  const node = pkg.exports[subpath]
+  return node === undefined ? undefined : walk(node)
+}
+
+/** The exports subpath of a built entry (`index` and `node` are the two sides of `.`). */
+const subpathOf = (entry: string) => (entry === 'index' || entry === 'node' ? '.' : `./${entry}`)
+
 beforeAll(() => {
   if (!existsSync(join(dist, 'index.js'))) throw new Error('dist/ is missing: run `npm run build` first (npm test does)')
 })
@@ -80,13 +127,25 @@ describe('exports map and build agree', () => {
   test('every target of the exports map exists', () => {
     const targets = exportTargets()
     expect(targets.length).toBeGreaterThan(0)
-    const missing = targets.filter((t) => !existsSync(join(root, t.file))).map((t) => `${t.subpath} [${t.conditions.join('.')}] -> ${t.file}`)
+    // A pattern target (./assembly/*) must match files, and exactly the kind it names.
+    const missing = targets.filter((t) => targetFiles(t.file).length === 0 || !targetFiles(t.file).every((f) => existsSync(join(root, f)))).map((t) => `${t.subpath} [${t.conditions.join('.')}] -> ${t.file}`)
     expect(missing).toEqual([])
     for (const t of targets) expect(t.file.startsWith('./')).toBe(true)
+    // Every subpath of the map is a built entry, a source export or package.json.
+    const subpaths = Object.keys(pkg.exports)
+    expect(subpaths.sort()).toEqual([...new Set(ENTRIES.map(subpathOf)), ...SOURCE_EXPORTS, './package.json'].sort())
   })
 
-  test('the legacy fields (main, module, types) point at existing files', () => {
-    for (const field of ['main', 'module', 'types'] as const) {
+  test('the AssemblyScript SDK is exported as sources and shipped', () => {
+    expect(pkg.exports['./assembly']).toBe('./assembly/index.ts')
+    expect(pkg.exports['./assembly/*']).toBe('./assembly/*.ts')
+    expect(targetFiles('./assembly/*.ts')).toEqual(expect.arrayContaining(['assembly/index.ts', 'assembly/exports.ts']))
+    expect(pkg.files).toContain('assembly')
+  })
+
+  test('the legacy fields (main, module, types, browser) point at existing files', () => {
+    expect(pkg.browser).toBe('./dist/index.js')
+    for (const field of ['main', 'module', 'types', 'browser'] as const) {
       const f = pkg[field]
       if (f !== undefined) expect({ field, exists: existsSync(join(root, f)) }).toEqual({ field, exists: true })
     }
@@ -104,6 +163,12 @@ describe('exports map and build agree', () => {
     const bad: string[] = []
     for (const t of exportTargets()) {
       if (t.subpath === './package.json') continue
+      if (SOURCE_EXPORTS.includes(t.subpath)) {
+        // Sources for asc: a plain string target, no conditions and no `types` (asc reads .ts).
+        if (t.conditions.length || !/^\.\/assembly\/[^/]*\.ts$/.test(t.file)) bad.push(`${t.subpath} [${t.conditions.join('.')}] -> ${t.file}`)
+        continue
+      }
+      if (!t.conditions.includes('import') && !t.conditions.includes('require')) bad.push(`${t.subpath} [${t.conditions.join('.')}]: neither import nor require`)
       const types = t.conditions.includes('types')
       if (t.conditions.includes('import') && !t.file.endsWith(types ? '.d.ts' : '.js')) bad.push(`${t.subpath} [${t.conditions.join('.')}] -> ${t.file}`)
       if (t.conditions.includes('require') && !t.file.endsWith(types ? '.d.cts' : '.cjs')) bad.push(`${t.subpath} [${t.conditions.join('.')}] -> ${t.file}`)
@@ -129,8 +194,60 @@ describe('exports map and build agree', () => {
       expect(imported && existsSync(join(root, imported))).toBe(true)
       expect(pkg.files).toEqual(expect.arrayContaining([target.replace(/^\.\//, '').split('/')[0]]))
     }
-    // ...and the map references nothing outside them (besides package.json).
-    expect([...referenced].filter((f) => f !== 'package.json' && !expected.includes(f))).toEqual([])
+    // ...and the map references nothing outside them (besides package.json and the SDK sources).
+    const sources = new Set(exportTargets().filter((t) => SOURCE_EXPORTS.includes(t.subpath)).map((t) => norm(t.file)))
+    expect([...referenced].filter((f) => f !== 'package.json' && !sources.has(f) && !expected.includes(f))).toEqual([])
+  })
+
+  test('the optional drivers are optional peers, and none is bundled', () => {
+    for (const dep of ['ioredis', 'better-sqlite3']) {
+      expect({ dep, peer: pkg.peerDependencies?.[dep] !== undefined, optional: pkg.peerDependenciesMeta?.[dep]?.optional }).toEqual({ dep, peer: true, optional: true })
+    }
+    // The adapters load them lazily, as bare imports (so whatever the user installed is used).
+    for (const [entry, dep] of [['adapters/redis', 'ioredis'], ['adapters/sqlite', 'better-sqlite3']] as const) {
+      for (const ext of ['.js', '.cjs']) {
+        const { files, bare } = closure([`dist/${entry}${ext}`])
+        expect({ entry, ext, imports: [...bare.values()].flat() }).toEqual({ entry, ext, imports: expect.arrayContaining([dep]) })
+        expect(files.every((f) => f.startsWith('dist/'))).toBe(true)
+      }
+    }
+  })
+})
+
+describe('the exports map resolves per environment', () => {
+  const imp = (subpath: string, ...conditions: string[]) => resolveExport(subpath, [...conditions, 'import'])
+  const req = (subpath: string, ...conditions: string[]) => resolveExport(subpath, [...conditions, 'require'])
+
+  test('"." is the Node entry in Node, the platform-neutral core in browsers and elsewhere', () => {
+    expect(imp('.', 'node')).toBe('./dist/node.js')
+    expect(req('.', 'node')).toBe('./dist/node.cjs')
+    expect(imp('.', 'browser')).toBe('./dist/index.js')
+    expect(req('.', 'browser')).toBe('./dist/index.cjs')
+    // Browser first: a tool that sets both (an Electron renderer bundle, jsdom) gets the core,
+    // which works in both; the Node entry would not work in a page.
+    expect(imp('.', 'browser', 'node')).toBe('./dist/index.js')
+    expect(imp('.')).toBe('./dist/index.js') // tools that set neither
+    expect(imp('.', 'browser', 'types')).toBe('./dist/index.d.ts')
+    expect(req('.', 'node', 'types')).toBe('./dist/node.d.cts')
+    expect(Object.keys(pkg.exports['.'] as object)).toEqual(['browser', 'node', 'default'])
+  })
+
+  test('every built subpath resolves in Node, ESM and CommonJS, with declarations', () => {
+    for (const entry of ENTRIES.filter((e) => e !== 'index')) {
+      const sp = subpathOf(entry)
+      const file = entry === 'index' ? 'node' : entry
+      expect({ sp, esm: imp(sp, 'node'), cjs: req(sp, 'node'), dts: imp(sp, 'node', 'types'), dcts: req(sp, 'node', 'types') })
+        .toEqual({ sp, esm: `./dist/${file}.js`, cjs: `./dist/${file}.cjs`, dts: `./dist/${file}.d.ts`, dcts: `./dist/${file}.d.cts` })
+    }
+  })
+
+  test('the neutral adapters resolve in browsers; the Node-only ones do not (a bundler fails on them)', () => {
+    for (const entry of NEUTRAL) expect({ entry, js: imp(`./${entry}`, 'browser'), cjs: req(`./${entry}`, 'browser') }).toEqual({ entry, js: `./dist/${entry}.js`, cjs: `./dist/${entry}.cjs` })
+    for (const sp of NODE_ONLY) {
+      expect({ sp, browser: imp(sp, 'browser'), other: imp(sp), cjs: req(sp, 'browser') }).toEqual({ sp, browser: undefined, other: undefined, cjs: undefined })
+      // A type checker without the node condition (TypeScript's "bundler" mode) still finds the declarations.
+      expect({ sp, dts: imp(sp, 'types'), dcts: req(sp, 'types') }).toEqual({ sp, dts: `./dist/${sp.slice(2)}.d.ts`, dcts: `./dist/${sp.slice(2)}.d.cts` })
+    }
   })
 })
 
@@ -173,6 +290,24 @@ function closure(entries: string[]): { files: string[]; bare: Map<string, string
   return { files: [...seen].map((f) => relative(root, f).split(sep).join('/')).sort(), bare }
 }
 
+/** Source files reachable from `entries` through relative imports (with or without `.ts`). */
+function sourceClosure(entries: string[]): string[] {
+  const seen = new Set<string>()
+  const visit = (file: string) => {
+    if (seen.has(file)) return
+    seen.add(file)
+    for (const s of specifiers(readFileSync(join(root, file), 'utf8'))) {
+      if (!s.startsWith('.')) continue
+      const base = relative(root, resolve(root, dirname(file), s)).split(sep).join('/')
+      const found = [base, `${base}.ts`, `${base}/index.ts`, base.replace(/\.js$/, '.ts')].find((c) => c.endsWith('.ts') && existsSync(join(root, c)))
+      if (!found) throw new Error(`${file} imports ${s}, which is not a source file`)
+      visit(found)
+    }
+  }
+  for (const e of entries) visit(e)
+  return [...seen].sort()
+}
+
 /** Builtin imports found in these files: "file: specifier". */
 function builtinImports(files: string[], bare: Map<string, string[]>): string[] {
   const hits: string[] = []
@@ -183,11 +318,15 @@ function builtinImports(files: string[], bare: Map<string, string[]>): string[] 
   return [...new Set(hits)].sort()
 }
 
-describe('the platform-neutral core has no Node builtins', () => {
-  const CORE = ['dist/index.js', 'dist/index.cjs', 'dist/adapters/memory.js', 'dist/adapters/memory.cjs']
+describe('what a browser loads has no Node builtins', () => {
+  /** The browser closure: ".", adapters/memory and adapters/indexeddb, resolved with the browser condition. */
+  const BROWSER = ['.', ...NEUTRAL.map((e) => `./${e}`)].flatMap((sp) => [resolveExport(sp, ['browser', 'import']), resolveExport(sp, ['browser', 'require'])]).map((f) => norm(f!))
 
-  test('dist: core and memory adapter, with every chunk they load', () => {
-    const { files, bare } = closure(CORE)
+  test('dist: the core and the neutral adapters as a browser resolves them, with every chunk they load', () => {
+    expect(BROWSER).toEqual(['dist/index.js', 'dist/index.cjs', 'dist/adapters/memory.js', 'dist/adapters/memory.cjs', 'dist/adapters/indexeddb.js', 'dist/adapters/indexeddb.cjs'])
+    const { files, bare } = closure(BROWSER)
+    expect(files).not.toContain('dist/node.js')
+    expect(files).not.toContain('dist/node.cjs')
     // The scan really followed the chunks (tsup splits the code into shared chunks).
     expect(files.some((f) => /chunk-.*\.js$/.test(f))).toBe(true)
     expect(files.some((f) => /chunk-.*\.cjs$/.test(f))).toBe(true)
@@ -196,6 +335,11 @@ describe('the platform-neutral core has no Node builtins', () => {
     const deps = new Set(Object.keys(pkg.dependencies ?? {}))
     const undeclared = [...bare.entries()].flatMap(([f, ss]) => ss.filter((s) => !deps.has(s.startsWith('@') ? s.split('/').slice(0, 2).join('/') : s.split('/')[0]!)).map((s) => `${f}: ${s}`))
     expect(undeclared).toEqual([])
+  })
+
+  test('dist: the test kit (edgeless/testing, edgeless/testing/jest) loads no Node builtin either', () => {
+    const { files, bare } = closure(['dist/testing.js', 'dist/testing.cjs', 'dist/testing/jest.js', 'dist/testing/jest.cjs'])
+    expect(builtinImports(files, bare)).toEqual([])
   })
 
   test('the scan does find the Node entry\'s builtins (control)', () => {
@@ -208,7 +352,7 @@ describe('the platform-neutral core has no Node builtins', () => {
     }
   })
 
-  test('sources: lib/ (outside lib/node/) and adapters/memory.ts, adapters/types.ts', () => {
+  test('sources: lib/ (outside lib/node/) and adapters/memory.ts, indexeddb.ts, types.ts', () => {
     const files: string[] = []
     const walk = (dir: string) => {
       for (const e of readdirSync(join(root, dir), { withFileTypes: true })) {
@@ -217,7 +361,11 @@ describe('the platform-neutral core has no Node builtins', () => {
       }
     }
     walk('lib')
-    files.push('adapters/memory.ts', 'adapters/types.ts')
+    files.push('adapters/memory.ts', 'adapters/indexeddb.ts', 'adapters/types.ts')
+    // The core never reaches into lib/node/ (nor the Node-only adapters), and lib/testing/
+    // (the test kit, platform neutral too) only for itself.
+    const reached = sourceClosure(['lib/index.ts', 'adapters/memory.ts', 'adapters/indexeddb.ts'])
+    expect(reached.filter((f) => !files.includes(f) || f.startsWith('lib/testing/'))).toEqual([])
     expect(files).toEqual(expect.arrayContaining(['lib/index.ts', 'lib/runtime.ts']))
     const hits: string[] = []
     for (const f of files) {
@@ -277,6 +425,19 @@ const cpong = await crt.spawn({ name: 'ponger', module: new Uint8Array(readFileS
 const cr = await crt.call(cpong, 'hi')
 console.log('core ' + cr.kind + ' ' + (cr.kind === 'reply' ? core.utf8(cr.data) : ''))
 await crt.shutdown()
+
+// Every subpath resolves in Node; the Node-only adapters load, the IndexedDB one loads and
+// says plainly that Node has no IndexedDB on first use.
+const { fileStore } = await import('edgeless/adapters/file')
+const { indexedDbStore } = await import('edgeless/adapters/indexeddb')
+console.log('fileStore ' + typeof fileStore)
+const idb = indexedDbStore()
+console.log('indexeddb ' + await idb.get('x').then(() => 'resolved', (e) => e.message))
+for (const sp of ['edgeless/adapters/redis', 'edgeless/adapters/sqlite', 'edgeless/testing', 'edgeless/testing/jest', 'edgeless/assembly', 'edgeless/assembly/exports']) {
+  console.log('resolve ' + sp + ' ' + fileURLToPath(import.meta.resolve(sp)))
+}
+const { redisStore } = await import('edgeless/adapters/redis')
+console.log('redisStore ' + typeof redisStore)
 `
 
 const CJS_SCRIPT = `
@@ -289,6 +450,10 @@ console.log('memory ' + require.resolve('edgeless/adapters/memory'))
 let deep = 'allowed'
 try { require('edgeless/dist/index.cjs') } catch (e) { deep = e.code }
 console.log('deep ' + deep)
+for (const sp of ['edgeless/adapters/file', 'edgeless/adapters/indexeddb', 'edgeless/adapters/redis', 'edgeless/adapters/sqlite', 'edgeless/testing', 'edgeless/testing/jest']) {
+  console.log('resolve ' + sp + ' ' + require.resolve(sp))
+}
+console.log('sqliteStore ' + typeof require('edgeless/adapters/sqlite').sqliteStore)
 
 ;(async () => {
   const store = memoryStore()
@@ -324,6 +489,26 @@ export async function main(): Promise<CallResult> {
 }
 `
 
+// A browser app type-checked the way bundler setups do (TypeScript's "bundler" resolution:
+// no "node" condition, so the core's declarations), using the IndexedDB store; the file
+// store's declarations are found too (its code is Node-only, which the bundle step enforces).
+const TYPES_OK_BUNDLER = `
+import { Runtime, type CallResult, type StateStore } from 'edgeless'
+import { indexedDbStore, type IndexedDbStore } from 'edgeless/adapters/indexeddb'
+import type { FileStoreOptions } from 'edgeless/adapters/file'
+
+const store: IndexedDbStore = indexedDbStore({ dbName: 'app', storeName: 'state', durability: 'relaxed' })
+const asState: StateStore = store
+const rt = new Runtime({ consoleLog: false, stateStore: asState })
+export async function run(): Promise<CallResult> {
+  const wf = await rt.startWorkflow(new URL('./workflow.json', 'https://example.com/app/'))
+  const v: number | { conflict: number } = await store.setIfVersion('k', new Uint8Array([1]), 0)
+  console.log(v, wf.name)
+  return rt.call(wf.get('ponger')!, 'hi')
+}
+export const options: FileStoreOptions = { dir: './state' }
+`
+
 const TYPES_BAD = `
 import { Runtime } from 'edgeless'
 
@@ -356,11 +541,15 @@ describe('the packed tarball installs and works', () => {
     if (tmp) rmSync(tmp, { recursive: true, force: true })
   })
 
-  test('the tarball holds every exports target and no sources or tests', () => {
+  test('the tarball holds every exports target and no sources or tests (but the AssemblyScript SDK)', () => {
     const files = new Set(packedFiles)
-    const missing = exportTargets().map((t) => norm(t.file)).filter((f) => !files.has(f))
+    const missing = exportTargets().flatMap((t) => (t.file.includes('*') ? [t.file] : [norm(t.file)])).filter((f) => (f.includes('*') ? targetFiles(f, packedFiles).length === 0 : !files.has(f)))
     expect(missing).toEqual([])
-    expect(packedFiles.filter((f) => /^(lib|adapters|__tests__|fixtures|bench|examples)\//.test(f))).toEqual([])
+    expect(packedFiles.filter((f) => /^(lib|adapters|__tests__|fixtures|bench|examples|docs)\//.test(f))).toEqual([])
+    // The SDK as asc and `edgeless build` need it: every source, and the compiler flags.
+    const sdk = readdirSync(join(root, 'assembly')).filter((f) => /\.(ts|json)$/.test(f)).map((f) => `assembly/${f}`)
+    expect(sdk).toEqual(expect.arrayContaining(['assembly/index.ts', 'assembly/exports.ts', 'assembly/asc-options.json']))
+    expect(sdk.filter((f) => !files.has(f))).toEqual([])
   })
 
   test('installed as a real copy with its dependencies', () => {
@@ -377,6 +566,13 @@ describe('the packed tarball installs and works', () => {
     expect(out).toContain('fileLoader function')
     expect(out).toContain('esm reply PONG')
     expect(out).toContain('core reply PONG')
+    expect(out).toContain('fileStore function')
+    expect(out).toContain('redisStore function')
+    expect(out).toMatch(/^indexeddb indexedDbStore\("edgeless"\/"state"\): IndexedDB is not available here/m)
+    const installed = join(app, 'node_modules/edgeless')
+    for (const [sp, file] of [['adapters/redis', 'dist/adapters/redis.js'], ['adapters/sqlite', 'dist/adapters/sqlite.js'], ['testing', 'dist/testing.js'], ['testing/jest', 'dist/testing/jest.js'], ['assembly', 'assembly/index.ts'], ['assembly/exports', 'assembly/exports.ts']] as const) {
+      expect(out).toContain(`resolve edgeless/${sp} ${join(installed, file)}`)
+    }
   }, 60_000)
 
   test('CommonJS: require("edgeless") spawns pong and gets PONG', () => {
@@ -386,12 +582,54 @@ describe('the packed tarball installs and works', () => {
     expect(out).toContain(`memory ${join(app, 'node_modules/edgeless/dist/adapters/memory.cjs')}`)
     expect(out).toContain('deep ERR_PACKAGE_PATH_NOT_EXPORTED')
     expect(out).toContain('cjs reply PONG')
+    const installed = join(app, 'node_modules/edgeless')
+    for (const sp of ['adapters/file', 'adapters/indexeddb', 'adapters/redis', 'adapters/sqlite', 'testing', 'testing/jest']) {
+      expect(out).toContain(`resolve edgeless/${sp} ${join(installed, 'dist', `${sp}.cjs`)}`)
+    }
+    expect(out).toContain('sqliteStore function')
+  }, 60_000)
+
+  test('a browser bundle (esbuild, platform browser) takes the core, and refuses the Node-only adapters', async () => {
+    const bundle = (contents: string, platform: 'browser' | 'node') => esbuild.build({
+      absWorkingDir: app,
+      stdin: { contents, resolveDir: app, loader: 'js' },
+      bundle: true, format: 'esm', platform, splitting: true, outdir: join(app, 'out'), write: false, metafile: true, logLevel: 'silent',
+      external: ['node:*'], // binaryen's own guarded Node code path
+    })
+    const page = await bundle(`import { Runtime } from 'edgeless'\nimport { indexedDbStore } from 'edgeless/adapters/indexeddb'\nimport { memoryStore } from 'edgeless/adapters/memory'\nconsole.log(Runtime, indexedDbStore, memoryStore)`, 'browser')
+    const inputs = Object.keys(page.metafile.inputs)
+    const ours = inputs.filter((i) => i.startsWith('node_modules/edgeless/')).map((i) => i.slice('node_modules/edgeless/'.length))
+    expect(ours).toEqual(expect.arrayContaining(['dist/index.js', 'dist/adapters/indexeddb.js', 'dist/adapters/memory.js']))
+    expect(ours.filter((f) => !/^dist\/(index|adapters\/(indexeddb|memory)|chunk-\w+)\.js$/.test(f))).toEqual([])
+    // Nothing in the bundle imports a Node builtin but binaryen's guarded `import('node:module')`.
+    const nodeImports = Object.entries(page.metafile.inputs).flatMap(([f, i]) => i.imports.filter((x) => x.external).map((x) => `${f}: ${x.path}`))
+    expect(nodeImports).toEqual([expect.stringMatching(/^node_modules\/binaryen\/index\.js: node:module$/)])
+    // binaryen is its own chunk, loaded only when a module needs asyncify.
+    const lazy = Object.keys(page.metafile.outputs).filter((o) => /binaryen-\w+\.js$/.test(o))
+    expect(lazy).toHaveLength(1)
+
+    for (const sp of NODE_ONLY) {
+      const failed = await bundle(`import * as m from 'edgeless/${sp.slice(2)}'\nconsole.log(m)`, 'browser').then(
+        () => undefined,
+        (e: esbuild.BuildFailure) => e.errors.flatMap((m) => [m.text, ...m.notes.map((n) => n.text)]).join('\n'),
+      )
+      expect({ sp, failed }).toEqual({ sp, failed: expect.stringMatching(/"\.\/adapters\/\w+" is not currently exported by package "edgeless"/) })
+    }
+    // The same bundler targeting Node gets the Node entry and the Node-only adapters.
+    const server = await bundle(`import { fileLoader } from 'edgeless'\nimport { fileStore } from 'edgeless/adapters/file'\nconsole.log(fileLoader, fileStore)`, 'node')
+    expect(Object.keys(server.metafile.inputs)).toEqual(expect.arrayContaining(['node_modules/edgeless/dist/node.js', 'node_modules/edgeless/dist/adapters/file.js']))
   }, 60_000)
 
   test('TypeScript (nodenext, strict, no skipLibCheck): correct ESM and CJS consumers type-check', () => {
     writeFileSync(join(app, 'check.ts'), TYPES_OK_ESM)
     writeFileSync(join(app, 'check.cts'), TYPES_OK_CJS)
     runOk(process.execPath, [TSC, ...TSC_ARGS, 'check.ts', 'check.cts'], app, 90_000)
+  }, 90_000)
+
+  test('TypeScript ("bundler" resolution, DOM lib, strict, no skipLibCheck): a browser consumer type-checks', () => {
+    mkdirSync(join(app, 'web'), { recursive: true })
+    writeFileSync(join(app, 'web/app.ts'), TYPES_OK_BUNDLER)
+    runOk(process.execPath, [TSC, '--noEmit', '--module', 'esnext', '--moduleResolution', 'bundler', '--target', 'es2022', '--lib', 'es2022,dom', '--strict', 'web/app.ts'], app, 90_000)
   }, 90_000)
 
   test('TypeScript: a wrong payload type fails the check', () => {

@@ -5,6 +5,7 @@ import { classifyFailure, isThenable, type Guest, type GuestHost } from './guest
 import { formatInstanceId, instanceIdBytes, type InstanceId } from './ids'
 import { initialLifecycle, nextLifecycle, type ActorStatus, type LifecycleEvent, type LifecycleSnapshot } from './lifecycle'
 import { Mailbox } from './mailbox'
+import { wallNow } from './observer'
 import type { PendingCall } from './pending-call'
 import type { Runnable } from './scheduler'
 import type { RestartType, Supervisor } from './supervisor'
@@ -19,6 +20,8 @@ export interface Message {
   srcBytes: Uint8Array
   payload: Uint8Array
   pending: PendingCall | null
+  /** Trace id: inherited by the messages its handler sends. */
+  trace: number
 }
 
 /** What an actor does when its mailbox is full: refuse the new message, or drop the oldest queued one. */
@@ -112,6 +115,8 @@ export class Actor implements GuestHost, Runnable {
   /** The newest state this instance synced (or was started with): what a restart hands to init. */
   lastState: Uint8Array | undefined
   restarts = 0
+  /** Trace id of the message being handled (0 outside handlers: the sends start a new trace). */
+  trace = 0
   private snap: LifecycleSnapshot = initialLifecycle()
   private readonly makeGuest: () => Guest | Promise<Guest>
   private readonly timers = new Set<unknown>()
@@ -209,6 +214,7 @@ export class Actor implements GuestHost, Runnable {
       this.overflowed(this.mailbox.shift()!)
     }
     this.mailbox.push(msg)
+    this.sys.observer?.enqueued?.(this, msg.kind === 0 ? 'cast' : 'call', msg.trace, this.mailbox.length)
     if (s === 'running' && !this.busy) this.sys.scheduler.schedule(this)
   }
 
@@ -248,12 +254,17 @@ export class Actor implements GuestHost, Runnable {
 
   private process(msg: Message): void {
     this.busy = true
+    this.trace = msg.trace
     const handler: Handler = msg.kind === 0 ? 'cast' : 'call'
+    const obs = this.sys.observer
+    const t0 = obs ? wallNow() : 0
+    obs?.started?.(this, handler, msg.trace)
     let r: void | CallResult | Promise<void | CallResult>
     try {
       r = msg.kind === 0 ? this.guest.cast(msg.src, msg.srcBytes, msg.payload) : this.guest.call(msg.src, msg.srcBytes, msg.payload)
     } catch (e) {
       this.busy = false
+      obs?.finished?.(this, handler, msg.trace, wallNow() - t0, false)
       this.crashed(handler, e, msg)
       return
     }
@@ -261,17 +272,20 @@ export class Actor implements GuestHost, Runnable {
       r.then(
         (v) => {
           this.busy = false
+          obs?.finished?.(this, handler, msg.trace, wallNow() - t0, true)
           msg.pending?.settle(v as CallResult)
           if (!this.holdForSync()) this.afterAsync()
         },
         (e: unknown) => {
           this.busy = false
+          obs?.finished?.(this, handler, msg.trace, wallNow() - t0, false)
           this.crashed(handler, e, msg)
         },
       )
       return
     }
     this.busy = false
+    if (obs) obs.finished?.(this, handler, msg.trace, wallNow() - t0, true)
     msg.pending?.settle(r as CallResult)
     this.holdForSync()
   }
@@ -379,11 +393,16 @@ export class Actor implements GuestHost, Runnable {
     this.busy = true
     this.firstInit = first
     if (first) this.lastState = state
+    const obs = this.sys.observer
+    const t0 = obs ? wallNow() : 0
+    obs?.started?.(this, 'init', 0)
     try {
       const r = this.guest.init(payload, state)
       if (isThenable(r)) await r
+      obs?.finished?.(this, 'init', 0, wallNow() - t0, true)
     } catch (e) {
       this.busy = false
+      obs?.finished?.(this, 'init', 0, wallNow() - t0, false)
       this.crashed('init', e)
       this.firstInit = false
       return false
@@ -435,6 +454,7 @@ export class Actor implements GuestHost, Runnable {
     this.halting = null
     if (this.status !== 'restarting') return
     this.restarts++
+    this.guest.dispose?.()
     try {
       this.guest = await this.makeGuest()
     } catch (e) {
@@ -480,10 +500,14 @@ export class Actor implements GuestHost, Runnable {
     this.cancelTimers()
     if (!skipStop) {
       this.busy = true
+      const obs = this.sys.observer
+      const t0 = obs ? wallNow() : 0
       try {
         const r = this.guest.stop()
         if (isThenable(r)) await r
+        obs?.finished?.(this, 'stop', 0, wallNow() - t0, true)
       } catch (e) {
+        obs?.finished?.(this, 'stop', 0, wallNow() - t0, false)
         const { trap, error } = classifyFailure(e, this.name, 'stop')
         this.lastError = error
         this.sys.emit('crash', { name: this.name, instance: this.id, handler: 'stop', trap, error })
@@ -492,6 +516,7 @@ export class Actor implements GuestHost, Runnable {
       // A delayed cast scheduled by handle_stop itself dies with the instance too.
       this.cancelTimers()
     }
+    this.guest.dispose?.()
     await this.sys.flushState(this.stateId)
     this.to({ type: 'STOPPED' })
     if (this.sys.actors.get(this.id.function) === this) this.sys.actors.delete(this.id.function)
@@ -513,11 +538,13 @@ export class Actor implements GuestHost, Runnable {
     this.status = 'stopped'
     this.refuseAll('instance-stopped')
     this.cancelTimers()
+    this.guest?.dispose?.()
     this.supervisor?.remove(this)
     if (this.sys.actors.get(this.id.function) === this) this.sys.actors.delete(this.id.function)
   }
 
   cancelTimers(): void {
+    if (this.sys.observer && this.timers.size) for (let i = 0; i < this.timers.size; i++) this.sys.observer.timer?.(this, 'cancelled', 0, 0)
     for (const t of this.timers) this.sys.clock.clearTimeout(t)
     this.timers.clear()
   }
@@ -563,7 +590,7 @@ export class Actor implements GuestHost, Runnable {
   castRaw(targetId: InstanceId, payload: Uint8Array, alias?: string): void {
     if (alias === undefined && this.tooBig(payload, 'cast')) return
     const t = this.target(targetId, 'cast')
-    if (t) this.sys.castTo(this.id, this.idBytes, t, payload, alias)
+    if (t) this.sys.castTo(this.id, this.idBytes, t, payload, alias, this.busy ? this.trace : 0)
   }
 
   call(alias: string, payload: Uint8Array): CallResult | Promise<CallResult> {
@@ -579,7 +606,7 @@ export class Actor implements GuestHost, Runnable {
     // A call made outside any handler (a resource answering an HTTP request, a JS timer)
     // does not block this instance's mailbox, so it adds no waits-for edge: several may be
     // in flight at once, and none can be part of a deadlock cycle.
-    return this.sys.call(this.busy ? this : null, this.id, this.idBytes, t, payload, this.callTimeoutMs, alias)
+    return this.sys.call(this.busy ? this : null, this.id, this.idBytes, t, payload, this.callTimeoutMs, alias, this.busy ? this.trace : 0)
   }
 
   delayedCast(delayMs: number, alias: string, payload: Uint8Array): void {
@@ -591,13 +618,16 @@ export class Actor implements GuestHost, Runnable {
     }
     const id = this.resolve(alias, 'delayed_cast')
     if (!id) return
+    const trace = this.busy ? this.trace : 0
     const timer = this.sys.clock.setTimeout(() => {
       this.timers.delete(timer)
+      this.sys.observer?.timer?.(this, 'fired', delayMs, trace)
       const t = this.sys.lookup(id)
-      if (t) this.sys.castTo(this.id, this.idBytes, t, payload, alias)
+      if (t) this.sys.castTo(this.id, this.idBytes, t, payload, alias, trace)
       else this.target(id, 'delayed cast')
     }, delayMs)
     this.timers.add(timer)
+    this.sys.observer?.timer?.(this, 'set', delayMs, trace)
   }
 
   sync(state: Uint8Array): void {

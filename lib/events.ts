@@ -19,6 +19,8 @@ export type TrapKind =
   | 'out-of-fuel'
   /** The guest tried to grow its memory beyond its cap. */
   | 'out-of-memory'
+  /** An invocation in a worker ran past its wall-clock deadline; the worker was terminated. */
+  | 'deadline'
   | 'guest-fault'
   | 'exception'
   | 'other'

@@ -11,9 +11,11 @@ import { isUuid, randomUuid, type InstanceId } from './ids'
 import { JsGuest, type EdgeFunction } from './js-function'
 import { ownBytes, toBytes, type Payload } from './payload'
 import { System, type StatePolicy } from './system'
+import { wallNow, type Observer } from './observer'
 import type { StateWriteOptions } from './state-writer'
 import { WasmGuest } from './wasm/instance'
 import type { GuestLimits } from './wasm/limits'
+import type { Guest, GuestHost } from './guest'
 import { fetchLoader, loadFunctionModule, type FunctionModule, type ModuleSource, type SourceLoader } from './wasm/loader'
 import { httpEgressResource } from './resources/http-egress'
 import type { ResourceClass, WorkflowProblem } from './workflow/resource'
@@ -66,6 +68,11 @@ export interface RuntimeOptions {
   maxMemoryBytes?: number
   /** Host quotas of every instance (see {@link HostQuotas}). */
   quotas?: HostQuotas
+  /**
+   * Builds guests that run in a worker (`spawn({ isolation: 'worker' })`). The Node entry
+   * provides one on `node:worker_threads`; the core has none.
+   */
+  isolate?: IsolateGuest
   /** Default mailbox capacity of every instance (messages). Default 10,000. */
   mailboxCapacity?: number
   /** Default overflow policy of every mailbox. Default `'reject'`. */
@@ -118,6 +125,15 @@ export interface SpawnOptions {
   restart?: RestartType
   /** Host quotas of this instance, over the runtime's. */
   quotas?: HostQuotas
+  /**
+   * `'worker'` runs the wasm instance in its own worker thread: CPU-heavy functions run in
+   * parallel, and a guest stuck past `deadlineMs` is terminated (then restarted by its
+   * supervisor). Casts and calls keep every guarantee (ordering, timeouts, cycle detection).
+   * Default `'inline'` (the caller's thread).
+   */
+  isolation?: 'inline' | 'worker'
+  /** Wall-clock limit of one invocation of a worker-isolated instance, in ms. Default 30,000. */
+  deadlineMs?: number
   /** Mailbox capacity in messages. Default: the runtime's (10,000). */
   mailboxCapacity?: number
   /** What a full mailbox does: `reject` the new message (default) or `drop-oldest`. */
@@ -166,6 +182,12 @@ export interface CallOptions {
 }
 
 type Target = InstanceId | { readonly id: InstanceId }
+
+/**
+ * Builds a guest that runs `fm` outside the caller's thread for `host`, with `limits`, and
+ * terminates it when one invocation exceeds `deadlineMs`.
+ */
+export type IsolateGuest = (fm: FunctionModule, host: GuestHost, limits: GuestLimits, deadlineMs: number) => Promise<Guest>
 
 /**
  * Fuel per invocation when none is configured: generous (hundreds of milliseconds of guest
@@ -255,6 +277,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
   private readonly fuel: number
   private readonly statePolicy: StatePolicy
   private readonly quotas: Required<HostQuotas>
+  private readonly isolate: IsolateGuest | undefined
   private readonly optimistic: boolean
   private readonly maxMemoryBytes: number | undefined
   /** Supervises instances spawned outside workflows. */
@@ -282,6 +305,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     this.sys = new System(this.nodeId, options.clock ?? realClock, stores, this, options.stateWrites)
     this.fuel = options.fuel ?? DEFAULT_FUEL
     this.quotas = { ...DEFAULT_QUOTAS, ...options.quotas }
+    this.isolate = options.isolate
     this.maxMemoryBytes = options.maxMemoryBytes
     this.mailboxCapacity = checkCapacity(options.mailboxCapacity ?? 10_000, 'mailboxCapacity')
     this.overflow = checkOverflow(options.overflow ?? 'reject', 'overflow')
@@ -372,9 +396,17 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     let actor: Actor
     // A restart builds a fresh guest the same way: a new wasm instance (new memory), or the
     // JS function again (a factory is called again; a plain object is reused).
+    const isolation = o.isolation ?? 'inline'
+    if (isolation !== 'inline' && isolation !== 'worker') throw new EdgelessError('invalid-argument', `spawn("${o.name}").isolation must be 'inline' or 'worker', got ${JSON.stringify(o.isolation)}.`)
+    if (isolation === 'worker' && !fm) throw new EdgelessError('invalid-argument', `spawn("${o.name}"): worker isolation runs wasm modules; a JS function runs inline.`)
+    if (isolation === 'worker' && !this.isolate) throw new EdgelessError('invalid-argument', `spawn("${o.name}"): worker isolation needs a worker implementation; use the Node entry (import { Runtime } from 'edgeless' in Node) or pass RuntimeOptions.isolate.`)
+    const deadlineMs = o.deadlineMs ?? 30_000
+    if (!(deadlineMs > 0)) throw new EdgelessError('invalid-argument', `spawn("${o.name}").deadlineMs must be a positive number of milliseconds, got ${o.deadlineMs}.`)
+    const isolate = this.isolate
     const makeGuest = fm
       ? async () => {
         try {
+          if (isolation === 'worker') return await isolate!(fm, actor, limits, deadlineMs)
           return await WasmGuest.create(fm, actor, suspendBytes, limits)
         } catch (e) {
           throw new EdgelessError('invalid-module', `Instantiating function "${o.name}" failed: ${(e as Error).message}.`, { name: o.name }, { cause: e })
@@ -395,7 +427,9 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
       syncMode: o.sync === 'wait' ? 'wait' : 'async',
       stateVersion: undefined,
     })
+    const t0 = this.sys.observer ? wallNow() : 0
     actor.guest = await makeGuest()
+    this.sys.observer?.instantiated?.(actor, wallNow() - t0)
     await this.sys.flushState(actor.stateId)
     let state: Uint8Array | undefined
     try {
@@ -691,6 +725,37 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     } catch (e) {
       return { spec: undefined, file, base: file, problems: problem(`is not valid JSON (${(e as Error).message}); fix the syntax`) }
     }
+  }
+
+  /**
+   * Install inspection hooks (see {@link Observer}): per-message start/finish with durations,
+   * mailbox depth, timers, sends with trace ids. Returns the function that removes them.
+   * Without observers every hook point costs one null check.
+   *
+   * @example
+   * ```ts
+   * const off = rt.observe({ finished: (a, kind, trace, ms) => console.log(a.name, kind, ms) })
+   * off()
+   * ```
+   */
+  observe(observer: Observer): () => void {
+    this.observers.push(observer)
+    this.installObservers()
+    return () => {
+      const i = this.observers.indexOf(observer)
+      if (i >= 0) this.observers.splice(i, 1)
+      this.installObservers()
+    }
+  }
+
+  private readonly observers: Observer[] = []
+
+  private installObservers(): void {
+    const list = [...this.observers]
+    if (list.length === 0) { this.sys.observer = null; return }
+    if (list.length === 1) { this.sys.observer = list[0]!; return }
+    const fan = <K extends keyof Observer>(k: K) => (...args: unknown[]) => { for (const o of list) (o[k] as ((...a: unknown[]) => void) | undefined)?.(...args) }
+    this.sys.observer = { enqueued: fan('enqueued'), started: fan('started'), finished: fan('finished'), timer: fan('timer'), instantiated: fan('instantiated'), sent: fan('sent') }
   }
 
   /** The runtime's internals, for the test kit (`edgeless/testing`). Not a stable API. @internal */

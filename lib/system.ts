@@ -7,6 +7,7 @@ import type { RuntimeEvents } from './events'
 import { isThenable } from './guest'
 import { instanceIdBytes, type InstanceId } from './ids'
 import { PendingCall } from './pending-call'
+import type { Observer } from './observer'
 import { Scheduler } from './scheduler'
 import { StateWriter, type StateWriteOptions } from './state-writer'
 
@@ -73,11 +74,17 @@ export class System {
 
   /** Sees every cast and call (the test kit's trace); `null` costs one check per message. */
   tracer: Tracer | null = null
+  /** Inspection hooks (see {@link Observer}); `null` costs one check per point. */
+  observer: Observer | null = null
+  /** The last trace id handed out. */
+  private traces = 0
 
   /** Enqueue a cast; refused messages become dead letters. */
-  castTo(from: InstanceId, fromBytes: Uint8Array, target: Actor, payload: Uint8Array, alias?: string): void {
+  castTo(from: InstanceId, fromBytes: Uint8Array, target: Actor, payload: Uint8Array, alias?: string, trace = 0): void {
     if (this.tracer) this.tracer.message('cast', from, target, payload, alias)
-    target.enqueue({ kind: 0, src: from, srcBytes: fromBytes, payload, pending: null })
+    const t = trace || ++this.traces
+    if (this.observer) this.observer.sent?.(from, target, 'cast', t, payload.length, alias)
+    target.enqueue({ kind: 0, src: from, srcBytes: fromBytes, payload, pending: null, trace: t })
   }
 
   /**
@@ -85,17 +92,19 @@ export class System {
    * when the target is idle with an empty mailbox and answers without waiting (the fast
    * path); otherwise queued behind earlier messages, with a timeout.
    */
-  call(caller: Actor | null, from: InstanceId, fromBytes: Uint8Array, target: Actor, payload: Uint8Array, timeoutMs: number, alias?: string): CallResult | Promise<CallResult> {
-    if (this.tracer === null) return this.callInner(caller, from, fromBytes, target, payload, timeoutMs)
+  call(caller: Actor | null, from: InstanceId, fromBytes: Uint8Array, target: Actor, payload: Uint8Array, timeoutMs: number, alias?: string, trace = 0): CallResult | Promise<CallResult> {
+    const t = trace || ++this.traces
+    if (this.observer) this.observer.sent?.(from, target, 'call', t, payload.length, alias)
+    if (this.tracer === null) return this.callInner(caller, from, fromBytes, target, payload, timeoutMs, t)
     const done = this.tracer.message('call', from, target, payload, alias)
-    const r = this.callInner(caller, from, fromBytes, target, payload, timeoutMs)
+    const r = this.callInner(caller, from, fromBytes, target, payload, timeoutMs, t)
     if (!done) return r
     if (isThenable<CallResult>(r)) return Promise.resolve(r).then((v) => { done(v); return v })
     done(r)
     return r
   }
 
-  private callInner(caller: Actor | null, from: InstanceId, fromBytes: Uint8Array, target: Actor, payload: Uint8Array, timeoutMs: number): CallResult | Promise<CallResult> {
+  private callInner(caller: Actor | null, from: InstanceId, fromBytes: Uint8Array, target: Actor, payload: Uint8Array, timeoutMs: number, trace: number): CallResult | Promise<CallResult> {
     if (caller) {
       const cycle = this.findCycle(caller, target)
       if (cycle) {
@@ -108,7 +117,7 @@ export class System {
       }
     }
     const pc = new PendingCall(this, caller, target, timeoutMs)
-    const msg: Message = { kind: 1, src: from, srcBytes: fromBytes, payload, pending: pc }
+    const msg: Message = { kind: 1, src: from, srcBytes: fromBytes, payload, pending: pc, trace }
     if (target.canRunNow() && this.syncDepth < MAX_SYNC_DEPTH) {
       if (caller) caller.waitingOn = target
       this.syncDepth++

@@ -14,6 +14,7 @@ import type { WorkflowProblem } from '../workflow/resource'
 import { fileLogResource } from './resources/file-log'
 import { httpIngressResource } from './resources/http-ingress'
 import { redisResource } from './resources/redis'
+import { isolateInWorker } from './worker-guest'
 
 export * from '../index'
 export { fileLogResource, httpIngressResource, redisResource }
@@ -47,7 +48,7 @@ export const fileLoader: SourceLoader = async (ref) => {
  */
 export class Runtime extends CoreRuntime {
   constructor(options: RuntimeOptions = {}) {
-    super({ loadSource: fileLoader, resolveRef: resolveCodePath, ...options, resources: [fileLogResource, httpIngressResource, redisResource, ...(options.resources ?? [])] })
+    super({ loadSource: fileLoader, resolveRef: resolveCodePath, isolate: isolateInWorker, ...options, resources: [fileLogResource, httpIngressResource, redisResource, ...(options.resources ?? [])] })
   }
 
   // A workflow path is made absolute first, so its default name (folder/file) and the

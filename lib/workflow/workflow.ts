@@ -151,6 +151,10 @@ function checkSupervisionAnnotations(parsed: ParsedWorkflow, at: (p: Omit<Workfl
     if (a['restart'] !== undefined && !['permanent', 'transient', 'temporary'].includes(a['restart'])) at({ entity: 'function', name: f.name, field: 'annotations.restart', message: `must be permanent, transient or temporary, got "${a['restart']}"` })
     const cap = a['mailbox-capacity']
     if (cap !== undefined && !(int(cap) >= 1)) at({ entity: 'function', name: f.name, field: 'annotations.mailbox-capacity', message: `must be a positive integer (messages), got "${cap}"` })
+    const iso = a['isolation']
+    if (iso !== undefined && iso !== 'inline' && iso !== 'worker') at({ entity: 'function', name: f.name, field: 'annotations.isolation', message: `must be inline or worker, got "${iso}"` })
+    const dl = a['deadline-ms']
+    if (dl !== undefined && !(int(dl) >= 1)) at({ entity: 'function', name: f.name, field: 'annotations.deadline-ms', message: `must be a positive integer (milliseconds), got "${dl}"` })
     const fuel = a['fuel']
     if (fuel !== undefined && fuel !== 'Infinity' && !(int(fuel) >= 1)) at({ entity: 'function', name: f.name, field: 'annotations.fuel', message: `must be a positive integer (fuel per invocation) or "Infinity", got "${fuel}"` })
     const mem = a['max-memory']
@@ -383,6 +387,8 @@ function functionSpawn(f: ParsedFunction, v: ValidatedWorkflow, h: WorkflowHandl
     ...(options.callTimeoutMs !== undefined ? { callTimeoutMs: options.callTimeoutMs } : {}),
     ...(f.annotations['restart'] !== undefined ? { restart: f.annotations['restart'] as RestartType } : {}),
     ...(f.annotations['mailbox-capacity'] !== undefined ? { mailboxCapacity: int(f.annotations['mailbox-capacity']) } : {}),
+    ...(f.annotations['isolation'] !== undefined ? { isolation: f.annotations['isolation'] as 'inline' | 'worker' } : {}),
+    ...(f.annotations['deadline-ms'] !== undefined ? { deadlineMs: int(f.annotations['deadline-ms']) } : {}),
     ...(f.annotations['fuel'] !== undefined ? { fuel: f.annotations['fuel'] === 'Infinity' ? Infinity : int(f.annotations['fuel']) } : {}),
     ...(f.annotations['max-memory'] !== undefined ? { maxMemoryBytes: int(f.annotations['max-memory']) } : {}),
     ...(f.annotations['state-policy'] !== undefined ? { statePolicy: f.annotations['state-policy'] as StatePolicy } : {}),

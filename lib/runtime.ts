@@ -323,6 +323,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
       resourceClass: (t) => this.classes.get(t),
       resourceClasses: () => [...this.classes.keys()],
       resourceConfig: options.resourceConfig ?? {},
+      limits: { fuel: options.fuel ?? DEFAULT_FUEL, maxMemoryBytes: options.maxMemoryBytes },
     }
     const level = options.consoleLog ?? 'info'
     if (level !== false) this.attachConsole(LEVEL_RANK[level])
@@ -343,7 +344,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
    * ```
    */
   load(source: ModuleSource): Promise<FunctionModule> {
-    return loadFunctionModule(source, this.loader)
+    return loadFunctionModule(source, this.loader, undefined, { fuel: this.fuel, maxMemoryBytes: this.maxMemoryBytes })
   }
 
   /**

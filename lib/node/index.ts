@@ -3,11 +3,16 @@
  * default loader reads module paths and `file:` URLs from disk.
  * @packageDocumentation
  */
-import { readFile } from 'node:fs/promises'
-import { dirname, isAbsolute, resolve } from 'node:path'
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { dirname, isAbsolute, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Runtime as CoreRuntime, type RuntimeOptions } from '../runtime'
 import { fetchLoader, type SourceLoader } from '../wasm/loader'
+import { setTransformCache, type TransformCache } from '../wasm/asyncify'
+
+export { setTransformCache }
+export type { TransformCache }
 import type { WorkflowSpec } from '../workflow/spec'
 import type { WorkflowHandle, WorkflowOptions } from '../workflow/workflow'
 import type { WorkflowProblem } from '../workflow/resource'
@@ -46,8 +51,43 @@ export const fileLoader: SourceLoader = async (ref) => {
  * const pong = await rt.spawn({ name: 'pong', module: './pong.wasm' })
  * ```
  */
+/**
+ * A file cache of asyncified modules (see {@link setTransformCache}): one file per input
+ * hash under `dir`, written atomically. Default folder: `$EDGELESS_CACHE_DIR`, else
+ * `<tmpdir>/edgeless-cache`. Set `EDGELESS_CACHE_DIR=off` to disable it.
+ *
+ * @example
+ * ```ts
+ * setTransformCache(fileTransformCache('/var/cache/edgeless'))
+ * ```
+ */
+export function fileTransformCache(dir: string): TransformCache {
+  let n = 0
+  return {
+    async get(key) {
+      try { return new Uint8Array(await readFile(join(dir, `${key}.wasm`))) } catch { return undefined }
+    },
+    async set(key, bytes) {
+      await mkdir(dir, { recursive: true })
+      const tmp = join(dir, `.${key}.${process.pid}.${++n}.tmp`)
+      await writeFile(tmp, bytes)
+      await rename(tmp, join(dir, `${key}.wasm`))
+    },
+  }
+}
+
+let cacheInstalled = false
+function installDefaultCache(): void {
+  if (cacheInstalled) return
+  cacheInstalled = true
+  const env = process.env['EDGELESS_CACHE_DIR']
+  if (env === 'off') return
+  setTransformCache(fileTransformCache(env || join(tmpdir(), 'edgeless-cache')))
+}
+
 export class Runtime extends CoreRuntime {
   constructor(options: RuntimeOptions = {}) {
+    installDefaultCache()
     super({ loadSource: fileLoader, resolveRef: resolveCodePath, isolate: isolateInWorker, ...options, resources: [fileLogResource, httpIngressResource, redisResource, ...(options.resources ?? [])] })
   }
 

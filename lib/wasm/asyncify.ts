@@ -18,6 +18,46 @@ function loadBinaryen(): Promise<Binaryen> {
  * are instrumented; the rest of the guest runs unchanged.
  */
 export async function asyncifyModule(bytes: Uint8Array, label: string): Promise<Uint8Array> {
+  const cache = transformCache
+  let key: string | undefined
+  if (cache) {
+    key = `asyncify-v1-${await sha256Hex(bytes)}`
+    try {
+      const hit = await cache.get(key)
+      // A hit must still be a module (a truncated file is a miss, not a failure).
+      if (hit && WebAssembly.validate(hit as Uint8Array<ArrayBuffer>)) return hit
+    } catch { /* a broken cache is a miss */ }
+  }
+  const out = await transform(bytes, label)
+  if (cache && key) void Promise.resolve().then(() => cache.set(key!, out)).catch(() => {})
+  return out
+}
+
+/**
+ * Where asyncified modules are kept between processes, keyed by a hash of the input: the
+ * transformation takes seconds (loading binaryen, then the pass), the lookup milliseconds.
+ * The Node entry installs a file cache; browsers could use the Cache API.
+ */
+export interface TransformCache {
+  get(key: string): Promise<Uint8Array | undefined>
+  set(key: string, bytes: Uint8Array): Promise<void>
+}
+
+let transformCache: TransformCache | null = null
+
+/** Install (or remove, with null) the process-wide cache of asyncified modules. */
+export function setTransformCache(cache: TransformCache | null): void {
+  transformCache = cache
+}
+
+async function sha256Hex(bytes: Uint8Array): Promise<string> {
+  const d = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>))
+  let h = ''
+  for (const b of d) h += b.toString(16).padStart(2, '0')
+  return h
+}
+
+async function transform(bytes: Uint8Array, label: string): Promise<Uint8Array> {
   let binaryen: Binaryen
   try {
     binaryen = await loadBinaryen()

@@ -2,6 +2,7 @@ import { EdgelessError } from '../errors'
 import type { InstanceId } from '../ids'
 import { randomUuid } from '../ids'
 import type { FunctionModule, SourceLoader } from '../wasm/loader'
+import type { GuestLimits } from '../wasm/limits'
 import { loadFunctionModule } from '../wasm/loader'
 import type { ActorRef, InstanceInfo, PreparedSpawn, Runtime, StopOptions } from '../runtime'
 import { resolveSupervision, Supervisor, type RestartStrategy, type RestartType, type SupervisionOptions } from '../supervisor'
@@ -70,6 +71,8 @@ export interface WorkflowEnv {
   resourceClass(classType: string): ResourceClass | undefined
   resourceClasses(): string[]
   resourceConfig: Record<string, Record<string, string>>
+  /** The runtime's default guest limits. */
+  limits: GuestLimits
 }
 
 /**
@@ -96,7 +99,10 @@ export async function checkWorkflow(env: WorkflowEnv, spec: unknown, options: Wo
       return
     }
     try {
-      modules.set(f.name, await loadFunctionModule(source, env.loader, `function "${f.name}"`))
+      // Loaded with the limits it will run under, so the spawn reuses this compile.
+      const fuelAnn = f.annotations['fuel']
+      const limits = { fuel: fuelAnn === 'Infinity' ? Infinity : fuelAnn !== undefined && int(fuelAnn) >= 1 ? int(fuelAnn) : env.limits.fuel, maxMemoryBytes: f.annotations['max-memory'] !== undefined ? int(f.annotations['max-memory']) : env.limits.maxMemoryBytes }
+      modules.set(f.name, await loadFunctionModule(source, env.loader, `function "${f.name}"`, limits))
     } catch (e) {
       const msg = (e as Error).message
       at({ entity: 'function', name: f.name, field, message: e instanceof EdgelessError && e.code === 'load-failed' ? `cannot read the code: ${msg}` : msg })

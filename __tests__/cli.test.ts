@@ -67,6 +67,28 @@ describe('edgeless validate', () => {
   })
 })
 
+describe('edgeless build', () => {
+  test('compiles an AssemblyScript function into a module the runtime runs; a compile error names file:line', async () => {
+    const src = join(root, 'examples', 'assemblyscript', 'template.ts')
+    const out = join(dir, 'template.wasm')
+    const r = await cli(['build', src, '-o', out], { timeoutMs: 60_000 })
+    expect(r.code).toBe(0)
+    expect(r.stdout.trim()).toMatch(/template\.wasm: \d+ bytes$/)
+    const { Runtime } = await import('../lib/node/index')
+    const rt = new Runtime({ consoleLog: false })
+    await rt.spawn({ name: 'template', module: out })
+    await rt.shutdown()
+    const bad = join(dir, 'bad.ts')
+    writeFileSync(bad, 'export function x(: i32 {}\n')
+    const e = await cli(['build', bad, '-o', join(dir, 'bad.wasm')], { timeoutMs: 60_000 })
+    expect(e.code).toBe(1)
+    expect(e.stderr).toMatch(/bad\.ts:1:\d+: ERROR/)
+    const u = await cli(['build', src])
+    expect(u.code).toBe(2)
+    expect(u.stderr).toMatch(/-o <function\.wasm>/)
+  }, 90_000)
+})
+
 describe('edgeless run', () => {
   test('runs ping-pong for --duration, logs one line per function log, stops gracefully, exit 0', async () => {
     const r = await cli(['run', pingPong, '--duration', '1500'])

@@ -391,6 +391,8 @@ export class Actor implements GuestHost, Runnable {
    */
   async init(payload: Uint8Array | undefined, state: Uint8Array | undefined, first = true): Promise<boolean> {
     this.busy = true
+    // Sends from init start their own traces (not the trace of the message handled last).
+    this.trace = 0
     this.firstInit = first
     if (first) this.lastState = state
     const obs = this.sys.observer
@@ -427,6 +429,7 @@ export class Actor implements GuestHost, Runnable {
   haltForRestart(): Promise<void> {
     if (this.status !== 'running') return Promise.resolve()
     this.to({ type: 'RESTART' })
+    this.trace = 0
     this.halting = (async () => {
       if (await this.whenIdle(this.stopTimeoutMs)) {
         this.busy = true
@@ -456,7 +459,9 @@ export class Actor implements GuestHost, Runnable {
     this.restarts++
     this.guest.dispose?.()
     try {
+      const t0 = this.sys.observer ? wallNow() : 0
       this.guest = await this.makeGuest()
+      this.sys.observer?.instantiated?.(this, wallNow() - t0)
     } catch (e) {
       this.crashed('init', e)
       return
@@ -500,6 +505,7 @@ export class Actor implements GuestHost, Runnable {
     this.cancelTimers()
     if (!skipStop) {
       this.busy = true
+      this.trace = 0
       const obs = this.sys.observer
       const t0 = obs ? wallNow() : 0
       try {

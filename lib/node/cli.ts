@@ -10,10 +10,12 @@ import { isEdgelessError } from '../errors'
 import type { LogEvent } from '../events'
 import { formatProblem } from '../workflow/spec'
 import { Runtime, type RuntimeOptions, type WorkflowHandle } from './index'
+import { startInspector, type Inspector } from './inspector/server'
 
 const USAGE = `Usage:
-  edgeless run <workflow.json> [--duration <ms>] [--state-dir <dir>] [--http-port <port>] [--log-level <level>]
+  edgeless run <workflow.json> [--duration <ms>] [--state-dir <dir>] [--http-port <port>] [--log-level <level>] [--inspect [port]]
   edgeless validate <workflow.json>
+  edgeless build <function.ts> -o <function.wasm> [--debug] [--no-optimize]
   edgeless --help | --version
 
 run       starts the workflow and runs it until Ctrl-C (SIGINT), SIGTERM or --duration,
@@ -23,7 +25,10 @@ run       starts the workflow and runs it until Ctrl-C (SIGINT), SIGTERM or --du
           --http-port <port>  port of http-ingress resources without a "port" (default 7008)
           --http-host <addr>  address they listen on (default 127.0.0.1)
           --log-level <l>     error | warn | info | debug | trace (default info)
-validate  checks the workflow (names, mappings, code, resources) and prints every problem.`
+          --inspect [port]    serve the live inspector on 127.0.0.1 (default port 7007)
+validate  checks the workflow (names, mappings, code, resources) and prints every problem.
+build     compiles an AssemblyScript function (edgeless/assembly) to an EDGELESS module
+          (needs the assemblyscript package: npm install -D assemblyscript).`
 
 /** Exit codes: 0 ok, 1 the workflow could not run, 2 the command line is wrong. */
 class UsageError extends Error {}
@@ -50,6 +55,7 @@ export async function main(argv: string[], io: { out: (s: string) => void; err: 
       return 0
     }
     if (cmd === 'validate') return await validate(rest, io)
+    if (cmd === 'build') return await build(rest, io)
     if (cmd === 'run') return await run(rest, io)
     throw new UsageError(`unknown command "${cmd}".`)
   } catch (e) {
@@ -104,7 +110,42 @@ function intOption(v: unknown, name: string, min: number, max: number): number |
   return n
 }
 
-async function run(args: string[], io: { out: (s: string) => void; err: (s: string) => void }): Promise<number> {
+/** Default port of `--inspect` given without one. */
+const INSPECT_PORT = 7007
+
+/**
+ * Take `--inspect`, `--inspect <port>` and `--inspect=<port>` out of `args` (parseArgs has no
+ * option whose value is optional). Returns the remaining args and the port text, if given.
+ */
+function takeInspect(args: string[]): { rest: string[]; inspect: string | undefined } {
+  const rest: string[] = []
+  let inspect: string | undefined
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!
+    if (a === '--') {
+      rest.push(...args.slice(i))
+      break
+    }
+    if (a === '--inspect') {
+      const next = args[i + 1]
+      if (next !== undefined && /^\d+$/.test(next)) {
+        inspect = next
+        i++
+      } else {
+        inspect = String(INSPECT_PORT)
+      }
+    } else if (a.startsWith('--inspect=')) {
+      inspect = a.slice('--inspect='.length)
+    } else {
+      rest.push(a)
+    }
+  }
+  return { rest, inspect }
+}
+
+async function run(argv: string[], io: { out: (s: string) => void; err: (s: string) => void }): Promise<number> {
+  const { rest: args, inspect } = takeInspect(argv)
+  const inspectPort = inspect === undefined ? undefined : intOption(inspect, 'inspect', 0, 65535)
   const { positionals, values } = parse(args, {
     duration: { type: 'string' },
     'state-dir': { type: 'string' },
@@ -140,10 +181,22 @@ async function run(args: string[], io: { out: (s: string) => void; err: (s: stri
   rt.on('restart', (e) => { if (rank >= 3) line('info', e.name, `restarted (restart #${e.restarts})`) })
   rt.on('escalation', (e) => line('error', e.name, `ESCALATION: ${e.reason.message}`))
 
+  // Started before the workflow, so it sees the instantiation and init of every function.
+  let inspector: Inspector | undefined
+  if (inspectPort !== undefined) {
+    try {
+      inspector = await startInspector(rt, { port: inspectPort })
+    } catch (e) {
+      await rt.shutdown().catch(() => {})
+      throw e
+    }
+    io.err(`edgeless: inspector at ${inspector.url}`)
+  }
   let wf: WorkflowHandle
   try {
     wf = await rt.startWorkflow(file)
   } catch (e) {
+    await inspector?.close()
     await rt.shutdown().catch(() => {})
     throw e
   }
@@ -172,6 +225,28 @@ async function run(args: string[], io: { out: (s: string) => void; err: (s: stri
   io.err(`edgeless: stopping (${reason})`)
   await wf.stop()
   await rt.shutdown()
+  await inspector?.close()
   io.err('edgeless: stopped')
   return escalated ? 1 : 0
+}
+
+async function build(args: string[], io: { out: (s: string) => void; err: (s: string) => void }): Promise<number> {
+  const { positionals, values } = parse(args, {
+    out: { type: 'string', short: 'o' },
+    debug: { type: 'boolean' },
+    'no-optimize': { type: 'boolean' },
+  })
+  const entry = one(positionals, 'build')
+  const out = values['out'] as string | undefined
+  if (!out) throw new UsageError('build needs an output file: -o <function.wasm>.')
+  const { buildAssemblyScript } = await import('./build')
+  try {
+    const r = await buildAssemblyScript(entry, out, { optimize: values['no-optimize'] !== true, debug: values['debug'] === true })
+    io.out(`${r.out}: ${r.bytes} bytes`)
+    return 0
+  } catch (e) {
+    if (isEdgelessError(e)) throw e
+    io.err(`edgeless: building ${entry} failed:\n${(e as Error).message}`)
+    return 1
+  }
 }

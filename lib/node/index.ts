@@ -118,3 +118,6 @@ function resolveCodePath(code: string, base: string | undefined): string {
   if (isAbsolute(code) || base === undefined) return resolve(code)
   return resolve(dirname(base), code)
 }
+export { buildAssemblyScript } from './build'
+export type { AssemblyScriptBuildOptions, AssemblyScriptBuildResult } from './build'
+export * from './inspector'

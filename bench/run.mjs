@@ -294,7 +294,8 @@ log(`node ${process.version}, ${os.cpus().length} cpus (${os.cpus()[0]?.model ??
 // 1. casts into the no-op guest ---------------------------------------------------------
 if (want(1)) {
   const bytes = wasmBytes('noop')
-  const noop = await rt.spawn({ name: 'noop', module: bytes })
+  // The 100,000-message burst exceeds the default mailbox bound (10,000): lift it here.
+  const noop = await rt.spawn({ name: 'noop', module: bytes, mailboxCapacity: Infinity })
   const raw = new Raw(await WebAssembly.instantiate(await WebAssembly.compile(bytes), { env: {} }))
   const rawCast = rawCaster(raw, hostIdBytes, X)
   // N-1 casts then a call: calls queue behind casts from the same sender, so its answer
@@ -506,6 +507,39 @@ if (want(5)) {
 
 await rt.shutdown()
 if (crashes) throw new Error(`${crashes} crash(es) during the benchmark`)
+
+// ---- side benchmarks (their own files; each compares two sides in the same run) ----------
+
+/** A row from a side benchmark that reports medians itself. */
+function recordPlain(name, unit, value, baselineValue, baseline, note) {
+  const round = (v) => (v === null ? null : Math.abs(v) >= 100 ? Math.round(v) : Number(v.toFixed(3)))
+  results.push({ name, value: round(value), unit, baseline, baselineValue: round(baselineValue), ratio: baselineValue ? Number((value / baselineValue).toFixed(4)) : null, note })
+}
+
+if (want('fuel')) {
+  log('fuel metering overhead (bench/fuel.mjs)')
+  const { benchFuel } = await import('./fuel.mjs')
+  const f = await benchFuel({ rounds: 21, log })
+  for (const [n, fig] of Object.entries(f.matmul)) {
+    recordPlain(`metered matmul ${n}x${n} (default fuel)`, 'ms/op', fig.meteredMsPerOp, fig.unmeteredMsPerOp, 'the same guest with fuel: Infinity (not rewritten)', `Median of ${fig.roundRatios.length} alternating rounds; target <= 1.15. CPU-time ratio ${fig.cpuRatio.toFixed(3)}.`)
+  }
+  if (f.pong) recordPlain('metered pong call (default fuel)', 'ms/op', f.pong.meteredMsPerOp, f.pong.unmeteredMsPerOp, 'the same guest with fuel: Infinity', `Through the runtime; CPU-time ratio ${f.pong.cpuRatio.toFixed(3)}.`)
+  if (f.vm) log(`   VmSize per live instance: ${JSON.stringify(f.vm)}`)
+}
+
+if (want('workers')) {
+  log('two CPU-bound functions on two workers vs one (bench/workers.mjs)')
+  const { benchWorkers } = await import('./workers.mjs')
+  const w = await benchWorkers()
+  recordPlain('2 matmul 256x256 on 2 workers (24 calls)', 'ms', w.twoWorkersMs, w.oneWorkerMs, 'the same 24 calls on 1 worker', `Speedup ${w.speedup.toFixed(2)}x (target >= 1.7 on 2 cores); best of 3 rounds each; ratio < 1 is faster.`)
+}
+
+if (want('as')) {
+  log('AssemblyScript pong vs Rust pong (bench/as-pong.mjs)')
+  const { benchAsPong } = await import('./as-pong.mjs')
+  const a = await benchAsPong()
+  recordPlain('AssemblyScript pong call through the runtime', 'ns/call', a.asNsPerCall, a.rustNsPerCall, 'the Rust pong, same runtime, same run', `Bare guests without the runtime: AS ${a.raw.asNsPerCall.toFixed(0)} ns vs Rust ${a.raw.rustNsPerCall.toFixed(0)} ns (ratio ${a.raw.ratio.toFixed(3)}).`)
+}
 
 // ---- output -------------------------------------------------------------------------
 

@@ -172,6 +172,32 @@ describe('the example page in Chromium', () => {
     expect(problems).toEqual([])
     await page.screenshot({ path: SCREENSHOT })
   }, 3 * START_MS)
+
+  test('a runaway guest (an endless loop) does not freeze the page: fuel stops it, the page keeps ticking', async () => {
+    if (!(await page.evaluate(() => 'edgelessExample' in globalThis))) await page.goto(exampleUrl)
+    await page.waitForFunction(() => 'edgelessExample' in globalThis, undefined, { timeout: START_MS })
+    const r = await page.evaluate(async () => {
+      const { rt } = (globalThis as unknown as { edgelessExample: { rt: { spawn(o: unknown): Promise<{ id: unknown }>; cast(t: unknown, p: string): void; on(e: string, f: (ev: { name: string; trap: string }) => void): void } } }).edgelessExample
+      const crashes: string[] = []
+      rt.on('crash', (e) => { if (e.name === 'runaway') crashes.push(e.trap) })
+      const ref = await rt.spawn({ name: 'runaway', module: new URL('/fixtures/wasm/runaway.wasm', location.href), fuel: 20_000_000, restart: 'temporary' })
+      // A 5 ms timer keeps ticking unless the main thread is blocked.
+      let ticks = 0
+      const t = setInterval(() => { ticks++ }, 5)
+      const t0 = performance.now()
+      rt.cast(ref, 'spin')
+      await new Promise((res) => setTimeout(res, 500))
+      clearInterval(t)
+      return { crashes, ticks, ms: performance.now() - t0 }
+    })
+    expect(r.crashes).toEqual(['out-of-fuel'])
+    // Without fuel the loop would never return and no tick (nor this evaluate) would come back.
+    expect(r.ticks).toBeGreaterThan(20)
+    // The workflow in the page went on: the pinger keeps being answered. (The example page
+    // shows any crash as a failure, so its status line now says so; that is the page's choice.)
+    const before = (await pageState(page))!.pongs
+    await page.waitForFunction((n) => ((globalThis as unknown as { edgelessExample: { state: { pongs: number } } }).edgelessExample.state.pongs > n), before, { timeout: 5000 })
+  }, START_MS)
 })
 
 // ---- the IndexedDB adapter in the page -------------------------------------------------

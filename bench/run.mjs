@@ -284,7 +284,9 @@ async function bareCallerPong(callerModule, pongModule) {
 
 const hostIdBytes = new Uint8Array(32).map((_, i) => (i * 37 + 11) & 0xff)
 const X = enc.encode('x')
-const rt = new Runtime({ consoleLog: false })
+// Dispatch is measured without the fuel meter (its cost is its own row below: 'metered ...')
+// and without the log-rate quota (pong logs every call).
+const rt = new Runtime({ consoleLog: false, fuel: Infinity, quotas: { maxLogLinesPerSecond: Infinity } })
 let crashes = 0
 rt.on('crash', (e) => { crashes++; log(`CRASH ${e.name}: ${e.error.message}`) })
 rt.on('warning', (e) => log(`warning ${e.name}: ${e.message}`))
@@ -451,7 +453,7 @@ if (want(5)) {
    * own and bracketed by GCs and process.memoryUsage(), so its retained memory is known.
    */
   const spawnRound = async (k) => {
-    const r = new Runtime({ consoleLog: false })
+    const r = new Runtime({ consoleLog: false, fuel: Infinity })
     const sides = [
       { name: 'runtime', make: (i) => r.spawn({ name: `noop-${i}`, module: fm }) },
       { name: 'raw', make: () => WebAssembly.instantiate(fm.module, imports) },
@@ -532,6 +534,19 @@ if (want('workers')) {
   const { benchWorkers } = await import('./workers.mjs')
   const w = await benchWorkers()
   recordPlain('2 matmul 256x256 on 2 workers (24 calls)', 'ms', w.twoWorkersMs, w.oneWorkerMs, 'the same 24 calls on 1 worker', `Speedup ${w.speedup.toFixed(2)}x (target >= 1.7 on 2 cores); best of 3 rounds each; ratio < 1 is faster.`)
+}
+
+if (want('inspect')) {
+  log('inspection cost (bench/inspect.mjs)')
+  const { benchInspect } = await import('./inspect.mjs')
+  const r = await benchInspect({ log })
+  const never = r.interleaved.never ?? { castsPerSec: r.sequential.never.castsPerSec }
+  for (const k of ['stream', 'metrics', 'after']) {
+    const v = r.interleaved[k]
+    if (!v) continue
+    const label = k === 'after' ? 'casts/s after an inspector unsubscribed' : k === 'stream' ? 'casts/s with inspectStream listening' : 'casts/s with collectMetrics installed'
+    recordPlain(label, 'casts/s', v.castsPerSec, never.castsPerSec, 'casts/s with no observer ever installed (same run, interleaved rounds)', `Median of per-round ratios ${v.ratio} (CPU ${v.cpuRatio}). "after" should be ~1: inspection costs nothing when nobody listens.`)
+  }
 }
 
 if (want('as')) {

@@ -5,6 +5,8 @@
  * @packageDocumentation
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util'
+// build.ts imports the AssemblyScript compiler itself only when a build runs.
+import { buildAssemblyScript } from './build'
 import { fileStore } from '../../adapters/file'
 import { isEdgelessError } from '../errors'
 import type { LogEvent } from '../events'
@@ -239,7 +241,6 @@ async function build(args: string[], io: { out: (s: string) => void; err: (s: st
   const entry = one(positionals, 'build')
   const out = values['out'] as string | undefined
   if (!out) throw new UsageError('build needs an output file: -o <function.wasm>.')
-  const { buildAssemblyScript } = await import('./build')
   try {
     const r = await buildAssemblyScript(entry, out, { optimize: values['no-optimize'] !== true, debug: values['debug'] === true })
     io.out(`${r.out}: ${r.bytes} bytes`)

@@ -74,3 +74,22 @@ test('log lines per second are capped; dropped lines are counted and reported on
   expect(lines).toBe(200)
   expect(warnings.filter((w) => w.code === 'quota').map((w) => w.details)).toEqual([{ quota: 'maxLogLinesPerSecond', limit: 100, op: 'log', dropped: 4900 }])
 })
+
+test('a guest whose handle_init loops forever is stopped by fuel: spawn fails out-of-fuel, the host kept firing timers and answering calls', async () => {
+  const { testRuntime, collect } = await import('./helpers/fixtures')
+  const rt = testRuntime()
+  const crashes = collect(rt, 'crash')
+  const pong = await rt.spawn({ name: 'pong', module: wasmPath('pong') })
+  let ticks = 0
+  const timer = setInterval(() => { ticks++ }, 1)
+  const spawning = rt.spawn({ name: 'init-spin', module: wasmPath('init_spin'), fuel: 50_000_000 })
+  const answered = await rt.call(pong, 'meanwhile')
+  await expect(spawning).rejects.toMatchObject({ code: 'trap', details: { trap: 'out-of-fuel' } })
+  await new Promise((r) => setTimeout(r, 20))
+  clearInterval(timer)
+  expect(answered.kind).toBe('reply')
+  expect(crashes.map((c) => [c.name, c.handler, c.trap])).toEqual([['init-spin', 'init', 'out-of-fuel']])
+  expect(ticks).toBeGreaterThan(2)
+  expect(rt.instances().map((i) => i.name)).toEqual(['pong'])
+  await rt.shutdown()
+})

@@ -1,6 +1,7 @@
 import { describe, expect, test } from '@jest/globals'
 import { memoryStore } from '../adapters/memory'
 import { reply, utf8, type ActorRef, type EdgeFunction, type InstanceId, type Runtime, type WorkflowSpec } from '../lib/node/index'
+import { seededRandom } from '../lib/testing/index'
 import { collect, settle, testRuntime, until, wasmPath } from './helpers/fixtures'
 
 /** A JS sink that records what it receives, as text and bytes. */
@@ -466,23 +467,11 @@ describe('graceful stop', () => {
 
 // ---- the property test -------------------------------------------------------------------
 
-/** mulberry32: a small seeded PRNG, so a failing run can be replayed from its seed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
-
 describe('property: 10,000 random crashes across a small workflow', () => {
   const seed = Number(process.env.EDGELESS_SEED ?? 20261128)
 
   test(`the host never throws, no queued message is lost, restarts follow the policy (seed ${seed}; replay with EDGELESS_SEED)`, async () => {
-    const rand = prng(seed)
+    const rand = seededRandom(seed)
     const { cls, got } = collectorClass()
     const rt = testRuntime({ resources: [cls] })
     const unhandled: unknown[] = []

@@ -147,7 +147,9 @@ export function testStateStore<S extends StateStore>(name: string, make: () => P
       expect(plain(await store.get(`${p}k`))).toEqual(Uint8Array.of(1, 2, 3, 4))
     }, timeout)
 
-    ;(bigValues ? test : test.skip)('a 16 MiB value round-trips byte for byte', async () => {
+    // With bigValues: false the case is not registered at all (like a method the store lacks),
+    // rather than reported as skipped.
+    ;(bigValues ? test : ((() => {}) as unknown as typeof test))('a 16 MiB value round-trips byte for byte', async () => {
       const big = noise(16 * 1024 * 1024, 0x9e3779b9)
       await store.set(`${p}big`, big)
       const got = await store.get(`${p}big`)

@@ -424,17 +424,35 @@ if (want(4)) {
   const b = await rt.spawn({ name: 'js-b', fn: player })
   const a = await rt.spawn({ name: 'js-a', fn: player, outputs: { peer: b } })
   rt.setOutput(b, 'peer', a)
-  log('4. JS actor ping-pong hops/s ...')
-  const [s] = await measure('JS actor hops/s', [{
+  // The baseline: the same ping-pong between two nact actors (a devDependency, bench only).
+  const nact = (await import('nact')).default
+  const system = nact.start()
+  let nRemaining = 0
+  let nDone = null
+  const nactPlayer = (msg, ctx) => {
+    if (--nRemaining > 0) nact.dispatch(msg.peer, { peer: ctx.self, x: msg.x })
+    else nDone()
+  }
+  const nb = nact.spawnStateless(system, nactPlayer, 'b')
+  const na = nact.spawnStateless(system, nactPlayer, 'a')
+  log('4. JS actor ping-pong hops/s (runtime vs nact) ...')
+  const [s, nacts] = await measure('JS actor hops/s', [{
     label: 'runtime',
     run: (n) => new Promise((res) => {
       remaining = n
       done = res
       rt.cast(a, X)
     }),
+  }, {
+    label: 'nact',
+    run: (n) => new Promise((res) => {
+      nRemaining = n
+      nDone = res
+      nact.dispatch(na, { peer: nb, x: X })
+    }),
   }])
-  record('JS-function actors ping-pong (cast hops)', 'hops/s', s.stat, null, null,
-    'Two JS EdgeFunctions casting a 1-byte payload back and forth; one hop = one message delivered and handled. No baseline (nact is not a dependency).')
+  record('JS-function actors ping-pong (cast hops)', 'hops/s', s.stat, nacts.stat, 'nact 7 stateless actors doing the same ping-pong (target >= 3x)',
+    'Two JS EdgeFunctions casting a 1-byte payload back and forth; one hop = one message delivered and handled.')
   await a.stop()
   await b.stop()
 }

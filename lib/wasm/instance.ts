@@ -143,7 +143,9 @@ export class WasmGuest implements Guest {
 
   /** A copy of the bytes at [ptr, ptr+len), for data that outlives the invocation. */
   private read(ptr: number, len: number, what: string): Uint8Array {
-    return this.at(ptr, len, what).slice()
+    // One allocation (slice), not two (subarray + slice): this runs for every payload.
+    const p = this.range(ptr, len, what)
+    return this.u8.slice(p, p + (len >>> 0))
   }
 
   private alloc(len: number): number {

@@ -234,7 +234,10 @@ export function redisStore(options: RedisStoreOptions = {}): RedisStore {
   }
 
   async function createClient(): Promise<Redis> {
-    const RedisClass = await loadIoredis()
+    const RedisClass = await importIoredis<RedisConstructor>(
+      (e) => new Error('redisStore needs the ioredis package, an optional peer dependency of edgeless: npm install ioredis', { cause: e }),
+      () => new Error('redisStore could not find the Redis class in the installed ioredis package; install ioredis 5: npm install ioredis@5'),
+    )
     const c = new RedisClass(url, {
       // We connect ourselves, so the first command can wait for it (see open()).
       lazyConnect: true,
@@ -418,28 +421,30 @@ export function redisStore(options: RedisStoreOptions = {}): RedisStore {
   }
 }
 
-async function loadIoredis(): Promise<RedisConstructor> {
+/**
+ * Import ioredis on first use (the one loader of the optional driver: this store and the
+ * `redis` resource use it) and find its client class. `missing` builds the error for an
+ * absent package, `noClass` the one for a package without the class (each caller phrases
+ * them for its own users). Shared with the `redis` resource; not a public API.
+ * @internal
+ */
+export async function importIoredis<C>(missing: (cause: unknown) => Error, noClass: () => Error): Promise<C> {
   let mod: unknown
   try {
     mod = await import('ioredis')
   } catch (e) {
-    throw new Error('redisStore needs the ioredis package, an optional peer dependency of edgeless: npm install ioredis', { cause: e })
+    throw missing(e)
   }
   // ESM sees the CommonJS module as `default` (the class itself); bundlers may expose `Redis`.
   const m = mod as { default?: unknown; Redis?: unknown }
   const inner = m.default as { Redis?: unknown; default?: unknown } | undefined
   const ctor = [m.Redis, m.default, inner?.Redis, inner?.default].find((c) => typeof c === 'function')
-  if (!ctor) throw new Error('redisStore could not find the Redis class in the installed ioredis package; install ioredis 5: npm install ioredis@5')
-  return ctor as RedisConstructor
+  if (!ctor) throw noClass()
+  return ctor as C
 }
 
-/** `prefix` as a SCAN MATCH pattern matching itself literally. */
-function globEscape(prefix: string): string {
-  return prefix.replace(/[\\*?[\]]/g, '\\$&')
-}
-
-/** The url without its password, for messages. */
-function shownUrl(url: string): string {
+/** A Redis URL fit for logs and errors: the password masked. @internal */
+export function shownUrl(url: string): string {
   try {
     const u = new URL(url)
     if (u.password) u.password = '***'
@@ -447,6 +452,11 @@ function shownUrl(url: string): string {
   } catch {
     return url
   }
+}
+
+/** `prefix` as a SCAN MATCH pattern matching itself literally. */
+function globEscape(prefix: string): string {
+  return prefix.replace(/[\\*?[\]]/g, '\\$&')
 }
 
 /** host:port/db of a client someone passed in (its url is not kept by ioredis). */

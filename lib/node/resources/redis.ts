@@ -42,6 +42,7 @@
  * ```
  * @packageDocumentation
  */
+import { importIoredis, shownUrl } from '../../../adapters/redis'
 import { err, noReply, reply } from '../../call-result'
 import { EdgelessError } from '../../errors'
 import type { EdgeFunction } from '../../js-function'
@@ -91,32 +92,6 @@ function checkConfig(config: Readonly<Record<string, string>>): Array<{ field: s
   return problems
 }
 
-/** The url without its password, for messages. */
-function shownUrl(url: string): string {
-  try {
-    const u = new URL(url)
-    if (u.password) u.password = '***'
-    return u.toString()
-  } catch {
-    return url
-  }
-}
-
-async function loadRedis(): Promise<RedisConstructor> {
-  let mod: unknown
-  try {
-    mod = await import('ioredis')
-  } catch (e) {
-    throw new EdgelessError('resource-failed', 'the redis resource needs the ioredis package: npm install ioredis', { package: 'ioredis' }, { cause: e })
-  }
-  // ESM sees the CommonJS module as `default` (the class itself); bundlers may expose `Redis`.
-  const m = mod as { default?: unknown; Redis?: unknown }
-  const inner = m.default as { Redis?: unknown; default?: unknown } | undefined
-  const ctor = [m.Redis, m.default, inner?.Redis, inner?.default].find((c) => typeof c === 'function')
-  if (!ctor) throw new EdgelessError('resource-failed', 'the redis resource could not find the Redis class in the installed ioredis package; install ioredis 5: npm install ioredis@5', { package: 'ioredis' })
-  return ctor as RedisConstructor
-}
-
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
 
 /**
@@ -149,7 +124,10 @@ export const redisResource: ResourceClass = {
         ? { field: 'key', message: 'is required: set it to the key a cast SETs' }
         : checkConfig(init.config)[0]
     if (problem) throw new EdgelessError('resource-failed', `${who}: configurations.${problem.field} ${problem.message}.`, { name: init.name, field: problem.field })
-    const Redis = await loadRedis()
+    const Redis = await importIoredis<RedisConstructor>(
+      (e) => new EdgelessError('resource-failed', 'the redis resource needs the ioredis package: npm install ioredis', { package: 'ioredis' }, { cause: e }),
+      () => new EdgelessError('resource-failed', 'the redis resource could not find the Redis class in the installed ioredis package; install ioredis 5: npm install ioredis@5', { package: 'ioredis' }),
+    )
     const url = init.config['url']!.trim()
     const prefix = init.config['add-workflow-id'] === 'true' ? `${init.workflowId}:` : ''
     const setKey = `${prefix}${init.config['key']!}`

@@ -1,3 +1,4 @@
+import { sha256Hex } from './hash'
 import { EdgelessError } from '../errors'
 import { SUSPENDING_IMPORTS } from './abi'
 
@@ -48,13 +49,6 @@ let transformCache: TransformCache | null = null
 /** Install (or remove, with null) the process-wide cache of asyncified modules. */
 export function setTransformCache(cache: TransformCache | null): void {
   transformCache = cache
-}
-
-async function sha256Hex(bytes: Uint8Array): Promise<string> {
-  const d = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>))
-  let h = ''
-  for (const b of d) h += b.toString(16).padStart(2, '0')
-  return h
 }
 
 async function transform(bytes: Uint8Array, label: string): Promise<Uint8Array> {

@@ -1,3 +1,4 @@
+import { sha256Hex } from './hash'
 import { UNLIMITED, type GuestLimits } from './limits'
 import { LRUCache } from 'lru-cache'
 import { EdgelessError } from '../errors'
@@ -98,13 +99,6 @@ let precompiledCount = 0
 /** Forget every cached compiled module (tests, or to release memory). */
 export function clearModuleCache(): void {
   cache.clear()
-}
-
-async function sha256Hex(bytes: Uint8Array): Promise<string> {
-  const digest = new Uint8Array(await globalThis.crypto.subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>))
-  let s = ''
-  for (const b of digest) s += b.toString(16).padStart(2, '0')
-  return s
 }
 
 /** The default loader of the core: `fetch` for URLs. Strings without a scheme need the Node entry or a custom loader. */

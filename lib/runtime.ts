@@ -309,8 +309,9 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     this.maxMemoryBytes = options.maxMemoryBytes
     this.mailboxCapacity = checkCapacity(options.mailboxCapacity ?? 10_000, 'mailboxCapacity')
     this.overflow = checkOverflow(options.overflow ?? 'reject', 'overflow')
-    resolveSupervision(options.supervision) // reject bad settings, even those the root ignores
-    this.root = new Supervisor(this.sys, undefined, resolveSupervision({ ...options.supervision, strategy: 'one_for_one' }), (reason, history, child) => {
+    // Resolved whole (so a bad strategy is refused), then used one_for_one: the standalone
+    // instances are unrelated.
+    this.root = new Supervisor(this.sys, undefined, { ...resolveSupervision(options.supervision), strategy: 'one_for_one' }, (reason, history, child) => {
       // Outside a workflow there is nothing to stop but the instance that crashed too often.
       this.sys.emit('escalation', { name: child.name, instance: child.id, reason, history })
       child.giveUp(reason)

@@ -100,8 +100,8 @@ export async function checkWorkflow(env: WorkflowEnv, spec: unknown, options: Wo
     }
     try {
       // Loaded with the limits it will run under, so the spawn reuses this compile.
-      const fuelAnn = f.annotations['fuel']
-      const limits = { fuel: fuelAnn === 'Infinity' ? Infinity : fuelAnn !== undefined && int(fuelAnn) >= 1 ? int(fuelAnn) : env.limits.fuel, maxMemoryBytes: f.annotations['max-memory'] !== undefined ? int(f.annotations['max-memory']) : env.limits.maxMemoryBytes }
+      const own = annotatedLimits(f.annotations)
+      const limits = { fuel: own.fuel ?? env.limits.fuel, maxMemoryBytes: own.maxMemoryBytes ?? env.limits.maxMemoryBytes }
       modules.set(f.name, await loadFunctionModule(source, env.loader, `function "${f.name}"`, limits))
     } catch (e) {
       const msg = (e as Error).message
@@ -142,6 +142,13 @@ export async function checkWorkflow(env: WorkflowEnv, spec: unknown, options: Wo
 }
 
 const int = (v: string) => (/^\d+$/.test(v.trim()) ? Number(v) : NaN)
+
+/** The guest limits a function's `fuel` / `max-memory` annotations set (valid values only; validation reports the rest). */
+function annotatedLimits(a: Record<string, string>): { fuel?: number; maxMemoryBytes?: number } {
+  const fuel = a['fuel'] === 'Infinity' ? Infinity : a['fuel'] !== undefined ? int(a['fuel']) : NaN
+  const mem = a['max-memory'] !== undefined ? int(a['max-memory']) : NaN
+  return { ...(fuel >= 1 ? { fuel } : {}), ...(mem >= 65536 ? { maxMemoryBytes: mem } : {}) }
+}
 
 /** Supervision annotations: a typo must not silently mean "the default". */
 function checkSupervisionAnnotations(parsed: ParsedWorkflow, at: (p: Omit<WorkflowProblem, 'file'>) => void): void {
@@ -395,8 +402,7 @@ function functionSpawn(f: ParsedFunction, v: ValidatedWorkflow, h: WorkflowHandl
     ...(f.annotations['mailbox-capacity'] !== undefined ? { mailboxCapacity: int(f.annotations['mailbox-capacity']) } : {}),
     ...(f.annotations['isolation'] !== undefined ? { isolation: f.annotations['isolation'] as 'inline' | 'worker' } : {}),
     ...(f.annotations['deadline-ms'] !== undefined ? { deadlineMs: int(f.annotations['deadline-ms']) } : {}),
-    ...(f.annotations['fuel'] !== undefined ? { fuel: f.annotations['fuel'] === 'Infinity' ? Infinity : int(f.annotations['fuel']) } : {}),
-    ...(f.annotations['max-memory'] !== undefined ? { maxMemoryBytes: int(f.annotations['max-memory']) } : {}),
+    ...annotatedLimits(f.annotations),
     ...(f.annotations['state-policy'] !== undefined ? { statePolicy: f.annotations['state-policy'] as StatePolicy } : {}),
     ...(f.annotations['state-sync'] !== undefined ? { sync: f.annotations['state-sync'] as 'async' | 'wait' } : {}),
     ...(f.annotations['mailbox-overflow'] !== undefined ? { overflow: f.annotations['mailbox-overflow'] as OverflowPolicy } : {}),

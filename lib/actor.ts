@@ -6,6 +6,7 @@ import { formatInstanceId, instanceIdBytes, type InstanceId } from './ids'
 import { initialLifecycle, nextLifecycle, type ActorStatus, type LifecycleEvent, type LifecycleSnapshot } from './lifecycle'
 import { Mailbox } from './mailbox'
 import { wallNow } from './observer'
+import type { Passivating, Passivator } from './passivation'
 import type { PendingCall } from './pending-call'
 import type { Runnable } from './scheduler'
 import type { RestartType, Supervisor } from './supervisor'
@@ -48,6 +49,18 @@ export interface ActorInit {
   /** Optimistic concurrency: the version read at spawn (0 = absent); `undefined` when off. */
   stateVersion: number | undefined
   quotas: Required<HostQuotas>
+  /** The runtime's passivator when this instance may be hibernated; null when it may not. */
+  passivator: Passivator | null
+  /** Reads this instance's state from its store (sets the version under optimistic concurrency). */
+  readState: (a: Actor) => Promise<Uint8Array | undefined>
+}
+
+/** The guest of a hibernated instance: nothing to run, nothing to release. */
+const DORMANT: Guest = {
+  init() {},
+  cast() {},
+  call: () => ({ kind: 'noreply' }),
+  stop() {},
 }
 
 /**
@@ -82,7 +95,7 @@ const LEVEL_NAMES = ['error', 'error', 'warn', 'info', 'debug', 'trace'] as cons
  * It never throws into the scheduler.
  * @internal
  */
-export class Actor implements GuestHost, Runnable {
+export class Actor implements GuestHost, Runnable, Passivating {
   queued = false
   /** Mirror of the lifecycle snapshot's value: read on every message, so a plain field. */
   status: ActorStatus = 'starting'
@@ -117,6 +130,16 @@ export class Actor implements GuestHost, Runnable {
   restarts = 0
   /** Trace id of the message being handled (0 outside handlers: the sends start a new trace). */
   trace = 0
+  /** Passivation's reference bit: set by every message processed. */
+  touched = false
+  /** Passivation's ring slot while live (-1: not tracked). */
+  slot = -1
+  /** Passivation: the state is in the store, not in {@link lastState} (hibernated, or a lazy spawn); read it before the next init. */
+  stateFromStore = false
+  /** The store acknowledged {@link lastState} (so a hibernation may drop the in-memory copy). */
+  stateAcked = true
+  readonly passivator: Passivator | null
+  private readonly readState: (a: Actor) => Promise<Uint8Array | undefined>
   private snap: LifecycleSnapshot = initialLifecycle()
   private readonly makeGuest: () => Guest | Promise<Guest>
   private readonly timers = new Set<unknown>()
@@ -144,6 +167,8 @@ export class Actor implements GuestHost, Runnable {
     this.syncWait = init.syncMode === 'wait'
     this.stateVersion = init.stateVersion
     this.quotas = init.quotas
+    this.passivator = init.passivator
+    this.readState = init.readState
   }
 
   /** Report an operation refused by a quota. */
@@ -202,7 +227,7 @@ export class Actor implements GuestHost, Runnable {
    */
   enqueue(msg: Message): void {
     const s = this.status
-    if (s !== 'running' && s !== 'starting' && s !== 'crashed' && s !== 'restarting') {
+    if (s !== 'running' && s !== 'starting' && s !== 'crashed' && s !== 'restarting' && s !== 'hibernated' && s !== 'hibernating' && s !== 'activating') {
       this.refuse(msg, s === 'failed' ? 'instance-failed' : 'instance-stopped')
       return
     }
@@ -215,7 +240,9 @@ export class Actor implements GuestHost, Runnable {
     }
     this.mailbox.push(msg)
     this.sys.observer?.enqueued?.(this, msg.kind === 0 ? 'cast' : 'call', msg.trace, this.mailbox.length)
-    if (s === 'running' && !this.busy) this.sys.scheduler.schedule(this)
+    if (s === 'running') {
+      if (!this.busy) this.sys.scheduler.schedule(this)
+    } else if (s === 'hibernated') this.activate()
   }
 
   private overflowed(msg: Message): void {
@@ -254,6 +281,7 @@ export class Actor implements GuestHost, Runnable {
 
   private process(msg: Message): void {
     this.busy = true
+    this.touched = true
     this.trace = msg.trace
     const handler: Handler = msg.kind === 0 ? 'cast' : 'call'
     const obs = this.sys.observer
@@ -458,10 +486,19 @@ export class Actor implements GuestHost, Runnable {
     if (this.status !== 'restarting') return
     this.restarts++
     this.guest.dispose?.()
+    this.guest = DORMANT
     try {
       const t0 = this.sys.observer ? wallNow() : 0
-      this.guest = await this.makeGuest()
+      const guest = await this.makeGuest()
+      if (this.status !== 'restarting') {
+        // Stopped while instantiating: the stop already released what it knew of.
+        guest.dispose?.()
+        return
+      }
+      this.guest = guest
       this.sys.observer?.instantiated?.(this, wallNow() - t0)
+      // A crash in an activation's state read left the state in the store.
+      await this.loadState()
     } catch (e) {
       this.crashed('init', e)
       return
@@ -470,7 +507,126 @@ export class Actor implements GuestHost, Runnable {
     // acknowledged it yet), so a store that is down does not delay it.
     if (this.status !== 'restarting') return
     const ok = await this.init(this.initPayload, this.lastState, false)
-    if (ok) this.sys.emit('restart', { name: this.name, instance: this.id, restarts: this.restarts })
+    if (ok) {
+      this.passivator?.live(this)
+      this.sys.emit('restart', { name: this.name, instance: this.id, restarts: this.restarts })
+    }
+  }
+
+  // ---- passivation -----------------------------------------------------------------
+
+  /**
+   * Hibernate if idle (running, no handler, empty mailbox): `handle_stop` runs, the guest is
+   * released, and the instance stays addressable. Its in-memory copy of the state is dropped
+   * once the store has acknowledged it (under `transient`, memory is the only copy and it is
+   * kept). Synchronous for a synchronous guest. False when it is not idle or not passivating.
+   */
+  hibernate(): boolean {
+    if (this.passivator === null || this.status !== 'running' || this.busy || this.mailbox.length > 0) return false
+    this.to({ type: 'HIBERNATE' })
+    this.passivator.gone(this)
+    this.passivator.hibernations++
+    this.busy = true
+    this.trace = 0
+    const obs = this.sys.observer
+    const t0 = obs ? wallNow() : 0
+    obs?.started?.(this, 'stop', 0)
+    let r: void | Promise<void>
+    try {
+      r = this.guest.stop()
+    } catch (e) {
+      obs?.finished?.(this, 'stop', 0, wallNow() - t0, false)
+      this.hibernated(e, true)
+      return true
+    }
+    if (isThenable(r)) {
+      r.then(
+        () => { obs?.finished?.(this, 'stop', 0, wallNow() - t0, true); this.hibernated(undefined, false) },
+        (e: unknown) => { obs?.finished?.(this, 'stop', 0, wallNow() - t0, false); this.hibernated(e, true) },
+      )
+      return true
+    }
+    obs?.finished?.(this, 'stop', 0, wallNow() - t0, true)
+    this.hibernated(undefined, false)
+    return true
+  }
+
+  private hibernated(e: unknown, failed: boolean): void {
+    this.busy = false
+    if (failed) {
+      // A crash in handle_stop is reported; the instance is released all the same (its next
+      // activation starts from the last synced state, as a restart would).
+      const { trap, error } = classifyFailure(e, this.name, 'stop')
+      this.lastError = error
+      this.sys.emit('crash', { name: this.name, instance: this.id, handler: 'stop', trap, error })
+    }
+    if (this.status !== 'hibernating') {
+      // Stopped meanwhile: the stop, waiting for this handler, takes it from here.
+      this.notifyIdle()
+      return
+    }
+    this.guest.dispose?.()
+    this.guest = DORMANT
+    if (this.statePolicy !== 'transient' && this.stateAcked) {
+      this.lastState = undefined
+      this.stateFromStore = true
+    }
+    this.to({ type: 'HIBERNATED' })
+    this.notifyIdle()
+    // Messages that arrived while handle_stop ran wake it at once.
+    if (this.mailbox.length > 0) this.activate()
+  }
+
+  /** A lazy spawn: addressable and hibernated before its first instantiation. */
+  park(): void {
+    this.stateFromStore = this.statePolicy !== 'transient'
+    this.guest = DORMANT
+    if (!this.to({ type: 'HIBERNATED' })) return
+    if (this.mailbox.length > 0) this.activate()
+  }
+
+  /** A message reached a hibernated instance: instantiate, init with the last state, then process the mailbox. */
+  private activate(): void {
+    if (!this.to({ type: 'ACTIVATE' })) return
+    if (this.passivator) this.passivator.activations++
+    void this.wake()
+  }
+
+  private async wake(): Promise<void> {
+    const obs = this.sys.observer
+    const t0 = obs ? wallNow() : 0
+    let guest: Guest | undefined
+    try {
+      guest = await this.makeGuest()
+      if (this.status !== 'activating') {
+        guest.dispose?.()
+        return
+      }
+      this.guest = guest
+      obs?.instantiated?.(this, wallNow() - t0)
+      await this.loadState()
+    } catch (e) {
+      // An instantiation or state-read failure is a crash of init: the supervisor restarts
+      // it (with backoff) and the queued messages wait.
+      if (this.status === 'activating') this.crashed('init', e)
+      return
+    }
+    if (this.status !== 'activating') return
+    if (await this.init(this.initPayload, this.lastState, false)) this.passivator?.live(this)
+  }
+
+  /** Read the state from the store when this instance does not hold it in memory. */
+  private async loadState(): Promise<void> {
+    if (!this.stateFromStore) return
+    const state = await this.readState(this)
+    this.lastState = state
+    this.stateFromStore = false
+    this.stateAcked = true
+  }
+
+  /** The store acknowledged a write of this instance's state. */
+  stateWritten(data: Uint8Array): void {
+    if (data === this.lastState) this.stateAcked = true
   }
 
   /**
@@ -486,7 +642,8 @@ export class Actor implements GuestHost, Runnable {
 
   private async doStop(drain: boolean): Promise<void> {
     // A crashed, failed or halted guest is not called again: its stop handler is skipped.
-    let skipStop = this.status === 'failed' || this.status === 'crashed' || this.status === 'restarting'
+    // So is a hibernating one (its handle_stop is running or ran) and a dormant one.
+    let skipStop = this.status === 'failed' || this.status === 'crashed' || this.status === 'restarting' || this.status === 'hibernating' || this.guest === DORMANT
     const wasRunning = this.status === 'running'
     if (!this.to({ type: 'STOP' })) return
     this.draining = drain && wasRunning
@@ -523,6 +680,8 @@ export class Actor implements GuestHost, Runnable {
       this.cancelTimers()
     }
     this.guest.dispose?.()
+    this.guest = DORMANT
+    this.passivator?.gone(this)
     await this.sys.flushState(this.stateId)
     this.to({ type: 'STOPPED' })
     if (this.sys.actors.get(this.id.function) === this) this.sys.actors.delete(this.id.function)
@@ -545,6 +704,7 @@ export class Actor implements GuestHost, Runnable {
     this.refuseAll('instance-stopped')
     this.cancelTimers()
     this.guest?.dispose?.()
+    this.passivator?.gone(this)
     this.supervisor?.remove(this)
     if (this.sys.actors.get(this.id.function) === this) this.sys.actors.delete(this.id.function)
   }
@@ -639,6 +799,7 @@ export class Actor implements GuestHost, Runnable {
   sync(state: Uint8Array): void {
     if (this.tooBig(state, 'sync')) return
     this.lastState = state
+    this.stateAcked = false
     this.sys.persist(this, state)
   }
 

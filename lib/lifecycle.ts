@@ -7,6 +7,11 @@ import { createMachine, initialTransition, transition, type SnapshotFrom } from 
  * - `crashed`: a handler trapped; its mailbox is kept while the supervisor decides;
  * - `restarting`: a fresh instance at the same address is initialising with the last state;
  * - `failed`: given up on (temporary, or restart intensity exceeded); refuses messages;
+ * - `hibernating` / `hibernated`: passivated (see {@link PassivationOptions}): idle, its
+ *   `handle_stop` ran and its wasm instance is released; it stays addressable, and a message
+ *   queues up and wakes it;
+ * - `activating`: a fresh instance is initialising with the last state, for a message that
+ *   arrived while it was hibernated;
  * - `stopping` / `stopped`: shutting down / gone.
  *
  * @example
@@ -14,7 +19,7 @@ import { createMachine, initialTransition, transition, type SnapshotFrom } from 
  * rt.on('lifecycle', (e) => console.log(`${e.name}: ${e.from} -> ${e.to}`))
  * ```
  */
-export type ActorStatus = 'starting' | 'running' | 'crashed' | 'restarting' | 'failed' | 'stopping' | 'stopped'
+export type ActorStatus = 'starting' | 'running' | 'crashed' | 'restarting' | 'failed' | 'hibernating' | 'hibernated' | 'activating' | 'stopping' | 'stopped'
 
 /** The events that move an instance through its {@link ActorStatus}es. @internal */
 export type LifecycleEvent =
@@ -22,6 +27,9 @@ export type LifecycleEvent =
   | { type: 'CRASH' }
   | { type: 'RESTART' }
   | { type: 'GIVE_UP' }
+  | { type: 'HIBERNATE' }
+  | { type: 'HIBERNATED' }
+  | { type: 'ACTIVATE' }
   | { type: 'STOP' }
   | { type: 'STOPPED' }
 
@@ -36,11 +44,16 @@ export const lifecycleMachine = createMachine({
   types: {} as { events: LifecycleEvent },
   initial: 'starting',
   states: {
-    starting: { on: { INIT_OK: 'running', CRASH: 'crashed', STOP: 'stopping' } },
-    running: { on: { CRASH: 'crashed', RESTART: 'restarting', STOP: 'stopping' } },
+    // HIBERNATED from starting: a lazy spawn, addressable before it was ever instantiated.
+    starting: { on: { INIT_OK: 'running', CRASH: 'crashed', STOP: 'stopping', HIBERNATED: 'hibernated' } },
+    running: { on: { CRASH: 'crashed', RESTART: 'restarting', STOP: 'stopping', HIBERNATE: 'hibernating' } },
     crashed: { on: { RESTART: 'restarting', GIVE_UP: 'failed', STOP: 'stopping' } },
     restarting: { on: { INIT_OK: 'running', CRASH: 'crashed', STOP: 'stopping' } },
     failed: { on: { STOP: 'stopping' } },
+    hibernating: { on: { HIBERNATED: 'hibernated', STOP: 'stopping' } },
+    hibernated: { on: { ACTIVATE: 'activating', STOP: 'stopping' } },
+    // Activation is a restart without a crash: a crash in its init goes to the supervisor.
+    activating: { on: { INIT_OK: 'running', CRASH: 'crashed', STOP: 'stopping' } },
     stopping: { on: { STOPPED: 'stopped' } },
     stopped: { type: 'final' },
   },

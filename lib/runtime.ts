@@ -12,6 +12,7 @@ import { JsGuest, type EdgeFunction } from './js-function'
 import { ownBytes, toBytes, type Payload } from './payload'
 import { System, type StatePolicy } from './system'
 import { wallNow, type Observer } from './observer'
+import { Passivator, type PassivationOptions, type PassivationStats } from './passivation'
 import type { StateWriteOptions } from './state-writer'
 import { WasmGuest } from './wasm/instance'
 import type { GuestLimits } from './wasm/limits'
@@ -85,6 +86,8 @@ export interface RuntimeOptions {
   resourceConfig?: Record<string, Record<string, string>>
   /** Resolves a workflow's `code` path against the workflow's location. The core treats both as URLs or POSIX paths; the Node entry uses `node:path`. */
   resolveRef?: (code: string, base: string | undefined) => string
+  /** When instances spawned with `passivate: true` are hibernated (see {@link PassivationOptions}). Default: only on {@link Runtime.hibernate}. */
+  passivation?: PassivationOptions
 }
 
 /**
@@ -138,6 +141,18 @@ export interface SpawnOptions {
   mailboxCapacity?: number
   /** What a full mailbox does: `reject` the new message (default) or `drop-oldest`. */
   overflow?: OverflowPolicy
+  /**
+   * May be hibernated when idle (see {@link PassivationOptions}): `handle_stop` runs, the
+   * instance is released, and the next message re-creates it with `handle_init(init payload,
+   * last synced state)`. For functions whose state is all in `sync`. Default false.
+   */
+  passivate?: boolean
+  /**
+   * Register the instance hibernated, without instantiating it or reading its state: the
+   * first message does both (a crash there goes to the supervisor, not to `spawn`). Spawning
+   * a million addressable instances this way takes seconds. Implies `passivate`.
+   */
+  lazy?: boolean
 }
 
 /**
@@ -201,6 +216,8 @@ export interface PreparedSpawn {
   readonly payload: Uint8Array | undefined
   readonly state: Uint8Array | undefined
   readonly options: SpawnOptions
+  /** Registered hibernated, instantiated by its first message. */
+  readonly lazy: boolean
 }
 
 const LEVEL_RANK: Record<LogLevelName, number> = { error: 1, warn: 2, info: 3, debug: 4, trace: 5 }
@@ -280,6 +297,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
   private readonly isolate: IsolateGuest | undefined
   private readonly optimistic: boolean
   private readonly maxMemoryBytes: number | undefined
+  private readonly passivator: Passivator
   /** Supervises instances spawned outside workflows. */
   private readonly root: Supervisor
   private readonly specs = new WeakMap<Actor, SpawnOptions>()
@@ -309,6 +327,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     this.maxMemoryBytes = options.maxMemoryBytes
     this.mailboxCapacity = checkCapacity(options.mailboxCapacity ?? 10_000, 'mailboxCapacity')
     this.overflow = checkOverflow(options.overflow ?? 'reject', 'overflow')
+    this.passivator = new Passivator(this.sys.clock, options.passivation ?? {})
     // Resolved whole (so a bad strategy is refused), then used one_for_one: the standalone
     // instances are unrelated.
     this.root = new Supervisor(this.sys, undefined, { ...resolveSupervision(options.supervision), strategy: 'one_for_one' }, (reason, history, child) => {
@@ -402,6 +421,10 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     if (isolation !== 'inline' && isolation !== 'worker') throw new EdgelessError('invalid-argument', `spawn("${o.name}").isolation must be 'inline' or 'worker', got ${JSON.stringify(o.isolation)}.`)
     if (isolation === 'worker' && !fm) throw new EdgelessError('invalid-argument', `spawn("${o.name}"): worker isolation runs wasm modules; a JS function runs inline.`)
     if (isolation === 'worker' && !this.isolate) throw new EdgelessError('invalid-argument', `spawn("${o.name}"): worker isolation needs a worker implementation; use the Node entry (import { Runtime } from 'edgeless' in Node) or pass RuntimeOptions.isolate.`)
+    const lazy = o.lazy === true
+    const passivate = lazy || o.passivate === true
+    if (o.passivate !== undefined && typeof o.passivate !== 'boolean') throw new EdgelessError('invalid-argument', `spawn("${o.name}").passivate must be a boolean, got ${JSON.stringify(o.passivate)}.`)
+    if (o.lazy !== undefined && typeof o.lazy !== 'boolean') throw new EdgelessError('invalid-argument', `spawn("${o.name}").lazy must be a boolean, got ${JSON.stringify(o.lazy)}.`)
     const deadlineMs = o.deadlineMs ?? 30_000
     if (!(deadlineMs > 0)) throw new EdgelessError('invalid-argument', `spawn("${o.name}").deadlineMs must be a positive number of milliseconds, got ${o.deadlineMs}.`)
     const isolate = this.isolate
@@ -428,27 +451,40 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
       quotas: { ...this.quotas, ...o.quotas },
       syncMode: o.sync === 'wait' ? 'wait' : 'async',
       stateVersion: undefined,
+      passivator: passivate ? this.passivator : null,
+      readState: this.readState,
     })
+    // A lazy instance is instantiated, and reads its state, on its first message.
+    if (lazy) return { actor, payload: actor.initPayload, state: undefined, options: o, lazy }
     const t0 = this.sys.observer ? wallNow() : 0
     actor.guest = await makeGuest()
     this.sys.observer?.instantiated?.(actor, wallNow() - t0)
+    const state = await this.readState(actor)
+    return { actor, payload: actor.initPayload, state, options: o, lazy }
+  }
+
+  /**
+   * Read an instance's state from its policy's store, after the writes already issued for
+   * it; with optimistic concurrency, remember the version read. Shared by every actor (one
+   * function, not a closure per instance).
+   */
+  private readonly readState = async (actor: Actor): Promise<Uint8Array | undefined> => {
+    if (actor.statePolicy === 'transient') return undefined
     await this.sys.flushState(actor.stateId)
     let state: Uint8Array | undefined
     try {
-      if (statePolicy !== 'transient') {
-        const store = this.sys.storeFor(statePolicy)
-        if (this.optimistic) {
-          const v = await store.getVersioned!(actor.stateId)
-          state = v?.data
-          actor.stateVersion = v?.version ?? 0
-        } else {
-          state = (await store.get(actor.stateId)) ?? undefined
-        }
+      const store = this.sys.storeFor(actor.statePolicy)
+      if (this.optimistic) {
+        const v = await store.getVersioned!(actor.stateId)
+        state = v?.data
+        actor.stateVersion = v?.version ?? 0
+      } else {
+        state = (await store.get(actor.stateId)) ?? undefined
       }
     } catch (e) {
-      throw new EdgelessError('state-store-failed', `Reading the state of "${o.name}" (state id ${actor.stateId}) failed: ${(e as Error).message}. Check the state store.`, { stateId: actor.stateId }, { cause: e })
+      throw new EdgelessError('state-store-failed', `Reading the state of "${actor.name}" (state id ${actor.stateId}) failed: ${(e as Error).message}. Check the state store.`, { stateId: actor.stateId }, { cause: e })
     }
-    return { actor, payload: actor.initPayload, state: state && state.length ? state : undefined, options: o }
+    return state && state.length ? state : undefined
   }
 
   /**
@@ -471,7 +507,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     const sup = old.supervisor
     if (!spec || !sup || this.closed || this.sys.actors.has(old.id.function)) return
     try {
-      const p = await this.prepareSpawn({ ...spec, functionId: old.id.function, outputs: Object.fromEntries(old.outputs), stateId: old.stateId })
+      const p = await this.prepareSpawn({ ...spec, lazy: false, passivate: spec.passivate === true || spec.lazy === true, functionId: old.id.function, outputs: Object.fromEntries(old.outputs), stateId: old.stateId })
       if (this.closed || sup.stopping || this.sys.actors.has(old.id.function)) return
       this.sys.actors.set(old.id.function, p.actor)
       this.specs.set(p.actor, spec)
@@ -494,10 +530,15 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
    */
   async activatePrepared(p: PreparedSpawn): Promise<ActorRef> {
     const { actor } = p
-    const ok = await actor.init(p.payload, p.state)
-    if (!ok) {
-      actor.discard()
-      throw actor.lastError!
+    if (p.lazy) {
+      actor.park()
+    } else {
+      const ok = await actor.init(p.payload, p.state)
+      if (!ok) {
+        actor.discard()
+        throw actor.lastError!
+      }
+      if (actor.status === 'running') actor.passivator?.live(actor)
     }
     this.sys.emit('spawn', { name: actor.name, instance: actor.id })
     return new ActorRef(this, actor.id, actor.name)
@@ -584,6 +625,33 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
   }
 
   /**
+   * Hibernate an idle instance spawned with `passivate` now (see {@link PassivationOptions}):
+   * its `handle_stop` runs and its instance is released; its next message brings it back.
+   * False when it is busy, has queued messages, is not running or does not passivate.
+   *
+   * @example
+   * ```ts
+   * const c = await rt.spawn({ name: 'c', module: './counter.wasm', passivate: true })
+   * rt.hibernate(c) // true; rt.inspect(c)?.status === 'hibernated'
+   * ```
+   */
+  hibernate(target: Target): boolean {
+    return this.sys.lookup(idOf(target))?.hibernate() ?? false
+  }
+
+  /**
+   * Passivation counters: live passivating instances, hibernations and activations so far.
+   *
+   * @example
+   * ```ts
+   * const { active, activations } = rt.passivationStats()
+   * ```
+   */
+  passivationStats(): PassivationStats {
+    return this.passivator.stats()
+  }
+
+  /**
    * Every live instance.
    *
    * @example
@@ -605,6 +673,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
    */
   async shutdown(): Promise<void> {
     this.closed = true
+    this.passivator.close()
     this.root.shutdown()
     await Promise.allSettled([...this.spawning])
     await Promise.all([...this.workflows.values()].map((w) => w.stop()))

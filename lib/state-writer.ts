@@ -11,6 +11,8 @@ export interface StateOwner {
   readonly id: InstanceId
   /** Optimistic concurrency: the version this instance last read or wrote; `undefined` = not versioned. */
   stateVersion: number | undefined
+  /** Told when the store acknowledged `data` (passivation drops the in-memory copy only then). */
+  stateWritten?(data: Uint8Array): void
 }
 
 /**
@@ -132,6 +134,7 @@ export class StateWriter {
       this.emit('state-conflict', { name: e.owner.name, instance: e.owner.id, stateId, expected: e.owner.stateVersion ?? 0, current, data, error })
     } else {
       if (typeof result === 'number' && e.owner.stateVersion !== undefined) e.owner.stateVersion = result
+      e.owner.stateWritten?.(data)
       this.emit('state-written', { name: e.owner.name, instance: e.owner.id, stateId, bytes: data.length, ...(e.attempt > 0 ? { attempts: e.attempt + 1 } : {}) })
     }
     e.attempt = 0

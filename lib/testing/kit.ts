@@ -104,7 +104,7 @@ export class TestKit {
       await macrotask()
       // An instance being (re)started waits for real async work (instantiation): give it time.
       let starting = false
-      for (const a of sys.actors.values()) if (a.status === 'starting' || a.status === 'restarting') { starting = true; break }
+      for (const a of sys.actors.values()) if (a.status === 'starting' || a.status === 'restarting' || a.status === 'activating' || a.status === 'hibernating') { starting = true; break }
       if (starting && waitedForStarts++ < 500) { quiet = 0; continue }
       if (sys.scheduler.idle && sys.scheduler.processed + this.trace.entries.length === before) {
         if (++quiet >= 3) return

@@ -176,6 +176,8 @@ function checkSupervisionAnnotations(parsed: ParsedWorkflow, at: (p: Omit<Workfl
     if (sp !== undefined && !['transient', 'node-local', 'global'].includes(sp)) at({ entity: 'function', name: f.name, field: 'annotations.state-policy', message: `must be transient, node-local or global, got "${sp}"` })
     const sm = a['state-sync']
     if (sm !== undefined && sm !== 'async' && sm !== 'wait') at({ entity: 'function', name: f.name, field: 'annotations.state-sync', message: `must be async or wait, got "${sm}"` })
+    const pv = a['passivate']
+    if (pv !== undefined && pv !== 'true' && pv !== 'false' && pv !== 'lazy') at({ entity: 'function', name: f.name, field: 'annotations.passivate', message: `must be true, false or lazy, got "${pv}"` })
     const ov = a['mailbox-overflow']
     if (ov !== undefined && ov !== 'reject' && ov !== 'drop-oldest') at({ entity: 'function', name: f.name, field: 'annotations.mailbox-overflow', message: `must be reject or drop-oldest, got "${ov}"` })
   }
@@ -406,6 +408,8 @@ function functionSpawn(f: ParsedFunction, v: ValidatedWorkflow, h: WorkflowHandl
     ...(f.annotations['state-policy'] !== undefined ? { statePolicy: f.annotations['state-policy'] as StatePolicy } : {}),
     ...(f.annotations['state-sync'] !== undefined ? { sync: f.annotations['state-sync'] as 'async' | 'wait' } : {}),
     ...(f.annotations['mailbox-overflow'] !== undefined ? { overflow: f.annotations['mailbox-overflow'] as OverflowPolicy } : {}),
+    ...(f.annotations['passivate'] === 'true' ? { passivate: true } : {}),
+    ...(f.annotations['passivate'] === 'lazy' ? { lazy: true } : {}),
   }
 }
 

@@ -81,8 +81,8 @@ export const INSPECTOR_PAGE = `<!doctype html>
   'use strict';
   var SVG = 'http://www.w3.org/2000/svg';
   var W = 184, H = 74, COLW = 270, ROWH = 112, PAD = 24;
-  var COLORS = { starting:'#1565c0', running:'#2e7d32', crashed:'#c62828', restarting:'#c77700', failed:'#8e0000', stopping:'#687086', stopped:'#9aa1b2' };
-  var TINTS = { starting:'#e8f0fb', running:'#eaf5ea', crashed:'#fdeaea', restarting:'#fff4e0', failed:'#f7e1e1', stopping:'#f0f1f4', stopped:'#f0f1f4' };
+  var COLORS = { starting:'#1565c0', running:'#2e7d32', crashed:'#c62828', restarting:'#c77700', failed:'#8e0000', hibernating:'#5e35b1', hibernated:'#7e57c2', activating:'#1565c0', stopping:'#687086', stopped:'#9aa1b2' };
+  var TINTS = { starting:'#e8f0fb', running:'#eaf5ea', crashed:'#fdeaea', restarting:'#fff4e0', failed:'#f7e1e1', hibernating:'#efe9fa', hibernated:'#efe9fa', activating:'#e8f0fb', stopping:'#f0f1f4', stopped:'#f0f1f4' };
   var lastMessages = {};
 
   function h(tag, attrs, text) {

@@ -40,8 +40,8 @@ export interface ActorInit {
   restartType: RestartType
   mailboxCapacity: number
   overflow: OverflowPolicy
-  /** Builds a fresh guest (a new wasm instance, or the JS function again) for restarts. */
-  makeGuest: () => Guest | Promise<Guest>
+  /** Builds a fresh guest (a new wasm instance, or the JS function again) for restarts. Shared by instances spawned alike. */
+  makeGuest: (a: Actor) => Guest | Promise<Guest>
   initPayload: Uint8Array | undefined
   statePolicy: StatePolicy
   /** `wait`: after a handler that synced, the next message waits until the store acknowledged the write. */
@@ -106,7 +106,7 @@ export class Actor implements GuestHost, Runnable, Passivating {
   readonly mailbox = new Mailbox<Message>()
   readonly name: string
   readonly id: InstanceId
-  readonly idBytes: Uint8Array
+  private idBytesCache: Uint8Array | null = null
   readonly stateId: string
   readonly outputs: Map<string, InstanceId>
   readonly callTimeoutMs: number
@@ -141,19 +141,24 @@ export class Actor implements GuestHost, Runnable, Passivating {
   readonly passivator: Passivator | null
   private readonly readState: (a: Actor) => Promise<Uint8Array | undefined>
   private snap: LifecycleSnapshot = initialLifecycle()
-  private readonly makeGuest: () => Guest | Promise<Guest>
-  private readonly timers = new Set<unknown>()
-  private idleWaiters: Array<() => void> = []
+  private readonly makeGuest: (a: Actor) => Guest | Promise<Guest>
+  /** Pending delayed casts; allocated by the first (most instances never schedule one). */
+  private timers: Set<unknown> | null = null
+  private idleWaiters: Array<() => void> | null = null
   private stopping: Promise<void> | null = null
   /** Set while a sibling's crash shuts this one down for a group restart. */
   private halting: Promise<void> | null = null
   /** Processing continues in `stopping` while a drain empties the mailbox. */
   private draining = false
 
+  /** The id as upstream's 32 bytes (made on first use: a hibernated instance may never need it). */
+  get idBytes(): Uint8Array {
+    return (this.idBytesCache ??= instanceIdBytes(this.id))
+  }
+
   constructor(private readonly sys: System, init: ActorInit) {
     this.name = init.name
     this.id = init.id
-    this.idBytes = instanceIdBytes(init.id)
     this.stateId = init.stateId
     this.outputs = init.outputs
     this.callTimeoutMs = init.callTimeoutMs
@@ -377,9 +382,9 @@ export class Actor implements GuestHost, Runnable, Passivating {
   }
 
   private notifyIdle(): void {
-    if (this.idleWaiters.length === 0) return
+    if (this.idleWaiters === null) return
     const ws = this.idleWaiters
-    this.idleWaiters = []
+    this.idleWaiters = null
     for (const w of ws) w()
   }
 
@@ -388,7 +393,7 @@ export class Actor implements GuestHost, Runnable, Passivating {
     if (!this.busy) return Promise.resolve(true)
     return new Promise((res) => {
       const timer = Number.isFinite(ms) ? this.sys.clock.setTimeout(() => res(false), ms) : null
-      this.idleWaiters.push(() => {
+      ;(this.idleWaiters ??= []).push(() => {
         if (timer !== null) this.sys.clock.clearTimeout(timer)
         res(true)
       })
@@ -489,7 +494,7 @@ export class Actor implements GuestHost, Runnable, Passivating {
     this.guest = DORMANT
     try {
       const t0 = this.sys.observer ? wallNow() : 0
-      const guest = await this.makeGuest()
+      const guest = await this.makeGuest(this)
       if (this.status !== 'restarting') {
         // Stopped while instantiating: the stop already released what it knew of.
         guest.dispose?.()
@@ -597,7 +602,7 @@ export class Actor implements GuestHost, Runnable, Passivating {
     const t0 = obs ? wallNow() : 0
     let guest: Guest | undefined
     try {
-      guest = await this.makeGuest()
+      guest = await this.makeGuest(this)
       if (this.status !== 'activating') {
         guest.dispose?.()
         return
@@ -710,14 +715,16 @@ export class Actor implements GuestHost, Runnable, Passivating {
   }
 
   cancelTimers(): void {
-    if (this.sys.observer && this.timers.size) for (let i = 0; i < this.timers.size; i++) this.sys.observer.timer?.(this, 'cancelled', 0, 0)
-    for (const t of this.timers) this.sys.clock.clearTimeout(t)
-    this.timers.clear()
+    const timers = this.timers
+    if (timers === null) return
+    if (this.sys.observer && timers.size) for (let i = 0; i < timers.size; i++) this.sys.observer.timer?.(this, 'cancelled', 0, 0)
+    for (const t of timers) this.sys.clock.clearTimeout(t)
+    this.timers = null
   }
 
   /** Delayed casts this instance has scheduled and that have not fired. */
   get pendingTimers(): number {
-    return this.timers.size
+    return this.timers?.size ?? 0
   }
 
   // ---- GuestHost: what the guest's imports do -------------------------------------
@@ -778,21 +785,22 @@ export class Actor implements GuestHost, Runnable, Passivating {
   delayedCast(delayMs: number, alias: string, payload: Uint8Array): void {
     // The alias is resolved now, as upstream does: a later patch of the mapping does not redirect it.
     if (this.tooBig(payload, 'delayed_cast')) return
-    if (this.timers.size >= this.quotas.maxPendingTimers) {
-      this.overQuota('maxPendingTimers', 'delayed_cast', { pending: this.timers.size })
+    const timers = (this.timers ??= new Set())
+    if (timers.size >= this.quotas.maxPendingTimers) {
+      this.overQuota('maxPendingTimers', 'delayed_cast', { pending: timers.size })
       return
     }
     const id = this.resolve(alias, 'delayed_cast')
     if (!id) return
     const trace = this.busy ? this.trace : 0
     const timer = this.sys.clock.setTimeout(() => {
-      this.timers.delete(timer)
+      timers.delete(timer)
       this.sys.observer?.timer?.(this, 'fired', delayMs, trace)
       const t = this.sys.lookup(id)
       if (t) this.sys.castTo(this.id, this.idBytes, t, payload, alias, trace)
       else this.target(id, 'delayed cast')
     }, delayMs)
-    this.timers.add(timer)
+    timers.add(timer)
     this.sys.observer?.timer?.(this, 'set', delayMs, trace)
   }
 

@@ -70,8 +70,21 @@ export function initialLifecycle(): LifecycleSnapshot {
   return initial
 }
 
+/**
+ * Transitions already computed, by state and event. The machine has no context, so every
+ * actor in the same state has an equivalent snapshot: sharing them keeps a million
+ * hibernated actors from holding a million snapshot objects, and makes a transition a
+ * map lookup instead of ~13 µs of xstate.
+ */
+const memo = new Map<string, LifecycleSnapshot | null>()
+
 /** The next snapshot, or `undefined` when the machine does not accept the event in this state. @internal */
 export function nextLifecycle(s: LifecycleSnapshot, event: LifecycleEvent): LifecycleSnapshot | undefined {
-  if (!s.can(event)) return undefined
-  return transition(lifecycleMachine, s, event)[0]
+  const key = `${String(s.value)}|${event.type}`
+  let next = memo.get(key)
+  if (next === undefined) {
+    next = s.can(event) ? transition(lifecycleMachine, s, event)[0] : null
+    memo.set(key, next)
+  }
+  return next ?? undefined
 }

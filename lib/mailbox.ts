@@ -1,3 +1,6 @@
+/** The buffer of every mailbox that never held a message (never written: push grows first). */
+const EMPTY: unknown[] = []
+
 /**
  * A FIFO queue on a growable ring buffer: push and shift are O(1) and allocate nothing
  * once the buffer has grown to the working size (Array#shift is O(n) on large queues).
@@ -7,8 +10,9 @@ export class Mailbox<T> {
   private head = 0
   private size = 0
 
-  constructor(initialCapacity = 8) {
-    this.buf = new Array<T | undefined>(initialCapacity)
+  /** `initialCapacity` 0 (the default) allocates the buffer on the first push: most of a million lazily spawned instances never receive a message. */
+  constructor(initialCapacity = 0) {
+    this.buf = initialCapacity > 0 ? new Array<T | undefined>(initialCapacity) : (EMPTY as Array<T | undefined>)
   }
 
   get length(): number {
@@ -38,7 +42,7 @@ export class Mailbox<T> {
   }
 
   private grow(): void {
-    const next = new Array<T | undefined>(this.buf.length * 2)
+    const next = new Array<T | undefined>(Math.max(8, this.buf.length * 2))
     for (let i = 0; i < this.size; i++) next[i] = this.buf[(this.head + i) % this.buf.length]
     this.buf = next
     this.head = 0

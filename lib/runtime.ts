@@ -413,7 +413,6 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     const mailboxCapacity = checkCapacity(o.mailboxCapacity ?? this.mailboxCapacity, `spawn("${o.name}").mailboxCapacity`)
     const overflow = checkOverflow(o.overflow ?? this.overflow, `spawn("${o.name}").overflow`)
     const payload = o.initPayload === undefined ? undefined : toBytes(o.initPayload)
-    const suspendBytes = this.suspendBufferBytes
     let actor: Actor
     // A restart builds a fresh guest the same way: a new wasm instance (new memory), or the
     // JS function again (a factory is called again; a plain object is reused).
@@ -427,16 +426,8 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     if (o.lazy !== undefined && typeof o.lazy !== 'boolean') throw new EdgelessError('invalid-argument', `spawn("${o.name}").lazy must be a boolean, got ${JSON.stringify(o.lazy)}.`)
     const deadlineMs = o.deadlineMs ?? 30_000
     if (!(deadlineMs > 0)) throw new EdgelessError('invalid-argument', `spawn("${o.name}").deadlineMs must be a positive number of milliseconds, got ${o.deadlineMs}.`)
-    const isolate = this.isolate
     const makeGuest = fm
-      ? async () => {
-        try {
-          if (isolation === 'worker') return await isolate!(fm, actor, limits, deadlineMs)
-          return await WasmGuest.create(fm, actor, suspendBytes, limits)
-        } catch (e) {
-          throw new EdgelessError('invalid-module', `Instantiating function "${o.name}" failed: ${(e as Error).message}.`, { name: o.name }, { cause: e })
-        }
-      }
+      ? this.wasmGuestFactory(fm, isolation, limits, deadlineMs)
       : () => new JsGuest(typeof o.fn === 'function' ? o.fn() : o.fn!, actor)
     actor = new Actor(this.sys, {
       name: o.name,
@@ -448,7 +439,8 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
       restartType, mailboxCapacity, overflow, makeGuest,
       initPayload: payload && payload.length ? payload : undefined,
       statePolicy,
-      quotas: { ...this.quotas, ...o.quotas },
+      // Shared unless overridden (a million instances need not hold a million copies).
+      quotas: o.quotas ? { ...this.quotas, ...o.quotas } : this.quotas,
       syncMode: o.sync === 'wait' ? 'wait' : 'async',
       stateVersion: undefined,
       passivator: passivate ? this.passivator : null,
@@ -457,10 +449,34 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     // A lazy instance is instantiated, and reads its state, on its first message.
     if (lazy) return { actor, payload: actor.initPayload, state: undefined, options: o, lazy }
     const t0 = this.sys.observer ? wallNow() : 0
-    actor.guest = await makeGuest()
+    actor.guest = await makeGuest(actor)
     this.sys.observer?.instantiated?.(actor, wallNow() - t0)
     const state = await this.readState(actor)
     return { actor, payload: actor.initPayload, state, options: o, lazy }
+  }
+
+  /** Guest factories by module and limits: instances spawned alike share one (no closure per instance). */
+  private readonly factories = new WeakMap<FunctionModule, Map<string, (a: Actor) => Promise<Guest>>>()
+
+  private wasmGuestFactory(fm: FunctionModule, isolation: 'inline' | 'worker', limits: GuestLimits, deadlineMs: number): (a: Actor) => Promise<Guest> {
+    const key = `${isolation}:${limits.fuel}:${limits.maxMemoryBytes}:${deadlineMs}`
+    let byKey = this.factories.get(fm)
+    if (!byKey) this.factories.set(fm, (byKey = new Map()))
+    let f = byKey.get(key)
+    if (!f) {
+      const isolate = this.isolate
+      const suspendBytes = this.suspendBufferBytes
+      f = async (actor: Actor) => {
+        try {
+          if (isolation === 'worker') return await isolate!(fm, actor, limits, deadlineMs)
+          return await WasmGuest.create(fm, actor, suspendBytes, limits)
+        } catch (e) {
+          throw new EdgelessError('invalid-module', `Instantiating function "${actor.name}" failed: ${(e as Error).message}.`, { name: actor.name }, { cause: e })
+        }
+      }
+      byKey.set(key, f)
+    }
+    return f
   }
 
   /**
@@ -496,7 +512,8 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     this.assertOpen()
     if (this.sys.actors.has(p.actor.id.function)) throw new EdgelessError('invalid-argument', `An instance with function id ${p.actor.id.function} already runs.`)
     this.sys.actors.set(p.actor.id.function, p.actor)
-    this.specs.set(p.actor, p.options)
+    // Kept to re-spawn a permanent instance after a normal stop; nothing else needs it.
+    if (p.actor.restartType === 'permanent') this.specs.set(p.actor, p.options)
     supervisor.add(p.actor)
     p.actor.onStopped = (a) => a.supervisor?.childStoppedNormally(a, () => this.respawn(a))
   }

@@ -108,7 +108,8 @@ export function checkRestartType(v: unknown, where: string): RestartType {
  * @internal
  */
 export class Supervisor {
-  readonly children: Actor[] = []
+  /** In start order (a Set: a runtime's root supervisor may hold a million lazily spawned children). */
+  readonly children = new Set<Actor>()
   /** Restarts within the current period (the crashes that caused them). */
   private recent: CrashRecord[] = []
   /** Every crash this supervisor handled, for escalation reports (bounded). */
@@ -124,21 +125,24 @@ export class Supervisor {
   ) {}
 
   add(a: Actor): void {
-    this.children.push(a)
+    this.children.add(a)
     a.supervisor = this
   }
 
   remove(a: Actor): void {
-    const i = this.children.indexOf(a)
-    if (i >= 0) this.children.splice(i, 1)
+    this.children.delete(a)
   }
 
-  /** Replace `old` by `fresh` at the same position (a permanent child re-spawned after a normal stop). */
+  /** Replace `old` by `fresh` at the same position (a permanent child re-spawned after a normal stop; rare, so O(n) is fine). */
   replace(old: Actor, fresh: Actor): void {
-    const i = this.children.indexOf(old)
-    if (i >= 0) this.children[i] = fresh
-    else this.children.push(fresh)
     fresh.supervisor = this
+    if (!this.children.has(old)) {
+      this.children.add(fresh)
+      return
+    }
+    const order = [...this.children]
+    this.children.clear()
+    for (const c of order) this.children.add(c === old ? fresh : c)
   }
 
   /** No more restarts: the group is being stopped. */
@@ -214,13 +218,14 @@ export class Supervisor {
   }
 
   private group(a: Actor): Actor[] {
-    const live = this.children.filter((c) => c === a || c.status === 'running' || c.status === 'crashed' || c.status === 'starting')
+    if (this.policy.strategy === 'one_for_one') return [a]
+    const all = [...this.children]
+    const live = all.filter((c) => c === a || c.status === 'running' || c.status === 'crashed' || c.status === 'starting')
     switch (this.policy.strategy) {
-      case 'one_for_one': return [a]
       case 'one_for_all': return live
       case 'rest_for_one': {
-        const i = this.children.indexOf(a)
-        return live.filter((c) => this.children.indexOf(c) >= i)
+        const i = all.indexOf(a)
+        return live.filter((c) => all.indexOf(c) >= i)
       }
     }
   }

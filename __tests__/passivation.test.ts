@@ -3,6 +3,7 @@ import { memoryStore } from '../adapters/memory'
 import type { StateStore } from '../adapters/types'
 import { Runtime, utf8, type InstanceId, type EdgeFunction, type WorkflowSpec } from '../lib/node/index'
 import { createTestKit } from '../lib/testing/index'
+import { collectMetrics, toPrometheus } from '../lib/inspect/index'
 import { collect, settle, testRuntime, until, wasmPath } from './helpers/fixtures'
 
 const bytes = (text: string) => new TextEncoder().encode(text)
@@ -266,6 +267,24 @@ describe('policies', () => {
     expect(seen).toContain('sleepy:alarm')
     expect(rt.inspect(sleepy)!.status).toBe('running')
     expect(rt.passivationStats().activations).toBe(1)
+    await rt.shutdown()
+  })
+
+  test('metrics count activations and hibernations and gauge the hibernated instances', async () => {
+    const rt = testRuntime()
+    const m = collectMetrics(rt)
+    const refs = []
+    for (let i = 0; i < 3; i++) refs.push(await rt.spawn({ name: 'tally', module: wasmPath('tally'), lazy: true }))
+    expect(text(await rt.call(refs[0]!, 'x'))).toBe('1')
+    expect(rt.hibernate(refs[0]!)).toBe(true)
+    expect(text(await rt.call(refs[0]!, 'x'))).toBe('2')
+    const t = m.snapshot().functions['tally']!
+    expect(t).toMatchObject({ activations: 2, hibernations: 1, instances: 3, hibernated: 2 })
+    expect(t.instantiate.count).toBe(2)
+    const prom = toPrometheus(m.snapshot())
+    expect(prom).toMatch(/^edgeless_activations_total\{function="tally"\} 2$/m)
+    expect(prom).toMatch(/^edgeless_hibernated_instances\{function="tally"\} 2$/m)
+    m.close()
     await rt.shutdown()
   })
 

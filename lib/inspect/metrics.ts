@@ -57,8 +57,12 @@ export interface FunctionMetrics {
   crashes: number
   restarts: number
   deadLetters: number
-  /** Gauges at snapshot time: live instances of the function, and messages waiting in their mailboxes. */
+  /** Passivation: hibernated instances woken by a message, and instances hibernated. */
+  activations: number
+  hibernations: number
+  /** Gauges at snapshot time: addressable instances of the function (hibernated ones included), the hibernated ones, and messages waiting in their mailboxes. */
   instances: number
+  hibernated: number
   mailbox: number
 }
 
@@ -155,6 +159,8 @@ class FunctionStats {
   crashes = 0
   restarts = 0
   deadLetters = 0
+  activations = 0
+  hibernations = 0
 
   constructor(bounds: readonly number[], reservoir: number) {
     this.instantiate = new Histogram(bounds, reservoir)
@@ -214,6 +220,8 @@ export function collectMetrics(runtime: Runtime, options: MetricsOptions = {}): 
     restart: (e: { name: string }) => { of(e.name).restarts++ },
     'dead-letter': (e: { name: string }) => { of(e.name).deadLetters++ },
     lifecycle: (e: { name: string; instance: { function: string }; to: string }) => {
+      if (e.to === 'activating') of(e.name).activations++
+      else if (e.to === 'hibernating') of(e.name).hibernations++
       if (e.to !== 'failed') return
       of(e.name).failed++
       failedIds.add(e.instance.function)
@@ -230,10 +238,11 @@ export function collectMetrics(runtime: Runtime, options: MetricsOptions = {}): 
 
   return {
     snapshot(): MetricsSnapshot {
-      const live = new Map<string, { instances: number; mailbox: number }>()
+      const live = new Map<string, { instances: number; hibernated: number; mailbox: number }>()
       for (const i of runtime.instances()) {
-        const g = live.get(i.name) ?? { instances: 0, mailbox: 0 }
+        const g = live.get(i.name) ?? { instances: 0, hibernated: 0, mailbox: 0 }
         g.instances++
+        if (i.status === 'hibernated') g.hibernated++
         g.mailbox += i.mailbox
         live.set(i.name, g)
         of(i.name)
@@ -248,7 +257,8 @@ export function collectMetrics(runtime: Runtime, options: MetricsOptions = {}): 
           messages: { cast: s.cast, call: s.call },
           exits: { stopped: s.stopped, crashed: s.crashedExits, failed: s.failed },
           crashes: s.crashes, restarts: s.restarts, deadLetters: s.deadLetters,
-          instances: g?.instances ?? 0, mailbox: g?.mailbox ?? 0,
+          activations: s.activations, hibernations: s.hibernations,
+          instances: g?.instances ?? 0, hibernated: g?.hibernated ?? 0, mailbox: g?.mailbox ?? 0,
         }
       }
       return { time: Date.now(), buckets: Object.freeze([...bounds]), functions }

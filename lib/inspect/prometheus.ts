@@ -103,8 +103,17 @@ export function toPrometheus(snapshot: MetricsSnapshot, options: PrometheusOptio
   family('dead_letters_total', 'counter', 'Messages not delivered or not processed, per receiving function.')
   for (const [fn, m] of fns) sample('dead_letters_total', [['function', fn]], m.deadLetters)
 
-  family('instances', 'gauge', 'Live instances, per function.')
+  family('activations_total', 'counter', 'Hibernated instances woken by a message (passivation), per function.')
+  for (const [fn, m] of fns) sample('activations_total', [['function', fn]], m.activations)
+
+  family('hibernations_total', 'counter', 'Idle instances hibernated (passivation), per function.')
+  for (const [fn, m] of fns) sample('hibernations_total', [['function', fn]], m.hibernations)
+
+  family('instances', 'gauge', 'Addressable instances (hibernated ones included), per function.')
   for (const [fn, m] of fns) sample('instances', [['function', fn]], m.instances)
+
+  family('hibernated_instances', 'gauge', 'Hibernated instances (no wasm instance held), per function.')
+  for (const [fn, m] of fns) sample('hibernated_instances', [['function', fn]], m.hibernated)
 
   family('mailbox_messages', 'gauge', 'Messages waiting in mailboxes, per function.')
   for (const [fn, m] of fns) sample('mailbox_messages', [['function', fn]], m.mailbox)

@@ -84,3 +84,50 @@ export function encodeUtf8(s: string): Uint8Array {
   }
   return encoder.encode(s)
 }
+
+/**
+ * Short strings decoded from guest memory (call and cast aliases, log targets), kept with
+ * the bytes they came from: a guest that names the same alias again gets the same string
+ * back after a byte comparison, without a view, a decoder call or a new string (whose hash
+ * a Map lookup would compute again). A few entries, replaced round-robin; what `decode`
+ * rejects (`undefined`) is never cached.
+ * @internal
+ */
+export class ShortStrings {
+  private readonly keys: Uint8Array[] = []
+  private readonly values: string[] = []
+  private next = 0
+
+  constructor(
+    private readonly decode: (bytes: Uint8Array, start: number, end: number) => string | undefined,
+    private readonly size: number,
+    /** Longer strings are decoded every time. */
+    private readonly maxBytes = 64,
+  ) {}
+
+  /** The string of `bytes[start, end)`; the caller has checked the range. */
+  get(bytes: Uint8Array, start: number, end: number): string | undefined {
+    const len = end - start
+    const keys = this.keys
+    for (let k = 0; k < keys.length; k++) {
+      const key = keys[k]!
+      if (key.length !== len) continue
+      let i = 0
+      while (i < len && key[i] === bytes[start + i]) i++
+      if (i === len) return this.values[k]
+    }
+    const s = this.decode(bytes, start, end)
+    if (s !== undefined && len <= this.maxBytes) {
+      const k = this.next
+      this.next = (k + 1) % this.size
+      keys[k] = bytes.slice(start, end)
+      this.values[k] = s
+    }
+    return s
+  }
+}
+
+/** {@link utf8} of a range (for {@link ShortStrings}). @internal */
+export function utf8Range(bytes: Uint8Array, start: number, end: number): string {
+  return decoder.decode(bytes.subarray(start, end))
+}

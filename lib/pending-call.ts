@@ -19,10 +19,22 @@ export class PendingCall {
 
   constructor(
     private readonly sys: System,
-    readonly caller: Actor | null,
-    readonly target: Actor,
-    private readonly timeoutMs: number,
+    public caller: Actor | null,
+    public target: Actor,
+    private timeoutMs: number,
   ) {}
+
+  /**
+   * Make a call that settled without ever waiting (a synchronous one: no timer, no promise)
+   * open again for the next synchronous call, which {@link System} runs with the same object.
+   */
+  reuse(caller: Actor | null, target: Actor, timeoutMs: number): void {
+    this.caller = caller
+    this.target = target
+    this.timeoutMs = timeoutMs
+    this.settled = false
+    this.result = NOREPLY_RESULT
+  }
 
   settle(r: CallResult): void {
     if (this.settled) {

@@ -1,7 +1,7 @@
 import type { EventEmitter } from 'eventemitter3'
 import type { StateStore } from '../adapters/types'
 import type { Actor, Message } from './actor'
-import { errResult, type CallResult } from './call-result'
+import { errResult, NOREPLY_RESULT, type CallResult } from './call-result'
 import type { Clock } from './clock'
 import type { RuntimeEvents } from './events'
 import { isThenable } from './guest'
@@ -10,6 +10,7 @@ import { PendingCall } from './pending-call'
 import type { Observer } from './observer'
 import { Scheduler } from './scheduler'
 import { StateWriter, type StateWriteOptions } from './state-writer'
+import { WasmGuest } from './wasm/instance'
 
 /**
  * Where a function's state lives, as upstream names the policies: `transient` (nothing is
@@ -31,6 +32,8 @@ export type StatePolicy = 'transient' | 'node-local' | 'global'
 /** Nested synchronous calls deeper than this take the queued path, so long chains cannot overflow the JS stack. */
 const MAX_SYNC_DEPTH = 32
 
+const NO_BYTES = new Uint8Array(0)
+
 /**
  * The internals shared by a runtime's actors: the registry, the scheduler, the clock,
  * message routing, calls with cycle detection and timeouts, and ordered state writes.
@@ -43,6 +46,15 @@ export class System {
   readonly hostId: InstanceId
   readonly hostIdBytes: Uint8Array
   private syncDepth = 0
+  /**
+   * The message and pending call of a synchronous call, one pair per nesting depth, used
+   * again by the next synchronous call at that depth once the callee has answered and let
+   * go of them (a call that waits takes its pair out: `undefined` here until replaced).
+   */
+  private readonly syncMsgs: Array<Message | undefined> = []
+  private readonly syncCalls: Array<PendingCall | undefined> = []
+  /** Payloads lent by a wasm caller (views into its memory) to the synchronous calls running now, innermost last. */
+  private readonly lentPayloads: Uint8Array[] = []
   readonly writer: StateWriter
 
   constructor(
@@ -52,16 +64,23 @@ export class System {
     private readonly events: EventEmitter<RuntimeEvents>,
     writeOptions: StateWriteOptions = {},
   ) {
-    this.writer = new StateWriter(clock, (name, ...args) => this.emit(name, ...args), writeOptions)
+    this.writer = new StateWriter(clock, (name, ...args) => this.emit(name, args[0]), writeOptions)
     // The host application's own address: the nil function id on this node.
     this.hostId = { node: nodeId, function: '00000000-0000-0000-0000-000000000000' }
     this.hostIdBytes = instanceIdBytes(this.hostId)
   }
 
-  emit<K extends keyof RuntimeEvents>(name: K, ...args: RuntimeEvents[K]): void {
+  /** Emit an event (every event has one argument: a rest parameter would cost an array per event, a `log` per guest log line). */
+  emit<K extends keyof RuntimeEvents>(name: K, ev: RuntimeEvents[K][0]): void {
+    if (name === 'dead-letter' && this.lentPayloads.length > 0) {
+      // A callee crashed on a lent payload: listeners get bytes of their own, not a view
+      // into the caller's memory.
+      const dl = ev as RuntimeEvents['dead-letter'][0]
+      if (this.lentPayloads.includes(dl.payload)) ev = { ...dl, payload: dl.payload.slice() }
+    }
     // Listener exceptions must not reach the mailbox loop or a guest's import.
     try {
-      ;(this.events.emit as (n: K, ...a: RuntimeEvents[K]) => boolean)(name, ...args)
+      ;(this.events.emit as (n: K, e: RuntimeEvents[K][0]) => boolean)(name, ev)
     } catch (e) {
       queueMicrotask(() => { throw e })
     }
@@ -91,57 +110,121 @@ export class System {
    * A call from `caller` (null = the host application) to `target`. Answered synchronously
    * when the target is idle with an empty mailbox and answers without waiting (the fast
    * path); otherwise queued behind earlier messages, with a timeout.
+   *
+   * A wasm caller may lend its payload (see {@link WasmGuest.lends}): a view into its
+   * memory, which stays as it is only while the caller is blocked in this call. It is used
+   * as it is where the bytes are copied before the caller can run again — by a wasm callee
+   * that runs now, which copies them into its own memory first thing — and copied wherever
+   * it could be kept: a queued message, a JS callee, the tracer, a callee that suspends, a
+   * dead letter. Such a caller copies the reply into its memory at once, so a wasm callee
+   * that runs now may answer in a buffer of its own that it reuses (WasmGuest.lendReply).
    */
   call(caller: Actor | null, from: InstanceId, fromBytes: Uint8Array, target: Actor, payload: Uint8Array, timeoutMs: number, alias?: string, trace = 0): CallResult | Promise<CallResult> {
     const t = trace || ++this.traces
+    let lent = false
+    if (caller !== null) {
+      const g = caller.guest
+      // A wasm guest whose calls come here may lend its payloads from its next call on.
+      if (g instanceof WasmGuest) {
+        if (payload === g.lent) lent = true
+        else g.lends = true
+      }
+    }
     if (this.observer) this.observer.sent?.(from, target, 'call', t, payload.length, alias)
-    if (this.tracer === null) return this.callInner(caller, from, fromBytes, target, payload, timeoutMs, t)
+    if (this.tracer === null) return this.callInner(caller, from, fromBytes, target, payload, timeoutMs, t, lent)
+    // The trace keeps the payload and the answer: bytes of its own, and no lent reply.
+    if (lent) payload = payload.slice()
     const done = this.tracer.message('call', from, target, payload, alias)
-    const r = this.callInner(caller, from, fromBytes, target, payload, timeoutMs, t)
+    const r = this.callInner(caller, from, fromBytes, target, payload, timeoutMs, t, false)
     if (!done) return r
     if (isThenable<CallResult>(r)) return Promise.resolve(r).then((v) => { done(v); return v })
     done(r)
     return r
   }
 
-  private callInner(caller: Actor | null, from: InstanceId, fromBytes: Uint8Array, target: Actor, payload: Uint8Array, timeoutMs: number, trace: number): CallResult | Promise<CallResult> {
-    if (caller) {
-      const cycle = this.findCycle(caller, target)
-      if (cycle) {
-        const names = cycle.map((a) => a.name)
-        const r = errResult('call-cycle', cycle.length === 2
-          ? `"${caller.name}" called itself; it would wait for its own answer forever. Cast to "self" instead, or restructure.`
-          : `Call cycle ${names.join(' -> ')}: every instance in it waits for the next, so none could answer. Break the cycle (make one of the calls a cast).`, { cycle: names })
-        this.emit('call-cycle', { caller: caller.name, callerInstance: caller.id, target: target.name, targetInstance: target.id, cycle: names, error: r.error })
-        return r
-      }
-    }
-    const pc = new PendingCall(this, caller, target, timeoutMs)
-    const msg: Message = { kind: 1, src: from, srcBytes: fromBytes, payload, pending: pc, trace }
-    if (target.canRunNow() && this.syncDepth < MAX_SYNC_DEPTH) {
-      if (caller) caller.waitingOn = target
-      this.syncDepth++
-      try {
-        target.runNow(msg)
-      } finally {
-        this.syncDepth--
-      }
-      if (pc.settled) return pc.result
+  private callInner(caller: Actor | null, from: InstanceId, fromBytes: Uint8Array, target: Actor, payload: Uint8Array, timeoutMs: number, trace: number, lent: boolean): CallResult | Promise<CallResult> {
+    if (caller && this.closesCycle(caller, target)) return this.cycleRefused(caller, target)
+    const depth = this.syncDepth
+    if (!target.canRunNow() || depth >= MAX_SYNC_DEPTH) {
+      const pc = new PendingCall(this, caller, target, timeoutMs)
+      target.enqueue({ kind: 1, src: from, srcBytes: fromBytes, payload: lent ? payload.slice() : payload, pending: pc, trace })
       return pc.wait()
     }
-    target.enqueue(msg)
-    return pc.wait()
+    // The fast path: the callee runs the call now, inside this call.
+    const callee = target.guest
+    const wasm = callee instanceof WasmGuest
+    // A JS handler may keep its message.
+    if (lent && !wasm) payload = payload.slice()
+    let pc = this.syncCalls[depth]
+    if (pc === undefined) pc = this.syncCalls[depth] = new PendingCall(this, caller, target, timeoutMs)
+    else pc.reuse(caller, target, timeoutMs)
+    let msg = this.syncMsgs[depth]
+    if (msg === undefined) msg = this.syncMsgs[depth] = { kind: 1, src: from, srcBytes: fromBytes, payload, pending: pc, trace }
+    else {
+      msg.src = from
+      msg.srcBytes = fromBytes
+      msg.payload = payload
+      msg.pending = pc
+      msg.trace = trace
+    }
+    const lending = lent && wasm
+    if (lending) {
+      this.lentPayloads.push(payload)
+      callee.lendReply = true
+    }
+    if (caller) caller.waitingOn = target
+    this.syncDepth = depth + 1
+    let over = false
+    try {
+      target.runNow(msg)
+      // Answered, and the callee's handler is over: nothing holds the pair any more.
+      over = pc.settled && !target.busy
+    } finally {
+      this.syncDepth = depth
+      if (lending) {
+        this.lentPayloads.pop()
+        callee.lendReply = false
+      }
+      if (!over) {
+        // Still running (suspended in a call of its own): the pair is the callee's until it
+        // answers, and the message needs bytes of its own (a crash would make it a dead
+        // letter) before the caller can run again.
+        this.syncCalls[depth] = undefined
+        this.syncMsgs[depth] = undefined
+        if (lending && msg.payload === payload) msg.payload = payload.slice()
+      }
+    }
+    if (!over) return pc.settled ? pc.result : pc.wait()
+    const r = pc.result
+    pc.result = NOREPLY_RESULT
+    msg.payload = NO_BYTES
+    return r
   }
 
-  /** The cycle `caller -> target -> ... -> caller` of waiting instances that this call would close, if any. */
-  private findCycle(caller: Actor, target: Actor): Actor[] | undefined {
-    const path: Actor[] = [caller]
+  /** Would a call from `caller` to `target` close a cycle `caller -> target -> ... -> caller` of waiting instances? */
+  private closesCycle(caller: Actor, target: Actor): boolean {
+    let n = 1
     for (let t: Actor | null = target; t; t = t.waitingOn) {
-      path.push(t)
-      if (t === caller) return path
-      if (path.length > this.actors.size + 1) break
+      n++
+      if (t === caller) return true
+      if (n > this.actors.size + 1) break
     }
-    return undefined
+    return false
+  }
+
+  /** Refuse a call that would close a cycle (reported as `call-cycle`). */
+  private cycleRefused(caller: Actor, target: Actor): CallResult {
+    const cycle: Actor[] = [caller]
+    for (let t: Actor | null = target; t; t = t.waitingOn) {
+      cycle.push(t)
+      if (t === caller) break
+    }
+    const names = cycle.map((a) => a.name)
+    const r = errResult('call-cycle', cycle.length === 2
+      ? `"${caller.name}" called itself; it would wait for its own answer forever. Cast to "self" instead, or restructure.`
+      : `Call cycle ${names.join(' -> ')}: every instance in it waits for the next, so none could answer. Break the cycle (make one of the calls a cast).`, { cycle: names })
+    this.emit('call-cycle', { caller: caller.name, callerInstance: caller.id, target: target.name, targetInstance: target.id, cycle: names, error: r.error })
+    return r
   }
 
   /** Persist `data` for `actor` under its policy's store (nothing for `transient`). */

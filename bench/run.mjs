@@ -15,7 +15,9 @@
 // view over a detached buffer has length 0), which is what a careful host can do.
 //
 // Environment knobs: BENCH_ONLY=1,3 (sections), BENCH_ROUNDS, BENCH_ROUND_MS,
-// BENCH_SPAWN_K, BENCH_SPAWN_ROUNDS, BENCH_SPAWN_BUDGET_MS.
+// BENCH_SPAWN_K, BENCH_SPAWN_ROUNDS, BENCH_SPAWN_BUDGET_MS; side benchmarks by name
+// (BENCH_ONLY=fuel,workers,inspect,passivation,as); BENCH_ACTORS/BENCH_TOUCHES size the
+// passivation run (default 100,000 addressable, 5,000 touched).
 import { readFileSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import { Runtime, utf8 } from 'edgeless'
@@ -407,6 +409,28 @@ if (want(3)) {
   record('wasm->wasm call round trips (host calls caller, caller calls pong)', 'round trips/s', a.stat, b.stat,
     'bare synchronous dispatch: a raw instance of the untransformed caller.wasm whose call_asm import runs a raw pong\'s handle_call_asm (same hygiene as above) and writes the reply into caller memory via its edgeless_mem_alloc; the outer handle_call_asm driven from JS the same way',
     `Sequential \`await rt.call(caller, 'call:ponger:x')\`: each round trip is the outer host->caller call plus the inner caller->pong call, nothing subtracted. The runtime runs caller after binaryen's asyncify transformation (it imports call_asm; loading + transforming took ${loadMs.toFixed(0)} ms here); the baseline runs the untransformed module. The same bare dispatch over the asyncified module runs at ${fmt(c.stat.median)}/s (${(c.stat.median / b.stat.median).toFixed(3)} of the untransformed one): that is what asyncify's instrumentation costs while nothing suspends. With the command given as a Uint8Array instead of a string the runtime does ${fmt(d.stat.median)}/s (${(d.stat.median / b.stat.median).toFixed(3)} of the baseline). Pong is idle, so the inner call takes the synchronous fast path (no unwind/rewind).`)
+
+  // The wasm->wasm call itself: one host call into caller runs a loop of INNER calls to pong
+  // inside a single invocation (the caller fixture's calln command), so the outer host call
+  // (a promise and an await, measured by the rows above) is amortized over INNER inner calls.
+  const INNER = 1000
+  const CMDN = `calln:ponger:${INNER}:x`
+  const cmdn = enc.encode(CMDN)
+  const firstN = await rt.call(caller, CMDN)
+  if (firstN.kind !== 'reply' || utf8(firstN.data) !== 'reply:PONG') throw new Error(`caller answered ${JSON.stringify(firstN)} to calln`)
+  for (const g of [bare, bareAsyncified]) {
+    const check = rawCall(g, hostIdBytes, cmdn)
+    if (!check || dec.decode(check) !== 'reply:PONG') throw new Error(`bare caller answered ${check && dec.decode(check)} to calln`)
+  }
+  log(`3b. wasm->wasm calls/s inside one invocation (calln, ${INNER} per host call) ...`)
+  const [an, bn, cn] = await measure('wasm->wasm inner calls/s', [
+    { label: 'runtime', step: INNER, run: async (n) => { for (let i = 0; i < n; i += INNER) await rt.call(caller, CMDN) } },
+    { label: 'bare', step: INNER, run: (n) => { for (let i = 0; i < n; i += INNER) rawCall(bare, hostIdBytes, cmdn) } },
+    { label: 'bare(asyncified)', step: INNER, run: (n) => { for (let i = 0; i < n; i += INNER) rawCall(bareAsyncified, hostIdBytes, cmdn) } },
+  ])
+  record(`wasm->wasm calls, ${INNER.toLocaleString('en')} per invocation (caller loops calling pong)`, 'calls/s', an.stat, bn.stat,
+    `the same bare synchronous dispatch as the row above (untransformed caller.wasm, its call_asm import running a raw pong's handle_call_asm with the same hygiene), driven with the same calln command`,
+    `Sequential \`await rt.call(caller, '${CMDN}')\`: the caller fixture calls pong ${INNER} times in a loop inside that one invocation; the figure counts inner caller->pong calls, so the outer host->caller call is amortized over ${INNER} of them. Each inner call goes call_asm import -> actor -> synchronous fast path (pong is idle) -> pong's handle_call_asm -> reply copied into caller memory; pong formats and logs a line per call (a \`log\` event), as in the baseline's stub. The same bare dispatch over the asyncified caller runs at ${fmt(cn.stat.median)}/s (${(cn.stat.median / bn.stat.median).toFixed(3)} of the untransformed one).`)
   await caller.stop()
   await pong.stop()
 }
@@ -474,7 +498,8 @@ if (want(5)) {
     const r = new Runtime({ consoleLog: false, fuel: Infinity })
     const sides = [
       { name: 'runtime', make: (i) => r.spawn({ name: `noop-${i}`, module: fm }) },
-      { name: 'raw', make: () => WebAssembly.instantiate(fm.module, imports) },
+      // The fastest raw form (synchronous), as the runtime now instantiates.
+      { name: 'raw', make: () => new WebAssembly.Instance(fm.module, imports) },
     ].map((s) => ({ ...s, keep: [], ms: 0, rss: 0, heapUsed: 0, external: 0 }))
     await fullGc()
     let mem = process.memoryUsage()
@@ -518,7 +543,7 @@ if (want(5)) {
   const b = by('raw', 'rate')
   log(`spawn: runtime ${fmt(a.median)}/s, raw instantiate ${fmt(b.median)}/s (ratio ${(a.median / b.median).toFixed(3)})`)
   record('spawn noop instances from a cached module', 'instances/s', a, b,
-    'sequential `await WebAssembly.instantiate(module, {env:{}})` of the same compiled module',
+    'sequential `new WebAssembly.Instance(module, {env:{}})` of the same compiled module',
     `Sequential \`await rt.spawn({ name, module: fm })\` with fm = await rt.load(bytes); per round K=${SPAWN_K} live instances per side, made in blocks of ${BLOCK} that alternate between the sides (a fresh Runtime per round). A spawn also runs handle_init and registers the actor; the raw instantiate runs nothing. Both sides' instances stay live during the round, and instantiation itself slows down as live instances accumulate (V8 work that grows with the number of live memories), so this is an average over 0..${2 * SPAWN_K} live instances.`)
   const memNote = (key) => `Growth of process.memoryUsage().${key} across the blocks (each bracketed by global.gc()), divided by K=${SPAWN_K} live instances. Every noop instance also holds a 17-page (1,114,112-byte) linear memory, counted in \`external\` (runtime ${fmt(by('runtime', 'external').median)} B/inst, raw ${fmt(by('raw', 'external').median)} B/inst) but mostly untouched, so only touched pages show in rss.`
   record('memory per live instance: rss', 'bytes/instance', by('runtime', 'rss'), by('raw', 'rss'), 'raw WebAssembly.instantiate instances kept alive', memNote('rss'))
@@ -565,6 +590,17 @@ if (want('inspect')) {
     const label = k === 'after' ? 'casts/s after an inspector unsubscribed' : k === 'stream' ? 'casts/s with inspectStream listening' : 'casts/s with collectMetrics installed'
     recordPlain(label, 'casts/s', v.castsPerSec, never.castsPerSec, 'casts/s with no observer ever installed (same run, interleaved rounds)', `Median of per-round ratios ${v.ratio} (CPU ${v.cpuRatio}). "after" should be ~1: inspection costs nothing when nobody listens.`)
   }
+}
+
+if (want('passivation')) {
+  const n = Number(process.env.BENCH_ACTORS ?? 100_000)
+  const touches = Number(process.env.BENCH_TOUCHES ?? 5_000)
+  log(`passivation: ${n} lazily spawned tally instances, ${touches} touched, maxActive 1000 (bench/passivation.mjs; npm run bench:passivation for 1,000,000)`)
+  const { benchPassivation } = await import('./passivation.mjs')
+  const p = await benchPassivation({ n, touches, log })
+  if (p.wrong) throw new Error(`passivation: ${p.wrong} wrong answers`)
+  recordPlain('lazy spawn of tally (addressable, instantiated by its first message)', 'instances/s', p.spawnPerS, p.rawActivationsPerS.smallHeap, 'raw `new WebAssembly.Instance` + handle_init of the same module, same process', `${n.toLocaleString('en-US')} sequential \`await rt.spawn({ lazy: true })\`; ${fmt(p.heapPerHibernated)} B of heap (+ external) per hibernated instance; an eager spawn instantiates (see the spawn row).`)
+  recordPlain(`activations with ${n.toLocaleString('en-US')} addressable instances (call to a hibernated instance)`, 'activations/s', p.touchPerS, p.rawActivationsPerS.bigHeap, 'raw `new WebAssembly.Instance` + handle_init, same module, same process and heap, 1000 kept live', `Each touch: instantiate, read the state from the store, handle_init, the call, and the hibernation of the coldest of the ${p.maxActive} live ones (handle_stop, release). Latency p50 ${p.latencyMs.p50.toFixed(2)} ms, p90 ${p.latencyMs.p90.toFixed(2)}, p99 ${p.latencyMs.p99.toFixed(2)}, max ${p.latencyMs.max.toFixed(0)}. The same raw work on the small heap before the spawns: ${fmt(p.rawActivationsPerS.smallHeap)}/s. RSS at the end ${fmt(p.rssMB)} MB. Shutdown of all ${fmt(n)}: ${(p.shutdownMs / 1000).toFixed(1)} s.`)
 }
 
 if (want('as')) {

@@ -140,6 +140,28 @@ describe('hibernate and activate (crashy.wasm: init casts its payload and state,
     await rt.shutdown()
   })
 
+  test('a stop while the activation reads the state: neither handle_init nor handle_stop runs', async () => {
+    const good = memoryStore()
+    let release!: () => void
+    let reads = 0
+    const store: StateStore = {
+      get: async (k) => { reads++; await new Promise<void>((r) => { release = r }); return good.get(k) },
+      set: (k, v) => good.set(k, v),
+      delete: (k) => good.delete(k),
+    }
+    const rt = testRuntime({ stateStore: store, statePolicy: 'transient' })
+    const s = await sink(rt)
+    const c = await rt.spawn({ name: 'crashy', module: wasmPath('crashy'), outputs: { out: s.ref }, statePolicy: 'node-local', lazy: true })
+    rt.cast(c, 'hello')
+    await until(() => reads === 1, 2000, 'the state read')
+    const stopped = rt.stop(c)
+    release()
+    await stopped
+    await settle()
+    expect(s.got).toEqual([])
+    await rt.shutdown()
+  })
+
   test('a crash in the activation init goes to the supervisor; the waiting messages reach the restarted instance', async () => {
     const rt = testRuntime({ supervision: { backoff: { initialMs: 1, maxMs: 1, jitter: 0 } } })
     let inits = 0

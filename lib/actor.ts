@@ -607,16 +607,22 @@ export class Actor implements GuestHost, Runnable, Passivating {
         guest.dispose?.()
         return
       }
-      this.guest = guest
       obs?.instantiated?.(this, wallNow() - t0)
       await this.loadState()
     } catch (e) {
+      guest?.dispose?.()
       // An instantiation or state-read failure is a crash of init: the supervisor restarts
       // it (with backoff) and the queued messages wait.
       if (this.status === 'activating') this.crashed('init', e)
       return
     }
-    if (this.status !== 'activating') return
+    // The guest becomes the instance's only now: a stop that came while the state was read
+    // must not run handle_stop on a guest whose handle_init never ran.
+    if (this.status !== 'activating') {
+      guest.dispose?.()
+      return
+    }
+    this.guest = guest
     if (await this.init(this.initPayload, this.lastState, false)) this.passivator?.live(this)
   }
 

@@ -67,18 +67,15 @@ export class WasmGuest implements Guest {
   /** The payload view lent during the call_asm/call_raw_asm that is running now; null otherwise. */
   lent: Uint8Array | null = null
   /** The last view lent, reused while a guest calls with the same bytes (a loop). */
-  private lentView: Uint8Array | null = null
-  /** The memory view {@link lentView} was made from (a grown memory gets a new one). */
-  private lentBase: Uint8Array | null = null
+  private readonly lentViews = new ReusedView()
   /**
    * Set by the System just before it runs a call here for a guest that is blocked in its
    * call_asm and copies the reply into its own memory before anything else runs: the next
    * `call` may then return its reply in a buffer this guest reuses. Cleared when read.
    */
   lendReply = false
-  /** The last log message's view and the memory view it was made from (see {@link logView}). */
-  private logText: Uint8Array | null = null
-  private logBase: Uint8Array | null = null
+  /** The last log message's view (see {@link logView}). */
+  private readonly logViews = new ReusedView()
   private replyBuf: Uint8Array | null = null
   private replyResult: { readonly kind: 'reply'; readonly data: Uint8Array } | null = null
 
@@ -225,12 +222,7 @@ export class WasmGuest implements Guest {
    * call again when it covers the same bytes of the same memory buffer.
    */
   private lend(ptr: number, len: number): Uint8Array {
-    const p = this.range(ptr, len, 'the payload')
-    const l = len >>> 0
-    const v = this.lentView
-    if (v !== null && this.lentBase === this.u8 && v.byteOffset === p && v.length === l) return v
-    this.lentBase = this.u8
-    return (this.lentView = this.u8.subarray(p, p + l))
+    return this.lentViews.of(this.u8, this.range(ptr, len, 'the payload'), len >>> 0)
   }
 
   /**
@@ -239,12 +231,7 @@ export class WasmGuest implements Guest {
    * the allocator hands out again).
    */
   private logView(ptr: number, len: number): Uint8Array {
-    const p = this.range(ptr, len, 'the log message')
-    const l = len >>> 0
-    const v = this.logText
-    if (v !== null && this.logBase === this.u8 && v.byteOffset === p && v.length === l) return v
-    this.logBase = this.u8
-    return (this.logText = this.u8.subarray(p, p + l))
+    return this.logViews.of(this.u8, this.range(ptr, len, 'the log message'), len >>> 0)
   }
 
   /** Run the host's call with `payload` marked as lent (see {@link lent}). */
@@ -553,4 +540,22 @@ function fmtBytes(n: number): string {
   if (n >= 1024 * 1024 && n % (1024 * 1024) === 0) return `${n / (1024 * 1024)} MiB`
   if (n >= 1024 && n % 1024 === 0) return `${n / 1024} KiB`
   return `${n} bytes`
+}
+
+/**
+ * A view into guest memory, made again only when the bytes it covers move: a guest calling or
+ * logging from the same buffer in a loop gets the same view object (`subarray` costs about as
+ * much as a small copy on this V8).
+ */
+class ReusedView {
+  private view: Uint8Array | null = null
+  /** The memory view `view` was made from (a grown memory gets a new one). */
+  private base: Uint8Array | null = null
+
+  of(u8: Uint8Array, p: number, l: number): Uint8Array {
+    const v = this.view
+    if (v !== null && this.base === u8 && v.byteOffset === p && v.length === l) return v
+    this.base = u8
+    return (this.view = u8.subarray(p, p + l))
+  }
 }

@@ -162,6 +162,19 @@ describe('hibernate and activate (crashy.wasm: init casts its payload and state,
     await rt.shutdown()
   })
 
+  test('a worker-isolated instance: hibernation ends its worker, the next message starts a new one with the state', async () => {
+    const rt = testRuntime()
+    const c = await rt.spawn({ name: 'tally-w', module: wasmPath('tally'), isolation: 'worker', passivate: true })
+    expect(text(await rt.call(c, 'x'))).toBe('1')
+    expect(text(await rt.call(c, 'x'))).toBe('2')
+    const before = (process as unknown as { getActiveResourcesInfo(): string[] }).getActiveResourcesInfo().filter((r) => r === 'MessagePort').length
+    expect(rt.hibernate(c)).toBe(true)
+    await until(() => rt.inspect(c)!.status === 'hibernated', 3000, 'the hibernation')
+    await until(() => (process as unknown as { getActiveResourcesInfo(): string[] }).getActiveResourcesInfo().filter((r) => r === 'MessagePort').length < before, 3000, 'the worker to end')
+    expect(text(await rt.call(c, 'x'))).toBe('3')
+    await rt.shutdown()
+  })
+
   test('a crash in the activation init goes to the supervisor; the waiting messages reach the restarted instance', async () => {
     const rt = testRuntime({ supervision: { backoff: { initialMs: 1, maxMs: 1, jitter: 0 } } })
     let inits = 0

@@ -239,6 +239,20 @@ describe('lazy spawn', () => {
     await rt.shutdown()
   })
 
+  test('instances spawned without outputs share no mapping: setOutput on one leaves the others alone', async () => {
+    const rt = testRuntime()
+    const a = await rt.spawn({ name: 'a', module: wasmPath('tally'), lazy: true })
+    const b = await rt.spawn({ name: 'b', module: wasmPath('tally'), lazy: true })
+    rt.setOutput(a, 'out', b)
+    expect(rt.inspect(a)!.outputs).toEqual({ out: b.id })
+    expect(rt.inspect(b)!.outputs).toEqual({})
+    const c = await rt.spawn({ name: 'c', module: wasmPath('tally'), lazy: true })
+    expect(rt.inspect(c)!.outputs).toEqual({})
+    rt.setOutput(a, 'out', null)
+    expect(rt.inspect(a)!.outputs).toEqual({})
+    await rt.shutdown()
+  })
+
   test('a workflow function annotated passivate=lazy starts hibernated; a bad value is a validation problem', async () => {
     const rt = testRuntime()
     const wf: WorkflowSpec = {

@@ -55,6 +55,14 @@ export interface ActorInit {
   readState: (a: Actor) => Promise<Uint8Array | undefined>
 }
 
+/**
+ * The output mapping of every instance spawned without one (a million lazily spawned
+ * instances need not hold a million empty maps). Never written: the runtime's `setOutput`
+ * gives an instance a map of its own first.
+ * @internal
+ */
+export const NO_OUTPUTS: ReadonlyMap<string, InstanceId> = new Map()
+
 /** The guest of a hibernated instance: nothing to run, nothing to release. */
 const DORMANT: Guest = {
   init() {},
@@ -108,7 +116,8 @@ export class Actor implements GuestHost, Runnable, Passivating {
   readonly id: InstanceId
   private idBytesCache: Uint8Array | null = null
   readonly stateId: string
-  readonly outputs: Map<string, InstanceId>
+  /** The output mapping; instances spawned without one share {@link NO_OUTPUTS} until their first `setOutput`. */
+  outputs: Map<string, InstanceId>
   readonly callTimeoutMs: number
   readonly stopTimeoutMs: number
   readonly restartType: RestartType

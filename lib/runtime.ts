@@ -1,7 +1,7 @@
 import { EventEmitter } from 'eventemitter3'
 import { memoryStore } from '../adapters/memory'
 import type { StateStore } from '../adapters/types'
-import { Actor, DEFAULT_QUOTAS, type ActorStatus, type HostQuotas, type OverflowPolicy } from './actor'
+import { Actor, NO_OUTPUTS, DEFAULT_QUOTAS, type ActorStatus, type HostQuotas, type OverflowPolicy } from './actor'
 import { checkRestartType, resolveSupervision, Supervisor, type RestartType, type SupervisionOptions } from './supervisor'
 import { errResult, type CallResult } from './call-result'
 import { realClock, type Clock } from './clock'
@@ -403,8 +403,9 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     const functionId = o.functionId ?? randomUuid()
     if (!isUuid(functionId)) throw new EdgelessError('invalid-argument', `functionId must be a UUID, got ${JSON.stringify(functionId)}.`)
     if (this.sys.actors.has(functionId)) throw new EdgelessError('invalid-argument', `An instance with function id ${functionId} already runs.`)
-    const outputs = new Map<string, InstanceId>()
-    for (const [alias, t] of Object.entries(o.outputs ?? {})) outputs.set(alias, this.checkTarget(t, `outputs.${alias}`))
+    const given = Object.entries(o.outputs ?? {})
+    const outputs = given.length === 0 ? (NO_OUTPUTS as Map<string, InstanceId>) : new Map<string, InstanceId>()
+    for (const [alias, t] of given) outputs.set(alias, this.checkTarget(t, `outputs.${alias}`))
     const limits: GuestLimits = { fuel: o.fuel ?? this.fuel, maxMemoryBytes: o.maxMemoryBytes ?? this.maxMemoryBytes }
     const fm = o.module !== undefined ? await loadFunctionModule(o.module, this.loader, `function "${o.name}"`, limits) : undefined
     const restartType = checkRestartType(o.restart, `spawn("${o.name}").restart`)
@@ -617,8 +618,11 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
    */
   setOutput(instance: Target, alias: string, target: Target | null): void {
     const a = this.actorOf(instance)
-    if (target === null) a.outputs.delete(alias)
-    else a.outputs.set(alias, this.checkTarget(target, alias))
+    const to = target === null ? null : this.checkTarget(target, alias)
+    // The shared empty mapping is never written: the instance gets one of its own.
+    if (a.outputs === NO_OUTPUTS) a.outputs = new Map()
+    if (to === null) a.outputs.delete(alias)
+    else a.outputs.set(alias, to)
   }
 
   /**

@@ -26,7 +26,8 @@ export interface PassivationOptions {
   /**
    * At most this many passivating instances are live: activating one more hibernates the
    * least recently used idle one (a CLOCK sweep, O(1) amortised). A soft cap: when every
-   * live one is busy, the count goes over until one is idle. Default: no cap.
+   * live one is busy, the count goes over, and comes back down at the next activation or
+   * idle sweep that finds an idle one. Default: no cap.
    */
   maxActive?: number
 }

@@ -63,6 +63,12 @@ export interface ActorInit {
  */
 export const NO_OUTPUTS: ReadonlyMap<string, InstanceId> = new Map()
 
+/**
+ * The mailbox of every instance that never received a message. Never pushed to (only
+ * `enqueue` pushes, and it gives the instance a mailbox of its own first), so it stays empty.
+ */
+const IDLE_MAILBOX = new Mailbox<Message>()
+
 /** The guest of a hibernated instance: nothing to run, nothing to release. */
 const DORMANT: Guest = {
   init() {},
@@ -111,7 +117,8 @@ export class Actor implements GuestHost, Runnable, Passivating {
   busy = false
   /** The instance this one is blocked on in a call, for cycle detection. */
   waitingOn: Actor | null = null
-  readonly mailbox = new Mailbox<Message>()
+  /** Shared {@link IDLE_MAILBOX} until the first message: most lazily spawned instances never get one. */
+  mailbox: Mailbox<Message> = IDLE_MAILBOX
   readonly name: string
   readonly id: InstanceId
   private idBytesCache: Uint8Array | null = null
@@ -252,6 +259,7 @@ export class Actor implements GuestHost, Runnable, Passivating {
       }
       this.overflowed(this.mailbox.shift()!)
     }
+    if (this.mailbox === IDLE_MAILBOX) this.mailbox = new Mailbox<Message>()
     this.mailbox.push(msg)
     this.sys.observer?.enqueued?.(this, msg.kind === 0 ? 'cast' : 'call', msg.trace, this.mailbox.length)
     if (s === 'running') {
@@ -585,6 +593,10 @@ export class Actor implements GuestHost, Runnable, Passivating {
       this.lastState = undefined
       this.stateFromStore = true
     }
+    // Back to the footprint of an instance that was never touched.
+    if (this.mailbox.length === 0) this.mailbox = IDLE_MAILBOX
+    if (this.timers !== null && this.timers.size === 0) this.timers = null
+    this.idBytesCache = null
     this.to({ type: 'HIBERNATED' })
     this.notifyIdle()
     // Messages that arrived while handle_stop ran wake it at once.

@@ -1,6 +1,6 @@
-import type { StateStore } from './types'
+import type { AsyncVersionedStore } from './types'
 
-export type { StateStore } from './types'
+export type { AsyncVersionedStore, StateStore } from './types'
 
 /**
  * Options of {@link indexedDbStore}.
@@ -43,18 +43,11 @@ export interface IndexedDbStoreOptions {
  * const v = await store.setIfVersion('counter', new Uint8Array([1]), 0) // 1, or { conflict: n }
  * ```
  */
-export interface IndexedDbStore extends StateStore {
+export interface IndexedDbStore extends AsyncVersionedStore {
   /** The database in use. */
   readonly dbName: string
   /** The object store in use. */
   readonly storeName: string
-  get(stateId: string): Promise<Uint8Array | undefined>
-  set(stateId: string, data: Uint8Array): Promise<void>
-  delete(stateId: string): Promise<void>
-  list(): Promise<string[]>
-  dispose(): Promise<void>
-  setIfVersion(stateId: string, data: Uint8Array, expected: number): Promise<number | { conflict: number }>
-  getVersioned(stateId: string): Promise<{ data: Uint8Array; version: number } | undefined>
 }
 
 /** One stored state: the value (its own buffer, exactly its bytes) and its version. */

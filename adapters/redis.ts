@@ -1,7 +1,7 @@
 import type { Redis, RedisOptions } from 'ioredis'
-import type { StateStore } from './types'
+import type { AsyncVersionedStore } from './types'
 
-export type { StateStore } from './types'
+export type { AsyncVersionedStore, StateStore } from './types'
 
 /**
  * Options of {@link redisStore}. Give `url` or `client`, not both (neither: the local server).
@@ -51,16 +51,9 @@ export interface RedisStoreOptions {
  * const v = await store.setIfVersion('counter', new Uint8Array([1]), 0) // 1, or { conflict: n }
  * ```
  */
-export interface RedisStore extends StateStore {
+export interface RedisStore extends AsyncVersionedStore {
   /** The key prefix in use. */
   readonly prefix: string
-  get(stateId: string): Promise<Uint8Array | undefined>
-  set(stateId: string, data: Uint8Array): Promise<void>
-  delete(stateId: string): Promise<void>
-  list(): Promise<string[]>
-  dispose(): Promise<void>
-  setIfVersion(stateId: string, data: Uint8Array, expected: number): Promise<number | { conflict: number }>
-  getVersioned(stateId: string): Promise<{ data: Uint8Array; version: number } | undefined>
 }
 
 const DEFAULT_URL = 'redis://127.0.0.1:6379'

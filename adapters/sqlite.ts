@@ -1,7 +1,7 @@
 import type BetterSqlite3 from 'better-sqlite3'
-import type { StateStore } from './types'
+import type { AsyncVersionedStore } from './types'
 
-export type { StateStore } from './types'
+export type { AsyncVersionedStore, StateStore } from './types'
 
 /** A better-sqlite3 connection. */
 type Database = BetterSqlite3.Database
@@ -45,16 +45,9 @@ export type SqliteStoreOptions =
  * const v = await store.setIfVersion('counter', new Uint8Array([1]), 0) // 1, or { conflict: n }
  * ```
  */
-export interface SqliteStore extends StateStore {
+export interface SqliteStore extends AsyncVersionedStore {
   /** The table in use. */
   readonly table: string
-  get(stateId: string): Promise<Uint8Array | undefined>
-  set(stateId: string, data: Uint8Array): Promise<void>
-  delete(stateId: string): Promise<void>
-  list(): Promise<string[]>
-  dispose(): Promise<void>
-  setIfVersion(stateId: string, data: Uint8Array, expected: number): Promise<number | { conflict: number }>
-  getVersioned(stateId: string): Promise<{ data: Uint8Array; version: number } | undefined>
 }
 
 const DEFAULT_TABLE = 'edgeless_state'

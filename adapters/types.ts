@@ -35,3 +35,23 @@ export interface StateStore {
   /** The stored value with its version (optional, pairs with setIfVersion). */
   getVersioned?(stateId: string): Promise<{ data: Uint8Array; version: number } | undefined> | { data: Uint8Array; version: number } | undefined
 }
+
+/**
+ * A {@link StateStore} whose methods all return promises and whose optional parts (`list`,
+ * `dispose`, versions) are all there: what the Redis, SQLite and IndexedDB adapters return.
+ *
+ * @example
+ * ```ts
+ * const store: AsyncVersionedStore = redisStore({ url: 'redis://127.0.0.1:6379' })
+ * const v = await store.setIfVersion('counter', new Uint8Array([1]), 0) // 1, or { conflict: n }
+ * ```
+ */
+export interface AsyncVersionedStore extends StateStore {
+  get(stateId: string): Promise<Uint8Array | undefined>
+  set(stateId: string, data: Uint8Array): Promise<void>
+  delete(stateId: string): Promise<void>
+  list(): Promise<string[]>
+  dispose(): Promise<void>
+  setIfVersion(stateId: string, data: Uint8Array, expected: number): Promise<number | { conflict: number }>
+  getVersioned(stateId: string): Promise<{ data: Uint8Array; version: number } | undefined>
+}

@@ -12,21 +12,14 @@
 //
 // `benchAsPong()` returns { asNsPerCall, rustNsPerCall, ratio, raw } for bench/run.mjs.
 // Knobs: BENCH_ROUNDS (default 7), BENCH_ROUND_MS (default 150).
-import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { Runtime } from '../dist/node.js'
+import { median, tick, wasmBytes } from './util.mjs'
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 7)
 const ROUND_MS = Number(process.env.BENCH_ROUND_MS ?? 150)
-const wasmBytes = (name) => new Uint8Array(readFileSync(new URL(`../fixtures/wasm/${name}.wasm`, import.meta.url)))
 const PAYLOAD = new TextEncoder().encode('PING-0')
 
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b)
-  const m = s.length >> 1
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2
-}
-const tick = () => new Promise((res) => setImmediate(res))
 async function gc() {
   if (typeof globalThis.gc === 'function') {
     globalThis.gc()

@@ -22,21 +22,8 @@
 // Environment knobs: BENCH_ROUNDS, BENCH_ROUND_MS, BENCH_FUEL_SIZES (e.g. "48,128").
 import { readFileSync } from 'node:fs'
 import { Runtime, clearModuleCache } from 'edgeless'
+import { fullGc, median, wasmBytes } from './util.mjs'
 
-const wasmDir = new URL('../fixtures/wasm/', import.meta.url)
-const wasmBytes = (name) => new Uint8Array(readFileSync(new URL(`${name}.wasm`, wasmDir)))
-const tick = () => new Promise((res) => setImmediate(res))
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b)
-  const m = s.length >> 1
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2
-}
-async function fullGc() {
-  if (typeof global.gc !== 'function') return
-  global.gc()
-  await tick()
-  global.gc()
-}
 
 /** Time `run(n)`: wall ms, and CPU ms of the process (user + system, all threads). */
 async function time(run, n) {

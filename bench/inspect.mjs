@@ -30,25 +30,13 @@
 // Standalone: `npm run build && node --expose-gc bench/inspect.mjs` (prints a table and the
 // JSON). From elsewhere: `const { benchInspect } = await import('./inspect.mjs')`.
 // Environment knobs: BENCH_ROUNDS, BENCH_ROUND_MS.
-import { readFileSync } from 'node:fs'
 import { fileURLToPath, pathToFileURL } from 'node:url'
+import { fullGc, median, wasmBytes } from './util.mjs'
 
 const here = new URL('.', import.meta.url)
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 9)
 const ROUND_MS = Number(process.env.BENCH_ROUND_MS ?? 150)
 
-const tick = () => new Promise((res) => setImmediate(res))
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b)
-  const m = s.length >> 1
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2
-}
-async function fullGc() {
-  if (typeof global.gc !== 'function') return
-  global.gc()
-  await tick()
-  global.gc()
-}
 
 /** inspectStream and collectMetrics: from the built package if it exports them, else bundled from lib/inspect. */
 async function inspectApi(dist) {
@@ -135,7 +123,7 @@ async function interleaved(sides, n) {
 export async function benchInspect({ log = (m) => process.stderr.write(`[inspect] ${m}\n`) } = {}) {
   const dist = await import(new URL('../dist/node.js', here).href)
   const { Runtime } = dist
-  const noop = new Uint8Array(readFileSync(new URL('../fixtures/wasm/noop.wasm', here)))
+  const noop = wasmBytes('noop')
   const side = async () => {
     const rt = new Runtime({ consoleLog: false, mailboxCapacity: Infinity })
     return { rt, ref: await rt.spawn({ name: 'noop', module: noop }) }

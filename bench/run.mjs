@@ -18,9 +18,10 @@
 // BENCH_SPAWN_K, BENCH_SPAWN_ROUNDS, BENCH_SPAWN_BUDGET_MS; side benchmarks by name
 // (BENCH_ONLY=fuel,workers,inspect,passivation,as); BENCH_ACTORS/BENCH_TOUCHES size the
 // passivation run (default 100,000 addressable, 5,000 touched).
-import { readFileSync, writeFileSync } from 'node:fs'
+import { writeFileSync } from 'node:fs'
 import os from 'node:os'
 import { Runtime, utf8 } from 'edgeless'
+import { fullGc, median, wasmBytes } from './util.mjs'
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 7)
 const ROUND_MS = Number(process.env.BENCH_ROUND_MS ?? 120)
@@ -39,21 +40,8 @@ if (typeof global.gc !== 'function') {
 
 const started = performance.now()
 const log = (msg) => process.stderr.write(`[bench ${((performance.now() - started) / 1000).toFixed(1).padStart(5)}s] ${msg}\n`)
-const wasmDir = new URL('../fixtures/wasm/', import.meta.url)
-const wasmBytes = (name) => new Uint8Array(readFileSync(new URL(`${name}.wasm`, wasmDir)))
 const enc = new TextEncoder()
 const dec = new TextDecoder()
-const tick = () => new Promise((res) => setImmediate(res))
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b)
-  const m = s.length >> 1
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2
-}
-async function fullGc() {
-  global.gc()
-  await tick()
-  global.gc()
-}
 
 function fmt(v) {
   if (v === null || v === undefined || Number.isNaN(v)) return '-'

@@ -1,4 +1,5 @@
 import { EdgelessError } from '../errors'
+import { Cursor } from './cursor'
 
 /**
  * Load-time instrumentation of a guest for {@link GuestLimits}: fuel metering and a memory
@@ -80,40 +81,6 @@ export interface MeterOptions {
 const SECTION_ORDER = [1, 2, 3, 4, 5, 13, 6, 7, 8, 9, 12, 10, 11]
 
 interface Section { id: number; start: number; end: number; name?: string }
-
-class Cursor {
-  constructor(readonly b: Uint8Array, public pos: number, readonly end: number) {}
-  byte(): number {
-    if (this.pos >= this.end) throw new RangeError('unexpected end of a section')
-    return this.b[this.pos++]!
-  }
-  u32(): number {
-    let result = 0
-    let shift = 0
-    for (;;) {
-      const byte = this.byte()
-      if (shift < 32) result |= (byte & 0x7f) << shift
-      if ((byte & 0x80) === 0) return result >>> 0
-      shift += 7
-      if (shift > 35) throw new RangeError('bad LEB128')
-    }
-  }
-  /** Skip any LEB128 (signed or unsigned, up to 64 bits). */
-  leb(): void {
-    for (let i = 0; i < 10; i++) if ((this.byte() & 0x80) === 0) return
-    throw new RangeError('bad LEB128')
-  }
-  skip(n: number): void {
-    if (this.pos + n > this.end) throw new RangeError('unexpected end of a section')
-    this.pos += n
-  }
-  name(): string {
-    const n = this.u32()
-    const start = this.pos
-    this.skip(n)
-    return new TextDecoder().decode(this.b.subarray(start, start + n))
-  }
-}
 
 /** A growable byte buffer. */
 class Out {

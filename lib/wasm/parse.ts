@@ -1,4 +1,5 @@
 import { EdgelessError } from '../errors'
+import { Cursor } from './cursor'
 
 /** A function signature, in WebAssembly text notation (`i32`, `i64`, ...). */
 export interface FuncSig {
@@ -19,47 +20,13 @@ export interface ModuleShape {
 const KINDS = ['function', 'table', 'memory', 'global', 'tag'] as const
 const VALTYPES: Record<number, string> = { 0x7f: 'i32', 0x7e: 'i64', 0x7d: 'f32', 0x7c: 'f64', 0x7b: 'v128', 0x70: 'funcref', 0x6f: 'externref' }
 
-class Reader {
-  pos = 0
-  constructor(readonly b: Uint8Array) {}
-  byte(): number {
-    if (this.pos >= this.b.length) throw new RangeError('unexpected end')
-    return this.b[this.pos++]!
-  }
-  u32(): number {
-    let result = 0
-    let shift = 0
-    for (;;) {
-      const byte = this.byte()
-      result |= (byte & 0x7f) << shift
-      if ((byte & 0x80) === 0) return result >>> 0
-      shift += 7
-      if (shift > 35) throw new RangeError('bad LEB128')
-    }
-  }
-  bytes(n: number): Uint8Array {
-    if (this.pos + n > this.b.length) throw new RangeError('unexpected end')
-    const out = this.b.subarray(this.pos, this.pos + n)
-    this.pos += n
-    return out
-  }
-  name(): string {
-    return new TextDecoder().decode(this.bytes(this.u32()))
-  }
-  limits(): { initial: number; maximum?: number } {
-    const flags = this.byte()
-    const initial = this.u32()
-    return flags & 1 ? { initial, maximum: this.u32() } : { initial }
-  }
-}
-
 /**
  * Read the type, import, function, memory and export sections of a wasm binary.
  * Only called on bytes that `WebAssembly.compile` accepted, so structural errors here
  * mean an encoding this reader does not know; they are reported as `invalid-module`.
  */
 export function parseModuleShape(bytes: Uint8Array): ModuleShape {
-  const r = new Reader(bytes)
+  const r = new Cursor(bytes)
   const shape: ModuleShape = { imports: [], exports: [], signaturesKnown: true }
   const types: Array<FuncSig | undefined> = []
   const funcTypes: Array<number> = [] // type index of every function, imports first

@@ -396,21 +396,30 @@ export function redisStore(options: RedisStoreOptions = {}): RedisStore {
         await opening
         const c = client
         if (!c || c === given) return
-        let timer: ReturnType<typeof setTimeout> | undefined
-        try {
-          // QUIT lets the server answer what it received; one that does not answer must not
-          // hold dispose(), hence the race.
-          if (c.status === 'ready') await Promise.race([c.quit(), new Promise<void>((r) => { timer = setTimeout(r, QUIT_TIMEOUT_MS) })])
-        } catch {
-          // Going away either way.
-        } finally {
-          clearTimeout(timer)
-          // 'end' is final; disconnect() there would only arm a timer (see createClient).
-          if (c.status !== 'end') c.disconnect()
-        }
+        await closeRedisClient(c)
       })()
       return disposing
     },
+  }
+}
+
+/**
+ * Close an ioredis client: QUIT, so the server answers what it received, raced against
+ * {@link QUIT_TIMEOUT_MS} (a server that does not answer must not hold the close), then
+ * disconnect unless the connection already ended ('end' is final; disconnect() there would
+ * only arm a timer for a 'close' that never comes). Never rejects. Shared with the `redis`
+ * resource; not a public API.
+ * @internal
+ */
+export async function closeRedisClient(c: { readonly status: string; quit(): Promise<unknown>; disconnect(): void }): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined
+  try {
+    if (c.status === 'ready') await Promise.race([c.quit(), new Promise<void>((r) => { timer = setTimeout(r, QUIT_TIMEOUT_MS) })])
+  } catch {
+    // Going away either way.
+  } finally {
+    clearTimeout(timer)
+    if (c.status !== 'end') c.disconnect()
   }
 }
 

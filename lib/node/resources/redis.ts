@@ -42,7 +42,7 @@
  * ```
  * @packageDocumentation
  */
-import { importIoredis, shownUrl } from '../../../adapters/redis'
+import { closeRedisClient, importIoredis, shownUrl } from '../../../adapters/redis'
 import { err, noReply, reply } from '../../call-result'
 import { EdgelessError } from '../../errors'
 import type { EdgeFunction } from '../../js-function'
@@ -56,7 +56,6 @@ const INITIAL_ATTEMPTS = 3
 const RECONNECT_ATTEMPTS = 20
 /** Casts in flight before a cast waits for the oldest to finish. */
 const MAX_IN_FLIGHT = 256
-const QUIT_TIMEOUT_MS = 2000
 
 /** The part of an ioredis client this resource uses (kept local: ioredis is optional). */
 interface RedisClient {
@@ -243,17 +242,7 @@ export const redisResource: ResourceClass = {
         if (!c) return
         await Promise.allSettled([...inFlight])
         phase = 'stopping'
-        let timer: ReturnType<typeof setTimeout> | undefined
-        try {
-          // QUIT lets the server finish what it received; a server that does not answer
-          // must not hold the stop, hence the race.
-          if (c.status === 'ready') await Promise.race([c.quit(), new Promise<void>((r) => { timer = setTimeout(r, QUIT_TIMEOUT_MS) })])
-        } catch {
-          // The connection is going away either way.
-        } finally {
-          clearTimeout(timer)
-          disconnect(c)
-        }
+        await closeRedisClient(c)
       },
     }
   },

@@ -310,8 +310,32 @@ function makePlan(bytes: Uint8Array, bodies: Body[], imported: number, escaping:
     calls.push(direct)
     indirect.push(ind)
   }
-  // Direct recursion: strongly connected components of the direct-call graph (Tarjan, iterative).
+  // One walk of the direct-call graph does both jobs. Tarjan's algorithm (iterative) finds
+  // direct recursion (strongly connected components), and the order in which it finishes
+  // functions is a post-order, so every callee outside the caller's own cycle is decided
+  // before its caller. A function finishing with low < index belongs to a cycle whose root
+  // has not finished yet; the root learns its whole component when it finishes.
   const inCycle = new Array<boolean>(n).fill(false)
+  const metered = new Array<boolean>(n).fill(true)
+  const foldedOf = new Array<number>(n).fill(0)
+  const touchesOf = new Array<boolean>(n).fill(true)
+  /** Decide whether finished function `v` may run without a check (its callees are decided). */
+  const decide = (v: number): void => {
+    const fn = imported + v
+    if (hasLoop[v] || inCycle[v] || escaping === null || escaping.has(fn) || refs.has(fn)) return
+    let total = size[v]!
+    let touches = indirect[v]! > 0
+    for (const callee of calls[v]!) {
+      const w = callee - imported
+      if (w < 0 || w >= n) { touches = true; continue } // an import: the host may call an export back
+      total += foldedOf[w]!
+      touches ||= touchesOf[w]!
+    }
+    if (total > UNCHECKED_LIMIT) return
+    metered[v] = false
+    foldedOf[v] = total
+    touchesOf[v] = touches
+  }
   {
     const index = new Array<number>(n).fill(-1)
     const low = new Array<number>(n).fill(0)
@@ -348,45 +372,11 @@ function makePlan(bytes: Uint8Array, bodies: Body[], imported: number, escaping:
           let w: number
           do { w = stack.pop()!; onStack[w] = false; comp.push(w) } while (w !== v)
           if (comp.length > 1) for (const x of comp) inCycle[x] = true
+        } else {
+          inCycle[v] = true
         }
+        decide(v)
       }
-    }
-  }
-  // Decide callees before callers: a post-order of the direct-call graph (cycles are
-  // checked anyway, so the order among their members does not matter).
-  const metered = new Array<boolean>(n).fill(true)
-  const foldedOf = new Array<number>(n).fill(0)
-  const touchesOf = new Array<boolean>(n).fill(true)
-  const visited = new Array<boolean>(n).fill(false)
-  for (let root = 0; root < n; root++) {
-    if (visited[root]) continue
-    visited[root] = true
-    const work: Array<[number, number]> = [[root, 0]]
-    while (work.length) {
-      const top = work[work.length - 1]!
-      const [v, i] = top
-      const edges = calls[v]!
-      if (i < edges.length) {
-        top[1]++
-        const w = edges[i]! - imported
-        if (w >= 0 && w < n && !visited[w]) { visited[w] = true; work.push([w, 0]) }
-        continue
-      }
-      work.pop()
-      const fn = imported + v
-      if (hasLoop[v] || inCycle[v] || escaping === null || escaping.has(fn) || refs.has(fn)) continue
-      let total = size[v]!
-      let touches = indirect[v]! > 0
-      for (const callee of edges) {
-        const w = callee - imported
-        if (w < 0 || w >= n) { touches = true; continue } // an import: the host may call an export back
-        total += foldedOf[w]!
-        touches ||= touchesOf[w]!
-      }
-      if (total > UNCHECKED_LIMIT) continue
-      metered[v] = false
-      foldedOf[v] = total
-      touchesOf[v] = touches
     }
   }
   const inRange = (fn: number) => fn - imported >= 0 && fn - imported < n

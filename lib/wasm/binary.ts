@@ -46,6 +46,16 @@ export class Out {
     } while (x !== 0)
     return this
   }
+  /** Signed LEB128 of an i32 (i32.const immediates), without the BigInt of {@link s64}. */
+  s32(v: number): this {
+    let x = v | 0
+    for (;;) {
+      const byte = x & 0x7f
+      x >>= 7
+      if ((x === 0 && (byte & 0x40) === 0) || (x === -1 && (byte & 0x40) !== 0)) return this.byte(byte)
+      this.byte(byte | 0x80)
+    }
+  }
   /** Signed LEB128 of a safe integer (i64.const immediates). */
   s64(v: number): this {
     let x = BigInt(v)

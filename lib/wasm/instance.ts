@@ -6,6 +6,8 @@ import { instanceIdFromBytes, type InstanceId } from '../ids'
 import { ShortStrings, utf8, utf8Range, utf8Strict } from '../payload'
 import type { FunctionModule } from './loader'
 import { FUEL_EXPORT, GROW_EXPORT, RESET_EXPORT } from './meter'
+import { BASE_EXPORT, DENSE_IMPORT, PAGES_EXPORT, START_EXPORT } from './dense'
+import { takeRegion } from './regions'
 
 interface GuestExports {
   memory: WebAssembly.Memory
@@ -76,6 +78,10 @@ export class WasmGuest implements Guest {
   lendReply = false
   /** The last log message's view (see {@link logView}). */
   private readonly logViews = new ReusedView()
+  /** Dense memory: the first byte of this instance's region in its chunk (0 otherwise). */
+  private base = 0
+  /** Dense memory: the global holding the memory size in pages (read for error messages). */
+  private pages: WebAssembly.Global | undefined
   private replyBuf: Uint8Array | null = null
   private replyResult: { readonly kind: 'reply'; readonly data: Uint8Array } | null = null
 
@@ -95,7 +101,10 @@ export class WasmGuest implements Guest {
    */
   static async create(fm: FunctionModule, host: GuestHost, suspendBufferBytes = 16 * 1024, limits: GuestLimits = UNLIMITED): Promise<WasmGuest> {
     const g = new WasmGuest(fm, host, suspendBufferBytes, limits)
-    const imports = { env: g.imports() }
+    const imports: WebAssembly.Imports = { env: g.imports() as WebAssembly.ModuleImports }
+    const dense = fm.dense
+    const region = dense ? takeRegion(dense) : undefined
+    if (region) imports[DENSE_IMPORT[0]] = { [DENSE_IMPORT[1]]: region.memory }
     let instance: WebAssembly.Instance
     try {
       // Synchronous: the async form resolves in a later task, and V8 finishes incremental
@@ -110,8 +119,21 @@ export class WasmGuest implements Guest {
       instance = await WebAssembly.instantiate(fm.module, imports)
     }
     g.ex = instance.exports as unknown as GuestExports
-    g.u8 = new Uint8Array(g.ex.memory.buffer)
     const exports = instance.exports as Record<string, unknown>
+    if (dense && region) {
+      // Place the instance before anything runs in it (dense modules have no start function),
+      // then copy its data segments into its region: the engine could not, without the base.
+      (exports[BASE_EXPORT] as WebAssembly.Global).value = region.base
+      g.base = region.base
+      g.pages = exports[PAGES_EXPORT] as WebAssembly.Global
+      g.u8 = new Uint8Array(region.memory.buffer, region.base, dense.initialPages * 65536)
+      for (const seg of dense.data) g.u8.set(seg.bytes, seg.offset)
+      // What instantiation would have run last (a trap rejects, as it would have).
+      const start = exports[START_EXPORT] as (() => void) | undefined
+      if (start) start()
+    } else {
+      g.u8 = new Uint8Array(g.ex.memory.buffer)
+    }
     if (fm.instrumented) {
       g.reset = exports[RESET_EXPORT] as (budget: number) => void
       g.growFailed = exports[GROW_EXPORT] as WebAssembly.Global
@@ -141,11 +163,13 @@ export class WasmGuest implements Guest {
     }
     const pages = this.growFailed ? (this.growFailed.value as number) >>> 0 : 0
     if (pages !== 0) {
-      const size = this.view().length
+      const size = this.memoryBytes()
       const cap = this.fm.maxPages
-      const beyond = cap !== undefined
-        ? `its memory cap of ${fmtBytes(cap * 65536)}`
-        : 'what the engine could give it (no cap was set)'
+      const beyond = cap === undefined
+        ? 'what the engine could give it (no cap was set)'
+        : this.fm.dense && this.limits.maxMemoryBytes === undefined
+          ? `the ${fmtBytes(cap * 65536)} a dense instance gets when no cap is set (twice its initial memory, at least 8 MiB more)`
+          : `its memory cap of ${fmtBytes(cap * 65536)}`
       return new EdgelessError('trap', `${this.label} ran out of memory in handle_${handler}: it asked to grow its ${fmtBytes(size)} of linear memory by ${fmtBytes(pages * 65536)}, beyond ${beyond}, and failed (${(e as Error).message}). The instance crashed; its supervisor restarts it or gives up according to its restart type. If it needs the memory, raise the cap: SpawnOptions.maxMemoryBytes or RuntimeOptions.maxMemoryBytes, or the workflow annotation "max-memory"; otherwise fix the function's memory use.`, { name, handler, trap: 'out-of-memory', memoryBytes: size, requestedBytes: pages * 65536, ...(cap !== undefined ? { maxMemoryBytes: cap * 65536 } : {}) }, { cause: e })
     }
     return this.explainUnwindTrap(e)
@@ -158,8 +182,30 @@ export class WasmGuest implements Guest {
    * view with length 0; checking that costs ~4 ns where reading `memory.buffer` costs ~26.
    */
   private view(): Uint8Array {
-    if (this.u8.length === 0) this.u8 = new Uint8Array(this.ex.memory.buffer)
+    // (Not for a dense instance: its buffer is the whole chunk, and it never detaches.)
+    if (this.u8.length === 0 && this.pages === undefined) this.u8 = new Uint8Array(this.ex.memory.buffer)
     return this.u8
+  }
+
+  /**
+   * A dense instance's view covers its memory size, which the guest grows without the host
+   * knowing (a global, not a buffer that detaches). So a bounds check that fails makes the
+   * view again from the size global (~60 ns, only on that path) and checks once more:
+   * pointers are checked against the guest's memory size, exactly as with a memory of its own.
+   * True when the view grew.
+   */
+  private regrown(): boolean {
+    if (!this.pages) return false
+    const bytes = ((this.pages.value as number) >>> 0) * 65536
+    if (bytes === this.u8.length) return false
+    this.u8 = new Uint8Array(this.ex.memory.buffer, this.base, bytes)
+    return true
+  }
+
+  /** Bytes of linear memory the guest has. */
+  private memoryBytes(): number {
+    this.regrown()
+    return this.view().length
   }
 
   private fault(message: string, details: Record<string, unknown> = {}): EdgelessError {
@@ -170,7 +216,8 @@ export class WasmGuest implements Guest {
   private range(ptr: number, len: number, what: string): number {
     const p = ptr >>> 0
     const l = len >>> 0
-    const size = this.view().length
+    let size = this.view().length
+    if (p + l > size && this.regrown()) size = this.u8.length
     if (p + l > size) throw this.fault(`${what} points to [${p}, ${p + l}), outside its ${size}-byte memory`, { ptr: p, len: l })
     return p
   }
@@ -190,7 +237,7 @@ export class WasmGuest implements Guest {
 
   private alloc(len: number): number {
     const p = this.ex.edgeless_mem_alloc(len) >>> 0
-    if (len > 0 && (p === 0 || p + len > this.view().length)) {
+    if (len > 0 && (p === 0 || (p + len > this.view().length && !(this.regrown() && p + len <= this.u8.length)))) {
       throw this.fault(`edgeless_mem_alloc(${len}) returned ${p}, which is null or outside memory (out of guest memory?)`)
     }
     return p
@@ -222,7 +269,9 @@ export class WasmGuest implements Guest {
    * call again when it covers the same bytes of the same memory buffer.
    */
   private lend(ptr: number, len: number): Uint8Array {
-    return this.lentViews.of(this.u8, this.range(ptr, len, 'the payload'), len >>> 0)
+    // range() first: it may make the view again (a dense instance that grew).
+    const p = this.range(ptr, len, 'the payload')
+    return this.lentViews.of(this.u8, p, len >>> 0)
   }
 
   /**
@@ -231,7 +280,8 @@ export class WasmGuest implements Guest {
    * the allocator hands out again).
    */
   private logView(ptr: number, len: number): Uint8Array {
-    return this.logViews.of(this.u8, this.range(ptr, len, 'the log message'), len >>> 0)
+    const p = this.range(ptr, len, 'the log message')
+    return this.logViews.of(this.u8, p, len >>> 0)
   }
 
   /** Run the host's call with `payload` marked as lent (see {@link lent}). */
@@ -554,7 +604,8 @@ class ReusedView {
 
   of(u8: Uint8Array, p: number, l: number): Uint8Array {
     const v = this.view
-    if (v !== null && this.base === u8 && v.byteOffset === p && v.length === l) return v
+    // (byteOffset counts from the buffer: a dense instance's view starts at its base.)
+    if (v !== null && this.base === u8 && v.byteOffset === u8.byteOffset + p && v.length === l) return v
     this.base = u8
     return (this.view = u8.subarray(p, p + l))
   }

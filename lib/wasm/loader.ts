@@ -6,6 +6,8 @@ import { SUSPENDING_IMPORTS, shapeOfCompiled, validateShape } from './abi'
 import { asyncifyModule } from './asyncify'
 import { FUEL_EXPORT, RESET_EXPORT, instrumentModule } from './meter'
 import { parseModuleShape, type ModuleShape } from './parse'
+import { densePages, densify, type DenseLayout } from './dense'
+import { canShareMemory } from './regions'
 
 /**
  * Where a wasm function comes from: its bytes, a precompiled module, a URL, or a string
@@ -41,6 +43,11 @@ export class FunctionModule {
   readonly metered: boolean
   /** The memory cap compiled into the module (its memory's maximum lowered), in 64 KiB pages; `undefined`: none. */
   readonly maxPages: number | undefined
+  /**
+   * Set when the module was rewritten for dense memory (`dense: true`): its instances share
+   * big memories, each in a region of its own (lib/wasm/dense.ts). @internal
+   */
+  readonly dense: DenseLayout | undefined
 
   /** @internal */
   constructor(
@@ -57,24 +64,34 @@ export class FunctionModule {
     /** @internal The original bytes, kept to derive variants with other limits. */
     readonly bytes?: Uint8Array,
     /** @internal How the module was instrumented. */
-    variant?: { metered: boolean; maxPages: number | undefined },
+    variant?: Variant,
+    /** @internal The dense layout, when `variant.dense`. */
+    dense?: DenseLayout,
   ) {
     // A precompiled module may carry the instrumentation already (the .module of a FunctionModule).
     const exports = variant ? undefined : WebAssembly.Module.exports(module)
     this.metered = variant ? variant.metered : exports!.some((e) => e.name === FUEL_EXPORT && e.kind === 'global')
-    this.maxPages = variant?.maxPages
-    this.instrumented = variant ? variant.metered || variant.maxPages !== undefined : exports!.some((e) => e.name === RESET_EXPORT && e.kind === 'function')
+    this.maxPages = dense ? dense.maxPages : variant?.maxPages
+    this.dense = dense
+    this.variant = variant
+    this.instrumented = variant ? variant.metered || variant.maxPages !== undefined || variant.dense : exports!.some((e) => e.name === RESET_EXPORT && e.kind === 'function')
   }
 
   /** @internal The module was rewritten for limits: it exports the reset function and the failed-growth flag (lib/wasm/meter.ts). */
   readonly instrumented: boolean
+  /** @internal What the module was prepared for (undefined: precompiled). */
+  readonly variant: Variant | undefined
 }
 
+/** How a module is prepared: a fuel meter or not, the memory cap asked for, dense memory or not. */
+interface Variant { metered: boolean; maxPages: number | undefined; dense: boolean }
+
 /** The instrumentation `limits` ask for: a fuel meter unless the fuel is infinite, a cap in pages. */
-function variantOf(limits: GuestLimits): { metered: boolean; maxPages: number | undefined } {
+function variantOf(limits: GuestLimits, dense: boolean): Variant {
   return {
     metered: limits.fuel !== Infinity,
     maxPages: limits.maxMemoryBytes === undefined ? undefined : Math.floor(limits.maxMemoryBytes / 65536),
+    dense,
   }
 }
 
@@ -122,16 +139,22 @@ function describe(source: ModuleSource): string {
  * Resolve any {@link ModuleSource} to a validated {@link FunctionModule} instrumented for
  * `limits` (fuel meter, memory cap), compiling once per distinct binary and limits.
  * A FunctionModule prepared for other limits is re-derived from its original bytes.
- * A precompiled `WebAssembly.Module` cannot be rewritten: it runs as it is.
+ * A precompiled `WebAssembly.Module` cannot be rewritten: it runs as it is (and cannot be dense).
+ * `dense`: rewrite it so that its instances share memories (lib/wasm/dense.ts).
  */
-export async function loadFunctionModule(source: ModuleSource, loader: SourceLoader, label = describe(source), limits: GuestLimits = UNLIMITED): Promise<FunctionModule> {
+export async function loadFunctionModule(source: ModuleSource, loader: SourceLoader, label = describe(source), limits: GuestLimits = UNLIMITED, dense = false): Promise<FunctionModule> {
   checkLimits(limits, label)
-  const want = variantOf(limits)
+  const want = variantOf(limits, dense)
   if (source instanceof FunctionModule) {
-    if (!source.bytes || (source.metered === want.metered && source.maxPages === want.maxPages)) return source
+    const v = source.variant
+    if (!source.bytes || (v && v.metered === want.metered && v.maxPages === want.maxPages && v.dense === want.dense)) {
+      if (dense && !source.dense) throw precompiledDense(label)
+      return source
+    }
     return cached(source.bytes, source.hash, label, want)
   }
   if (source instanceof WebAssembly.Module) {
+    if (dense) throw precompiledDense(label)
     const shape = shapeOfCompiled(source)
     validateShape(shape, label)
     const usesCalls = shape.imports.some((i) => (SUSPENDING_IMPORTS as readonly string[]).includes(i.name))
@@ -155,8 +178,12 @@ export async function loadFunctionModule(source: ModuleSource, loader: SourceLoa
   return cached(bytes, await sha256Hex(bytes), label, want)
 }
 
-function cached(bytes: Uint8Array, hash: string, label: string, want: { metered: boolean; maxPages: number | undefined }): Promise<FunctionModule> {
-  const key = `${hash}:${want.metered ? 'fuel' : 'nofuel'}:${want.maxPages ?? 'nocap'}`
+function precompiledDense(label: string): EdgelessError {
+  return new EdgelessError('invalid-argument', `${label} is a precompiled WebAssembly.Module, which cannot be rewritten for dense memory. Pass its bytes (or a path or URL) instead, or spawn it without \`dense\`.`, {})
+}
+
+function cached(bytes: Uint8Array, hash: string, label: string, want: Variant): Promise<FunctionModule> {
+  const key = `${hash}:${want.metered ? 'fuel' : 'nofuel'}:${want.maxPages ?? 'nocap'}:${want.dense ? 'dense' : 'own'}`
   let entry = cache.get(key)
   if (!entry) {
     entry = compile(bytes, hash, label, want)
@@ -167,7 +194,7 @@ function cached(bytes: Uint8Array, hash: string, label: string, want: { metered:
   return entry
 }
 
-async function compile(bytes: Uint8Array, hash: string, label: string, want: { metered: boolean; maxPages: number | undefined }): Promise<FunctionModule> {
+async function compile(bytes: Uint8Array, hash: string, label: string, want: Variant): Promise<FunctionModule> {
   if (bytes.length < 8 || bytes[0] !== 0 || bytes[1] !== 0x61 || bytes[2] !== 0x73 || bytes[3] !== 0x6d) {
     throw new EdgelessError('invalid-module', `${label} is not a WebAssembly module (${bytes.length} bytes, no "\\0asm" header). Point to the .wasm file built for wasm32-unknown-unknown.`, { source: label, size: bytes.length })
   }
@@ -185,9 +212,14 @@ async function compile(bytes: Uint8Array, hash: string, label: string, want: { m
   const shape = parseModuleShape(bytes)
   validateShape(shape, label)
   const usesCalls = shape.imports.some((i) => (SUSPENDING_IMPORTS as readonly string[]).includes(i.name))
+  // A dense instance always has a cap: it bounds the region its memory lives in.
+  const maxPages = want.dense ? densePages(shape.memory?.initial ?? 0, shape.memory?.maximum, want.maxPages, label) : want.maxPages
   // The meter and the cap go in first: asyncify then treats the meter as ordinary guest code.
-  let code = want.metered || want.maxPages !== undefined ? instrumentModule(bytes, { fuel: want.metered, maxPages: want.maxPages }, label) : bytes
+  let code = want.metered || maxPages !== undefined ? instrumentModule(bytes, { fuel: want.metered, maxPages }, label) : bytes
   if (usesCalls) code = await asyncifyModule(code, label)
+  // Dense memory last: asyncify's own loads and stores must be confined too.
+  let layout: DenseLayout | undefined
+  if (want.dense) ({ bytes: code, layout } = densify(code, canShareMemory(), label))
   let module: WebAssembly.Module
   try {
     module = await WebAssembly.compile(code as Uint8Array<ArrayBuffer>)
@@ -195,5 +227,5 @@ async function compile(bytes: Uint8Array, hash: string, label: string, want: { m
     if (code === bytes) throw new EdgelessError('invalid-module', `${label} failed to compile: ${(e as Error).message}. The file may be truncated or corrupt; rebuild it.`, { source: label }, { cause: e })
     throw new EdgelessError('invalid-module', `${label} failed to compile after being prepared for its limits and calls: ${(e as Error).message}. This is a bug in edgeless; spawn it with \`fuel: Infinity\` and no memory cap to run it as it is.`, { source: label }, { cause: e })
   }
-  return new FunctionModule(module, shape, hash, usesCalls, usesCalls, bytes, want)
+  return new FunctionModule(module, shape, hash, usesCalls, usesCalls, bytes, want, layout)
 }

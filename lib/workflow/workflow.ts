@@ -73,6 +73,8 @@ export interface WorkflowEnv {
   resourceConfig: Record<string, Record<string, string>>
   /** The runtime's default guest limits. */
   limits: GuestLimits
+  /** The runtime's default for dense memory (RuntimeOptions.dense). */
+  dense: boolean
 }
 
 /**
@@ -102,7 +104,9 @@ export async function checkWorkflow(env: WorkflowEnv, spec: unknown, options: Wo
       // Loaded with the limits it will run under, so the spawn reuses this compile.
       const own = annotatedLimits(f.annotations)
       const limits = { fuel: own.fuel ?? env.limits.fuel, maxMemoryBytes: own.maxMemoryBytes ?? env.limits.maxMemoryBytes }
-      modules.set(f.name, await loadFunctionModule(source, env.loader, `function "${f.name}"`, limits))
+      const dv = f.annotations['dense']
+      const dense = dv === 'true' || (dv !== 'false' && env.dense && f.annotations['isolation'] !== 'worker')
+      modules.set(f.name, await loadFunctionModule(source, env.loader, `function "${f.name}"`, limits, dense))
     } catch (e) {
       const msg = (e as Error).message
       at({ entity: 'function', name: f.name, field, message: e instanceof EdgelessError && e.code === 'load-failed' ? `cannot read the code: ${msg}` : msg })
@@ -178,6 +182,8 @@ function checkSupervisionAnnotations(parsed: ParsedWorkflow, at: (p: Omit<Workfl
     if (sm !== undefined && sm !== 'async' && sm !== 'wait') at({ entity: 'function', name: f.name, field: 'annotations.state-sync', message: `must be async or wait, got "${sm}"` })
     const pv = a['passivate']
     if (pv !== undefined && pv !== 'true' && pv !== 'false' && pv !== 'lazy') at({ entity: 'function', name: f.name, field: 'annotations.passivate', message: `must be true, false or lazy, got "${pv}"` })
+    const dv = a['dense']
+    if (dv !== undefined && dv !== 'true' && dv !== 'false') at({ entity: 'function', name: f.name, field: 'annotations.dense', message: `must be true or false, got "${dv}"` })
     const ov = a['mailbox-overflow']
     if (ov !== undefined && ov !== 'reject' && ov !== 'drop-oldest') at({ entity: 'function', name: f.name, field: 'annotations.mailbox-overflow', message: `must be reject or drop-oldest, got "${ov}"` })
   }
@@ -410,6 +416,7 @@ function functionSpawn(f: ParsedFunction, v: ValidatedWorkflow, h: WorkflowHandl
     ...(f.annotations['mailbox-overflow'] !== undefined ? { overflow: f.annotations['mailbox-overflow'] as OverflowPolicy } : {}),
     ...(f.annotations['passivate'] === 'true' ? { passivate: true } : {}),
     ...(f.annotations['passivate'] === 'lazy' ? { lazy: true } : {}),
+    ...(f.annotations['dense'] !== undefined ? { dense: f.annotations['dense'] === 'true' } : {}),
   }
 }
 

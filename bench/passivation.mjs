@@ -30,12 +30,14 @@ function rawActivations(module, n, live) {
   return (n * 1000) / (performance.now() - t0)
 }
 
-export async function benchPassivation({ n = 1_000_000, touches = 10_000, maxActive = 1000, sample = 1000, log = () => {} } = {}) {
+export async function benchPassivation({ n = 1_000_000, touches = 10_000, maxActive = 1000, sample = 1000, dense = false, log = () => {} } = {}) {
   touches = Math.min(n, touches)
-  const rt = new Runtime({ consoleLog: false, passivation: { maxActive } })
+  const rt = new Runtime({ consoleLog: false, passivation: { maxActive }, dense })
   const fm = await rt.load(tally)
+  // The baseline instantiates the module with a memory of its own (as the runtime does unless dense).
+  const own = dense ? await new Runtime({ consoleLog: false }).load(tally) : fm
   // The same raw work on a small heap, before the instances exist.
-  const rawSmallHeap = rawActivations(fm.module, Math.min(touches, 5000), maxActive)
+  const rawSmallHeap = rawActivations(own.module, Math.min(touches, 5000), maxActive)
   const before = mem()
   const refs = new Array(n)
   let t0 = performance.now()
@@ -57,7 +59,7 @@ export async function benchPassivation({ n = 1_000_000, touches = 10_000, maxAct
   }
   const touchMs = performance.now() - t0
   const touched = mem()
-  const rawBigHeap = rawActivations(fm.module, Math.min(touches, 5000), maxActive)
+  const rawBigHeap = rawActivations(own.module, Math.min(touches, 5000), maxActive)
   const stats = rt.passivationStats()
   lat.sort()
 
@@ -90,6 +92,7 @@ export async function benchPassivation({ n = 1_000_000, touches = 10_000, maxAct
 if (import.meta.url === `file://${process.argv[1]}`) {
   const n = Number(process.argv[2] ?? 1_000_000)
   const touches = Number(process.argv[3] ?? 10_000)
-  const r = await benchPassivation({ n, touches, log: console.log })
+  const dense = process.argv.includes('--dense')
+  const r = await benchPassivation({ n, touches, dense, log: console.log })
   console.log(JSON.stringify(r, null, 2))
 }

@@ -59,7 +59,8 @@ export async function benchPassivation({ n = 1_000_000, touches = 10_000, maxAct
   }
   const touchMs = performance.now() - t0
   const touched = mem()
-  const rawBigHeap = rawActivations(own.module, Math.min(touches, 5000), maxActive)
+  // (Fewer in the big heap: with own memories each one may cost a full GC of it.)
+  const rawBigHeap = rawActivations(own.module, Math.min(touches, 1000), maxActive)
   const stats = rt.passivationStats()
   lat.sort()
 

@@ -16,8 +16,9 @@
 //
 // Environment knobs: BENCH_ONLY=1,3 (sections), BENCH_ROUNDS, BENCH_ROUND_MS,
 // BENCH_SPAWN_K, BENCH_SPAWN_ROUNDS, BENCH_SPAWN_BUDGET_MS; side benchmarks by name
-// (BENCH_ONLY=fuel,workers,inspect,passivation,as); BENCH_ACTORS/BENCH_TOUCHES size the
-// passivation run (default 100,000 addressable, 5,000 touched).
+// (BENCH_ONLY=fuel,workers,inspect,passivation,dense,as); BENCH_ACTORS/BENCH_TOUCHES size the
+// passivation run (default 100,000 addressable, 5,000 touched; dense: all touched);
+// BENCH_DENSE_N the live dense instances (default 100,000).
 import { writeFileSync } from 'node:fs'
 import os from 'node:os'
 import { Runtime, utf8 } from 'edgeless'
@@ -473,6 +474,7 @@ if (want(4)) {
 if (want(5)) {
   const bytes = wasmBytes('noop')
   const fm = await rt.load(bytes) // compiled once (and cached)
+  const fmDense = await new Runtime({ consoleLog: false, dense: true }).load(bytes)
   const imports = { env: {} }
   const BLOCK = 250
   log(`5. spawn ${SPAWN_K} noop instances per side and round (blocks of ${BLOCK}, sides interleaved), ${SPAWN_ROUNDS} rounds ...`)
@@ -486,6 +488,7 @@ if (want(5)) {
     const r = new Runtime({ consoleLog: false, fuel: Infinity })
     const sides = [
       { name: 'runtime', make: (i) => r.spawn({ name: `noop-${i}`, module: fm }) },
+      { name: 'dense', make: (i) => r.spawn({ name: `noop-d${i}`, module: fmDense, dense: true }) },
       // The fastest raw form (synchronous), as the runtime now instantiates.
       { name: 'raw', make: () => new WebAssembly.Instance(fm.module, imports) },
     ].map((s) => ({ ...s, keep: [], ms: 0, rss: 0, heapUsed: 0, external: 0 }))
@@ -504,7 +507,7 @@ if (want(5)) {
         mem = now
       }
     }
-    if (r.instances().length !== k || sides.some((s) => s.keep.length !== k)) throw new Error('not every instance is live')
+    if (r.instances().length !== 2 * k || sides.some((s) => s.keep.length !== k)) throw new Error('not every instance is live')
     await r.shutdown()
     const out = Object.fromEntries(sides.map((s) => {
       const n = s.keep.length
@@ -529,10 +532,14 @@ if (want(5)) {
   const by = (name, key) => stat(rounds.map((o) => o[name][key]), SPAWN_K)
   const a = by('runtime', 'rate')
   const b = by('raw', 'rate')
-  log(`spawn: runtime ${fmt(a.median)}/s, raw instantiate ${fmt(b.median)}/s (ratio ${(a.median / b.median).toFixed(3)})`)
+  const d = by('dense', 'rate')
+  log(`spawn: runtime ${fmt(a.median)}/s, dense ${fmt(d.median)}/s, raw instantiate ${fmt(b.median)}/s (ratios ${(a.median / b.median).toFixed(3)}, ${(d.median / b.median).toFixed(3)})`)
   record('spawn noop instances from a cached module', 'instances/s', a, b,
     'sequential `new WebAssembly.Instance(module, {env:{}})` of the same compiled module',
     `Sequential \`await rt.spawn({ name, module: fm })\` with fm = await rt.load(bytes); per round K=${SPAWN_K} live instances per side, made in blocks of ${BLOCK} that alternate between the sides (a fresh Runtime per round). A spawn also runs handle_init and registers the actor; the raw instantiate runs nothing. Both sides' instances stay live during the round, and instantiation itself slows down as live instances accumulate (V8 work that grows with the number of live memories), so this is an average over 0..${2 * SPAWN_K} live instances.`)
+  record('spawn noop instances dense (dense: true)', 'instances/s', d, b,
+    'sequential `new WebAssembly.Instance(module, {env:{}})` of the same compiled module, each with a memory of its own',
+    `The same rounds as the row above, a third side: \`await rt.spawn({ name, module: fmDense, dense: true })\`. A dense instance gets a region of a shared 4 GiB chunk instead of a memory of its own, so instantiation allocates no memory (and V8 runs no GC for it); handle_init runs as well.`)
   const memNote = (key) => `Growth of process.memoryUsage().${key} across the blocks (each bracketed by global.gc()), divided by K=${SPAWN_K} live instances. Every noop instance also holds a 17-page (1,114,112-byte) linear memory, counted in \`external\` (runtime ${fmt(by('runtime', 'external').median)} B/inst, raw ${fmt(by('raw', 'external').median)} B/inst) but mostly untouched, so only touched pages show in rss.`
   record('memory per live instance: rss', 'bytes/instance', by('runtime', 'rss'), by('raw', 'rss'), 'raw WebAssembly.instantiate instances kept alive', memNote('rss'))
   record('memory per live instance: heapUsed', 'bytes/instance', by('runtime', 'heapUsed'), by('raw', 'heapUsed'), 'raw WebAssembly.instantiate instances kept alive', memNote('heapUsed'))
@@ -589,6 +596,22 @@ if (want('passivation')) {
   if (p.wrong) throw new Error(`passivation: ${p.wrong} wrong answers`)
   recordPlain('lazy spawn of tally (addressable, instantiated by its first message)', 'instances/s', p.spawnPerS, p.rawActivationsPerS.smallHeap, 'raw `new WebAssembly.Instance` + handle_init of the same module, same process', `${n.toLocaleString('en-US')} sequential \`await rt.spawn({ lazy: true })\`; ${fmt(p.heapPerHibernated)} B of heap (+ external) per hibernated instance; an eager spawn instantiates (see the spawn row).`)
   recordPlain(`activations with ${n.toLocaleString('en-US')} addressable instances (call to a hibernated instance)`, 'activations/s', p.touchPerS, p.rawActivationsPerS.bigHeap, 'raw `new WebAssembly.Instance` + handle_init, same module, same process and heap, 1000 kept live', `Each touch: instantiate, read the state from the store, handle_init, the call, and the hibernation of the coldest of the ${p.maxActive} live ones (handle_stop, release). Latency p50 ${p.latencyMs.p50.toFixed(2)} ms, p90 ${p.latencyMs.p90.toFixed(2)}, p99 ${p.latencyMs.p99.toFixed(2)}, max ${p.latencyMs.max.toFixed(0)}. The same raw work on the small heap before the spawns: ${fmt(p.rawActivationsPerS.smallHeap)}/s. RSS at the end ${fmt(p.rssMB)} MB. Shutdown of all ${fmt(n)}: ${(p.shutdownMs / 1000).toFixed(1)} s.`)
+  const pd = await benchPassivation({ n, touches: n, dense: true, log })
+  if (pd.wrong) throw new Error(`passivation (dense): ${pd.wrong} wrong answers`)
+  recordPlain(`activations with ${n.toLocaleString('en-US')} addressable dense instances, every one touched`, 'activations/s', pd.touchPerS, pd.rawActivationsPerS.bigHeap, 'raw `new WebAssembly.Instance` + handle_init with a memory of its own, same module, same process and heap, 1000 kept live', `All ${fmt(n)} touched once, then ${fmt(1000)} again (their state came back from the store). Latency p50 ${pd.latencyMs.p50.toFixed(3)} ms, p99 ${pd.latencyMs.p99.toFixed(3)}, max ${pd.latencyMs.max.toFixed(0)}. A dense activation takes a fresh region of a shared chunk: no memory allocated, so no GC for it.`)
+}
+
+if (want('dense')) {
+  const n = Number(process.env.BENCH_DENSE_N ?? 100_000)
+  log(`dense memory: ${n.toLocaleString('en-US')} live tally instances, and guest speed dense vs own memory (bench/dense.mjs)`)
+  const { benchLive, benchSpeed } = await import('./dense.mjs')
+  const sp = await benchSpeed({ log })
+  recordPlain('pong call, dense (through the runtime)', 'ns/call', sp.pong.denseMsPerOp * 1e6, sp.pong.ownMsPerOp * 1e6, 'the same pong with a memory of its own, alternating rounds', `Median per-round ratio ${sp.pong.ratio.toFixed(3)}; ratio > 1 is slower. Mostly host work: the guest's own accesses are few.`)
+  recordPlain('matmul 96x96, dense (memory-bound guest code)', 'ms/op', sp.matmul.denseMsPerOp, sp.matmul.ownMsPerOp, 'the same matmul with a memory of its own, alternating rounds', `Median per-round ratio ${sp.matmul.ratio.toFixed(3)}; ratio > 1 is slower. The worst case: every load and store in the inner loop pays a mask and an add.`)
+  const lv = await benchLive({ n, log })
+  if (lv.wrong || lv.live !== n) throw new Error(`dense: ${lv.wrong} wrong answers, ${lv.live} of ${n} live`)
+  recordPlain(`eager spawn of ${n.toLocaleString('en-US')} live dense tally instances (all kept live)`, 'instances/s', lv.spawnPerS, lv.rawPerS, `raw \`new WebAssembly.Instance\` + handle_init of tally with its own memory, ${lv.rawN.toLocaleString('en-US')} kept live, same process`, `First block of 10,000: ${fmt(lv.firstBlockPerS)}/s; last: ${fmt(lv.lastBlockPerS)}/s. Every 100th instance was called 1-3 times and counted on its own. Heap ${fmt(lv.heapPerInstance)} B per instance; RSS at the end ${fmt(lv.rssMB)} MB; shutdown ${(lv.shutdownMs / 1000).toFixed(1)} s. With memories of their own a process holds ~13,000.`)
+  recordPlain(`RSS per live dense instance (${n.toLocaleString('en-US')} live)`, 'bytes/instance', lv.rssPerInstance, 65536, 'the target: 64 KiB', 'Growth of RSS across the spawns (after full GCs), divided by the number of instances: the wasm instance, its actor and the pages its guest touched.')
 }
 
 if (want('as')) {

@@ -169,7 +169,7 @@ describe('sources', () => {
   })
 
   test('a precompiled WebAssembly.Module that is fine loads and runs', async () => {
-    const rt = testRuntime()
+    const rt = testRuntime({ dense: false }) // precompiled: never dense
     const mod = await WebAssembly.compile(wasm('echo') as Uint8Array<ArrayBuffer>)
     const fm = await rt.load(mod)
     expect(fm).toBeInstanceOf(FunctionModule)
@@ -181,7 +181,7 @@ describe('sources', () => {
   })
 
   test('a precompiled WebAssembly.Module missing an export is refused, naming it', async () => {
-    const rt = testRuntime()
+    const rt = testRuntime({ dense: false }) // precompiled: never dense
     const mod = await WebAssembly.compile(wasm('bad_missing_call') as Uint8Array<ArrayBuffer>)
     await expectRefused(rt, mod, 'missing-export', [/handle_call_asm .*is missing/])
     const noMem = await WebAssembly.compile(wasm('bad_no_memory') as Uint8Array<ArrayBuffer>)

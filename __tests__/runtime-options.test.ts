@@ -78,6 +78,7 @@ describe('injectable clock', () => {
 
 describe('module sources', () => {
   test('bytes, ArrayBuffer, file path, file: URL, http: URL and a precompiled module all load', async () => {
+    // (dense: false below: a precompiled module cannot be rewritten for dense memory.)
     const bytes = wasm('pong')
     const server = createServer((req, res) => {
       if (req.url === '/pong.wasm') { res.writeHead(200, { 'content-type': 'application/wasm' }); res.end(bytes) } else { res.writeHead(404); res.end() }
@@ -85,7 +86,7 @@ describe('module sources', () => {
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
     const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
     try {
-      const rt = testRuntime()
+      const rt = testRuntime({ dense: false })
       const sources = [
         bytes, bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer, wasmPath('pong'),
         pathToFileURL(wasmPath('pong')), new URL(`${base}/pong.wasm`), `${base}/pong.wasm`, await WebAssembly.compile(bytes as Uint8Array<ArrayBuffer>),

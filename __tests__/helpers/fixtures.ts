@@ -12,9 +12,16 @@ export function wasm(name: string): Uint8Array {
   return new Uint8Array(readFileSync(wasmPath(name)))
 }
 
-/** A quiet runtime for tests (no console output). */
+/**
+ * The "dense" jest project (jest.config.js) runs the wasm suites again with dense memory on
+ * by default (lib/wasm/dense.ts): every guest behaviour they test must hold dense too.
+ * Tests of what only a memory of its own does say `dense: false`.
+ */
+const denseProject = (globalThis as { EDGELESS_TEST_DENSE?: boolean }).EDGELESS_TEST_DENSE === true
+
+/** A quiet runtime for tests (no console output); dense by default in the "dense" project. */
 export function testRuntime(options: RuntimeOptions = {}): Runtime {
-  return new Runtime({ consoleLog: false, ...options })
+  return new Runtime({ consoleLog: false, ...(denseProject ? { dense: true } : {}), ...options })
 }
 
 /** Collect every event of one kind. */

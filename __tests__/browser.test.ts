@@ -198,6 +198,28 @@ describe('the example page in Chromium', () => {
     const before = (await pageState(page))!.pongs
     await page.waitForFunction((n) => ((globalThis as unknown as { edgelessExample: { state: { pongs: number } } }).edgelessExample.state.pongs > n), before, { timeout: 5000 })
   }, START_MS)
+
+  test('dense memory runs in the page (cross-origin isolated, so its chunks are shared memories)', async () => {
+    if (!(await page.evaluate(() => 'edgelessExample' in globalThis))) await page.goto(exampleUrl)
+    await page.waitForFunction(() => 'edgelessExample' in globalThis, undefined, { timeout: START_MS })
+    const r = await page.evaluate(async () => {
+      type Ref = { id: unknown }
+      type Rt = { load(u: URL): Promise<unknown>; spawn(o: unknown): Promise<Ref>; call(t: Ref, p: Uint8Array | string): Promise<{ kind: string; data?: Uint8Array }>; stop(t: Ref): Promise<void> }
+      const { rt } = (globalThis as unknown as { edgelessExample: { rt: Rt } }).edgelessExample
+      const fm = await rt.load(new URL('/fixtures/wasm/dense_probe.wasm', location.href))
+      const cmd = (op: number, a: number, b = 0) => { const u = new Uint8Array(13); const d = new DataView(u.buffer); u[0] = op; d.setUint32(1, a, true); d.setUint32(5, b, true); return u }
+      const res = async (ref: Ref, op: number, a: number, b = 0) => { const x = await rt.call(ref, cmd(op, a, b)); return x.kind === 'reply' ? new DataView(x.data!.buffer, x.data!.byteOffset, 4).getUint32(0, true) : -1 }
+      const refs: Ref[] = []
+      for (let i = 0; i < 300; i++) refs.push(await rt.spawn({ name: `dense-${i}`, module: fm, dense: true }))
+      // Each writes its own number at byte 100, and at an address past its region (which wraps into it).
+      for (let i = 0; i < refs.length; i++) { await res(refs[i]!, 1, 100, i & 0xff); await res(refs[i]!, 1, 0xfffffff0, 0xee) }
+      const back: number[] = []
+      for (let i = 0; i < refs.length; i++) back.push(await res(refs[i]!, 2, 100))
+      for (const ref of refs) await rt.stop(ref)
+      return { isolated: globalThis.crossOriginIsolated, ok: back.every((v, i) => v === (i & 0xff)), back: back.slice(0, 5) }
+    })
+    expect(r).toMatchObject({ isolated: true, ok: true })
+  }, START_MS)
 })
 
 // ---- the IndexedDB adapter in the page -------------------------------------------------

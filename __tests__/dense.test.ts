@@ -301,6 +301,9 @@ describe('workflow annotation "dense"', () => {
     expect(await probe(rt, p, LOAD8, 2)).toBe(6)
     await h.stop()
     await expect(rt.startWorkflow(wf('maybe'))).rejects.toMatchObject({ code: 'invalid-workflow', message: expect.stringMatching(/annotations.dense.*must be true or false/) })
+    const both = wf('true')
+    both.functions[0]!.annotations = { dense: 'true', isolation: 'worker' } as never
+    await expect(rt.startWorkflow(both)).rejects.toMatchObject({ code: 'invalid-workflow', message: expect.stringMatching(/annotations.dense.*worker isolation do not go together/) })
     await rt.shutdown()
   })
 })

@@ -184,6 +184,7 @@ function checkSupervisionAnnotations(parsed: ParsedWorkflow, at: (p: Omit<Workfl
     if (pv !== undefined && pv !== 'true' && pv !== 'false' && pv !== 'lazy') at({ entity: 'function', name: f.name, field: 'annotations.passivate', message: `must be true, false or lazy, got "${pv}"` })
     const dv = a['dense']
     if (dv !== undefined && dv !== 'true' && dv !== 'false') at({ entity: 'function', name: f.name, field: 'annotations.dense', message: `must be true or false, got "${dv}"` })
+    if (dv === 'true' && a['isolation'] === 'worker') at({ entity: 'function', name: f.name, field: 'annotations.dense', message: 'dense memory and worker isolation do not go together (a worker per instance defeats density); drop one of the two annotations' })
     const ov = a['mailbox-overflow']
     if (ov !== undefined && ov !== 'reject' && ov !== 'drop-oldest') at({ entity: 'function', name: f.name, field: 'annotations.mailbox-overflow', message: `must be reject or drop-oldest, got "${ov}"` })
   }

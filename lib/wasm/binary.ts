@@ -214,3 +214,63 @@ export function reassemble(bytes: Uint8Array, sections: Section[], replaced: Map
   for (const id of pending) emit(id, replaced.get(id)!)
   return out.result()
 }
+
+/** The index-space counts and signatures both rewriters need. */
+export interface ModuleIndex {
+  importedFuncs: number
+  importedGlobals: number
+  importedMemories: number
+  /** Parameter count of every type. */
+  typeParams: number[]
+  /** Type index of every defined function. */
+  funcTypes: number[]
+}
+
+/** Read the import, type and function sections of `bytes` (GC types are refused as unknown). */
+export function readModuleIndex(bytes: Uint8Array, find: (id: number) => Section | undefined): ModuleIndex {
+  const ix: ModuleIndex = { importedFuncs: 0, importedGlobals: 0, importedMemories: 0, typeParams: [], funcTypes: [] }
+  const imp = find(2)
+  if (imp) {
+    const c = new Cursor(bytes, imp.start, imp.end)
+    for (let n = c.u32(); n > 0; n--) {
+      c.name(); c.name()
+      const kind = c.byte()
+      if (kind === 0) { ix.importedFuncs++; c.u32() }
+      else if (kind === 1) { c.byte(); const f = c.byte(); c.u32(); if (f & 1) c.u32() }
+      else if (kind === 2) { ix.importedMemories++; const f = c.byte(); c.u32(); if (f & 1) c.u32() }
+      else if (kind === 3) { ix.importedGlobals++; const t = c.byte(); if (t === 0x63 || t === 0x64) c.leb(); c.byte() }
+      else if (kind === 4) { c.byte(); c.u32() }
+      else throw new RangeError(`import kind ${kind}`)
+    }
+  }
+  const types = find(1)
+  if (types) {
+    const c = new Cursor(bytes, types.start, types.end)
+    for (let n = c.u32(); n > 0; n--) {
+      const form = c.byte()
+      if (form !== 0x60) throw new UnknownOpcode(`type form 0x${form.toString(16)} (GC types)`)
+      const params = c.u32()
+      for (let k = 0; k < params; k++) { const t = c.byte(); if (t === 0x63 || t === 0x64) c.leb() }
+      for (let k = c.u32(); k > 0; k--) { const t = c.byte(); if (t === 0x63 || t === 0x64) c.leb() }
+      ix.typeParams.push(params)
+    }
+  }
+  const funcs = find(3)
+  if (funcs) {
+    const c = new Cursor(bytes, funcs.start, funcs.end)
+    for (let n = c.u32(); n > 0; n--) ix.funcTypes.push(c.u32())
+  }
+  return ix
+}
+
+/** Read a function body's local declarations at `c`: how many entries, how many locals in all. */
+export function readLocals(c: Cursor): { entries: number; declared: number } {
+  let declared = 0
+  const entries = c.u32()
+  for (let n = entries; n > 0; n--) {
+    declared += c.u32()
+    const t = c.byte()
+    if (t === 0x63 || t === 0x64) c.leb()
+  }
+  return { entries, declared }
+}

@@ -1,5 +1,5 @@
 import { EdgelessError } from '../errors'
-import { Out, UnknownOpcode, fmtBytes, immediates, lebSize, readSections, reassemble } from './binary'
+import { Out, UnknownOpcode, fmtBytes, immediates, lebSize, readLocals, readModuleIndex, readSections, reassemble } from './binary'
 import { Cursor } from './cursor'
 
 /**
@@ -134,7 +134,7 @@ function s32(c: Cursor): number {
 
 function rewrite(bytes: Uint8Array, shared: boolean): { bytes: Uint8Array; layout: DenseLayout } {
   const sections = readSections(bytes)
-  const replaced0 = new Map<number, Uint8Array | null>()
+  const replaced = new Map<number, Uint8Array | null>()
   const find = (id: number) => sections.find((s) => s.id === id)
   const body = (id: number) => { const s = find(id); return s ? bytes.subarray(s.start + lebSize(bytes, s.start), s.end) : new Uint8Array(0) }
   const countOf = (id: number) => { const s = find(id); return s ? new Cursor(bytes, s.start, s.end).u32() : 0 }
@@ -143,25 +143,11 @@ function rewrite(bytes: Uint8Array, shared: boolean): { bytes: Uint8Array; layou
   // exported instead, and the host calls it once the instance is placed.
   const startSec = find(8)
   const startFunc = startSec ? new Cursor(bytes, startSec.start, startSec.end).u32() : undefined
-  if (startSec) replaced0.set(8, null)
+  if (startSec) replaced.set(8, null)
 
-  // Imports: count functions and globals; an imported memory cannot be moved into a region.
-  let importedGlobals = 0
-  let importedFuncs = 0
-  const imp = find(2)
-  if (imp) {
-    const c = new Cursor(bytes, imp.start, imp.end)
-    for (let n = c.u32(); n > 0; n--) {
-      c.name(); c.name()
-      const kind = c.byte()
-      if (kind === 0) { importedFuncs++; c.u32() }
-      else if (kind === 1) { c.byte(); const f = c.byte(); c.u32(); if (f & 1) c.u32() }
-      else if (kind === 2) throw new Unsupported('an imported memory')
-      else if (kind === 3) { importedGlobals++; const t = c.byte(); if (t === 0x63 || t === 0x64) c.leb(); c.byte() }
-      else if (kind === 4) { c.byte(); c.u32() }
-      else throw new RangeError(`import kind ${kind}`)
-    }
-  }
+  const { importedFuncs, importedGlobals, importedMemories, typeParams, funcTypes } = readModuleIndex(bytes, find)
+  // An imported memory cannot be moved into a region.
+  if (importedMemories) throw new Unsupported('an imported memory')
 
   // The memory: exactly one, 32-bit, not shared, with a maximum (the loader's cap).
   const mem = find(5)
@@ -178,26 +164,6 @@ function rewrite(bytes: Uint8Array, shared: boolean): { bytes: Uint8Array; layou
   let regionBytes = 65536
   while (regionBytes < maxPages * 65536) regionBytes *= 2
 
-  // Parameter counts by type, types of the defined functions.
-  const typeParams: number[] = []
-  const types = find(1)
-  if (types) {
-    const c = new Cursor(bytes, types.start, types.end)
-    for (let n = c.u32(); n > 0; n--) {
-      const form = c.byte()
-      if (form !== 0x60) throw new UnknownOpcode(`type form 0x${form.toString(16)} (GC types)`)
-      const params = c.u32()
-      for (let k = 0; k < params; k++) { const t = c.byte(); if (t === 0x63 || t === 0x64) c.leb() }
-      for (let k = c.u32(); k > 0; k--) { const t = c.byte(); if (t === 0x63 || t === 0x64) c.leb() }
-      typeParams.push(params)
-    }
-  }
-  const funcTypes: number[] = []
-  const funcs = find(3)
-  if (funcs) {
-    const c = new Cursor(bytes, funcs.start, funcs.end)
-    for (let n = c.u32(); n > 0; n--) funcTypes.push(c.u32())
-  }
   const typeCount = typeParams.length
   const definedFuncs = funcTypes.length
   const definedGlobals = countOf(6)
@@ -229,7 +195,6 @@ function rewrite(bytes: Uint8Array, shared: boolean): { bytes: Uint8Array; layou
     }
   }
 
-  const replaced = replaced0
   replaced.set(11, null) // data: copied by the host
   replaced.set(12, null) // data count: no memory.init or data.drop remain
   replaced.set(5, null) // the memory is imported now
@@ -363,13 +328,7 @@ function simdTouchesMemory(sub: number): boolean {
  */
 function confineBody(bytes: Uint8Array, start: number, end: number, o: Out, x: BodyCtx): void {
   const c = new Cursor(bytes, start, end)
-  let declared = 0
-  const entries = c.u32()
-  for (let n = entries; n > 0; n--) {
-    declared += c.u32()
-    const t = c.byte()
-    if (t === 0x63 || t === 0x64) c.leb()
-  }
+  const { entries, declared } = readLocals(c)
   const localsEnd = c.pos
   // Added locals: $b (the base, read from the global once at entry: a register, where the
   // global is a load from the instance on every access, ~1.6x the time of a memory-bound

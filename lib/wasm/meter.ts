@@ -1,6 +1,6 @@
 import { EdgelessError } from '../errors'
 import { Cursor } from './cursor'
-import { OP, Out, UnknownOpcode, fmtBytes, immediates, lebSize, readSections, reassemble, type Section } from './binary'
+import { OP, Out, UnknownOpcode, fmtBytes, immediates, lebSize, readLocals, readModuleIndex, readSections, reassemble, type Section } from './binary'
 
 /**
  * Load-time instrumentation of a guest for {@link GuestLimits}: fuel metering and a memory
@@ -319,43 +319,8 @@ function rewrite(bytes: Uint8Array, opts: MeterOptions, label: string): Uint8Arr
   const sections = readSections(bytes)
   const find = (id: number) => sections.find((s) => s.id === id)
 
-  let importedFuncs = 0
-  let importedGlobals = 0
-  const imp = find(2)
-  if (imp) {
-    const c = new Cursor(bytes, imp.start, imp.end)
-    for (let n = c.u32(); n > 0; n--) {
-      c.name(); c.name()
-      const kind = c.byte()
-      if (kind === 0) { importedFuncs++; c.u32() }
-      else if (kind === 1) { c.byte(); const f = c.byte(); c.u32(); if (f & 1) c.u32() }
-      else if (kind === 2) { const f = c.byte(); c.u32(); if (f & 1) c.u32() }
-      else if (kind === 3) { importedGlobals++; const t = c.byte(); if (t === 0x63 || t === 0x64) c.leb(); c.byte() }
-      else if (kind === 4) { c.byte(); c.u32() }
-      else throw new RangeError(`import kind ${kind}`)
-    }
-  }
+  const { importedFuncs, importedGlobals, typeParams, funcTypes } = readModuleIndex(bytes, find)
   const countOf = (id: number) => { const s = find(id); return s ? new Cursor(bytes, s.start, s.end).u32() : 0 }
-  // Parameter count of every type, and the type of every defined function.
-  const typeParams: number[] = []
-  const types = find(1)
-  if (types) {
-    const c = new Cursor(bytes, types.start, types.end)
-    for (let n = c.u32(); n > 0; n--) {
-      const form = c.byte()
-      if (form !== 0x60) throw new UnknownOpcode(`type form 0x${form.toString(16)} (GC types)`)
-      const params = c.u32()
-      for (let k = 0; k < params; k++) { const t = c.byte(); if (t === 0x63 || t === 0x64) c.leb() }
-      for (let k = c.u32(); k > 0; k--) { const t = c.byte(); if (t === 0x63 || t === 0x64) c.leb() }
-      typeParams.push(params)
-    }
-  }
-  const funcTypes: number[] = []
-  const funcs = find(3)
-  if (funcs) {
-    const c = new Cursor(bytes, funcs.start, funcs.end)
-    for (let n = c.u32(); n > 0; n--) funcTypes.push(c.u32())
-  }
   const definedFuncs = countOf(3)
   const definedGlobals = countOf(6)
   const typeCount = countOf(1)
@@ -507,13 +472,7 @@ function rewrite(bytes: Uint8Array, opts: MeterOptions, label: string): Uint8Arr
  */
 function meterBody(bytes: Uint8Array, start: number, end: number, o: Out, m: BodyMeter): void {
   const c = new Cursor(bytes, start, end)
-  let declared = 0
-  const entries = c.u32()
-  for (let n = entries; n > 0; n--) {
-    declared += c.u32()
-    const t = c.byte()
-    if (t === 0x63 || t === 0x64) c.leb()
-  }
+  const { entries, declared } = readLocals(c)
   const code = c.pos
   const plan = m.plan
   if (!plan) {

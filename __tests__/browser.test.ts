@@ -216,9 +216,23 @@ describe('the example page in Chromium', () => {
       const back: number[] = []
       for (let i = 0; i < refs.length; i++) back.push(await res(refs[i]!, 2, 100))
       for (const ref of refs) await rt.stop(ref)
-      return { isolated: globalThis.crossOriginIsolated, ok: back.every((v, i) => v === (i & 0xff)), back: back.slice(0, 5) }
+      // Real guests: their log lines and aliases are decoded from views into the shared chunk
+      // (a browser's TextDecoder refuses shared views: the host copies those first).
+      const logs: string[] = []
+      ;(rt as unknown as { on(e: string, f: (ev: { name: string; text: string }) => void): void }).on('log', (e) => { if (e.name === 'dense-pong') logs.push(e.text) })
+      const pong = await rt.spawn({ name: 'dense-pong', module: new URL('/fixtures/wasm/pong.wasm', location.href), dense: true })
+      const answer = await rt.call(pong, 'PING')
+      const asEcho = await rt.spawn({ name: 'dense-as-echo', module: new URL('/fixtures/wasm/as_echo.wasm', location.href), dense: true })
+      const echoed = await rt.call(asEcho, 'héllo')
+      await rt.stop(pong)
+      await rt.stop(asEcho)
+      const dec = (x: { kind: string; data?: Uint8Array }) => (x.kind === 'reply' ? new TextDecoder().decode(x.data) : x.kind)
+      return { isolated: globalThis.crossOriginIsolated, ok: back.every((v, i) => v === (i & 0xff)), back: back.slice(0, 5), answer: dec(answer), echoed: dec(echoed), logs }
     })
-    expect(r).toMatchObject({ isolated: true, ok: true })
+    expect(r).toMatchObject({ isolated: true, ok: true, answer: 'PONG', echoed: 'héllo' })
+    // pong logs in init, per call and in stop; every line arrived whole.
+    expect(r.logs.length).toBeGreaterThan(0)
+    expect(r.logs.every((t) => t.length > 0)).toBe(true)
   }, START_MS)
 })
 

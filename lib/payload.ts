@@ -36,7 +36,26 @@ export function ownBytes(p: Payload): Uint8Array {
  * ```
  */
 export function utf8(bytes: Uint8Array): string {
-  return decoder.decode(bytes)
+  return decoder.decode(unshared(bytes))
+}
+
+/**
+ * SharedArrayBuffer where TextDecoder refuses views of it (browsers; Node accepts them), so
+ * those must be copied first. Asked once.
+ */
+const REFUSED: typeof SharedArrayBuffer | undefined = (() => {
+  if (typeof SharedArrayBuffer !== 'function') return undefined
+  try {
+    decoder.decode(new Uint8Array(new SharedArrayBuffer(1)))
+    return undefined
+  } catch {
+    return SharedArrayBuffer
+  }
+})()
+
+/** `bytes`, or a copy where it views a shared buffer that TextDecoder refuses (a dense instance's memory, lib/wasm/regions.ts). */
+function unshared(bytes: Uint8Array): Uint8Array {
+  return REFUSED !== undefined && bytes.buffer instanceof REFUSED ? bytes.slice() : bytes
 }
 
 /**
@@ -56,7 +75,7 @@ export function utf8Strict(bytes: Uint8Array, start = 0, end = bytes.length): st
     if (ascii) return s
   }
   try {
-    return strictDecoder.decode(bytes.subarray(start, end))
+    return strictDecoder.decode(unshared(bytes.subarray(start, end)))
   } catch {
     return undefined
   }
@@ -129,5 +148,5 @@ export class ShortStrings {
 
 /** {@link utf8} of a range (for {@link ShortStrings}). @internal */
 export function utf8Range(bytes: Uint8Array, start: number, end: number): string {
-  return decoder.decode(bytes.subarray(start, end))
+  return decoder.decode(unshared(bytes.subarray(start, end)))
 }

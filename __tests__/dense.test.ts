@@ -309,9 +309,43 @@ describe('workflow annotation "dense"', () => {
 })
 
 describe('the rewrite itself', () => {
+  test('unshared chunks (a browser page that is not cross-origin isolated) confine the same way', () => {
+    const { bytes, layout } = densify(wasm('dense_probe'), false, 'dense_probe')
+    expect(layout.shared).toBe(false)
+    const mod = new WebAssembly.Module(bytes as Uint8Array<ArrayBuffer>)
+    const chunk = new WebAssembly.Memory({ initial: (2 * layout.strideBytes) / 65536 })
+    expect(Object.prototype.toString.call(chunk.buffer)).toBe('[object ArrayBuffer]') // not shared
+    const u8 = new Uint8Array(chunk.buffer)
+    // Two instances, placed as the host places them: base, data segments.
+    const place = (k: number) => {
+      const inst = new WebAssembly.Instance(mod, { edgeless_dense: { memory: chunk } })
+      const ex = inst.exports as Record<string, unknown>
+      const base = k * layout.strideBytes
+      ;(ex['edgeless_dense_base'] as WebAssembly.Global).value = base
+      for (const seg of layout.data) u8.set(seg.bytes, base + seg.offset)
+      const call = (op: number, a = 0, b = 0): number => {
+        u8.set(cmd(op, a, b), base + 0x8000)
+        const rc = (ex['handle_call_asm'] as (...a: number[]) => number)(0, 0, 0x8000, 13, 0x9000, 0x9004)
+        expect(rc).toBe(1)
+        const dv = new DataView(chunk.buffer)
+        return dv.getUint32(base + dv.getUint32(base + 0x9000, true), true)
+      }
+      return call
+    }
+    const a = place(0)
+    const b = place(1)
+    expect(a(DATA)).toBe(0x736e6564)
+    for (const addr of [REGION, REGION + 100, 0xffffffff]) a(STORE8, addr, 0x5a)
+    expect(b(LOAD8, 0)).toBe(0)
+    expect(b(LOAD8, 100)).toBe(0)
+    expect(a(LOAD8, 100)).toBe(0x5a)
+    expect(u8[layout.strideBytes + 100]).toBe(0)
+  })
+
   test('a dense load gives the layout; a module that imports its memory (one already rewritten) is refused', async () => {
     const fm = await loadFunctionModule(wasm('tally'), noFiles, 'tally', undefined, true)
-    expect(fm.dense).toMatchObject({ initialPages: 17, maxPages: 17 + 128, regionBytes: 16 * 1024 * 1024, strideBytes: 16 * 1024 * 1024 + GUARD_BYTES })
+    // Node makes shared memories: the chunks are shared.
+    expect(fm.dense).toMatchObject({ shared: true, initialPages: 17, maxPages: 17 + 128, regionBytes: 16 * 1024 * 1024, strideBytes: 16 * 1024 * 1024 + GUARD_BYTES })
     expect(fm.dense!.data.length).toBeGreaterThan(0)
     expect(WebAssembly.Module.imports(fm.module).some((i) => i.module === 'edgeless_dense' && i.kind === 'memory')).toBe(true)
     expect(WebAssembly.Module.exports(fm.module).some((e) => e.name === 'memory' && e.kind === 'memory')).toBe(true)

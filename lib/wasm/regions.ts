@@ -89,7 +89,8 @@ let sharable: boolean | undefined
 export function canShareMemory(): boolean {
   if (sharable === undefined) {
     try {
-      sharable = new WebAssembly.Memory({ initial: 0, maximum: 1, shared: true }).buffer instanceof SharedArrayBuffer
+      // (By tag, not instanceof: the memory may come from another realm's WebAssembly.)
+      sharable = Object.prototype.toString.call(new WebAssembly.Memory({ initial: 0, maximum: 1, shared: true }).buffer) === '[object SharedArrayBuffer]'
     } catch {
       sharable = false
     }

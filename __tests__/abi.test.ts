@@ -275,6 +275,57 @@ describe('a guest without edgeless_mem_clear (no_clear.wat)', () => {
 
 // ---- sender ids and slf ---------------------------------------------------------------
 
+describe('a guest whose edgeless_mem_clear does nothing (scratch_probe.wat, the Rust std SDK\'s pattern)', () => {
+  /** The reply of scratch_probe: allocator calls so far, then the sender ids and the payload as the guest saw them. */
+  const parse = (r: Awaited<ReturnType<Runtime['call']>>) => {
+    if (r.kind !== 'reply') throw new Error(`scratch_probe answered ${r.kind}`)
+    const v = new DataView(r.data.buffer, r.data.byteOffset, r.data.byteLength)
+    return { allocs: v.getUint32(0, true), frees: v.getUint32(4, true), ids: r.data.slice(8, 40), payload: r.data.slice(40) }
+  }
+  const idBytes = (id: InstanceId) => { const b = new Uint8Array(32); for (const [k, u] of [[0, id.node], [16, id.function]] as const) { const h = u.replace(/-/g, ''); for (let i = 0; i < 16; i++) b[k + i] = parseInt(h.slice(2 * i, 2 * i + 2), 16) } return b }
+
+  test('is detected from the module bytes (Rust std guests yes; an arena, AssemblyScript, memlog no)', async () => {
+    const rt = testRuntime()
+    const detected = Object.fromEntries(await Promise.all(['scratch_probe', 'echo', 'pong', 'nostd_arena', 'as_echo', 'memlog', 'no_clear'].map(async (n) => [n, (await rt.load(wasm(n))).clearIsNoop] as const)))
+    expect(detected).toEqual({ scratch_probe: true, echo: true, pong: true, nostd_arena: false, as_echo: false, memlog: false, no_clear: false })
+    await rt.shutdown()
+  })
+
+  test('the host keeps one block for ids and small payloads: no allocation per message, every byte right', async () => {
+    const rt = testRuntime()
+    const p = await rt.spawn({ name: 'scratch', module: wasm('scratch_probe') })
+    const host = idBytes(rt.hostId)
+    const sizes = [0, 1, 5, 16, 17, 100, 88, 4096, 4097, 70_000, 3, 0]
+    const seen = []
+    for (const [k, n] of sizes.entries()) {
+      const payload = new Uint8Array(n).map((_, i) => (i * 31 + k) & 0xff)
+      const r = parse(await rt.call(p, payload))
+      expect([n, Buffer.from(r.payload).equals(Buffer.from(payload))]).toEqual([n, true])
+      expect(Buffer.from(r.ids).equals(Buffer.from(host))).toBe(true)
+      seen.push([r.allocs, r.frees])
+    }
+    // Before each call: 1 alloc for the first block; it grows (free + alloc) for 100 and for
+    // 4096 bytes; 4097 and 70,000 bytes are past the block's limit and go per message (an
+    // alloc of ids and payload before, their frees after).
+    expect(seen).toEqual([[1, 0], [1, 0], [1, 0], [1, 0], [1, 0], [2, 1], [2, 1], [3, 2], [5, 2], [7, 4], [7, 6], [7, 6]])
+    await rt.shutdown()
+  })
+
+  test('a different sender gets its own ids (the cached ids are copied again when the sender changes)', async () => {
+    const rt = testRuntime()
+    const p = await rt.spawn({ name: 'scratch', module: wasm('scratch_probe') })
+    const relay = await rt.spawn({ name: 'relay', fn: { handleCall: async (_s, m, ctx) => { const r = await ctx.call('p', m); return r.kind === 'reply' ? reply(r.data) : err('no reply') } }, outputs: { p } })
+    const host = idBytes(rt.hostId)
+    const viaRelay = idBytes(relay.id)
+    const order: Array<'host' | 'relay'> = ['host', 'relay', 'relay', 'host', 'relay', 'host', 'host']
+    for (const who of order) {
+      const r = parse(who === 'host' ? await rt.call(p, 'x') : await rt.call(relay, 'x'))
+      expect([who, Buffer.from(r.ids).equals(Buffer.from(who === 'host' ? host : viaRelay))]).toEqual([who, true])
+    }
+    await rt.shutdown()
+  })
+})
+
 describe('sender ids (echo.wasm, probe.wat)', () => {
   test('a cast from the host carries rt.hostId; the receiver sees the 16-byte node and component UUIDs', async () => {
     const rt = testRuntime()

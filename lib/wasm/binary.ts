@@ -274,3 +274,36 @@ export function readLocals(c: Cursor): { entries: number; declared: number } {
   }
   return { entries, declared }
 }
+
+/**
+ * True when `bytes` exports a function `name` that is defined (not imported) and does
+ * nothing: no locals, a body of just `end`. What a Rust `pub extern "C" fn f() {}` compiles
+ * to, e.g. the std SDK's edgeless_mem_clear. False when unsure.
+ */
+export function exportsEmptyFunction(bytes: Uint8Array, name: string): boolean {
+  try {
+    const sections = readSections(bytes)
+    const find = (id: number) => sections.find((s) => s.id === id)
+    const exp = find(7)
+    const code = find(10)
+    if (!exp || !code) return false
+    let fn = -1
+    const e = new Cursor(bytes, exp.start, exp.end)
+    for (let n = e.u32(); n > 0; n--) {
+      const n2 = e.name()
+      const kind = e.byte()
+      const idx = e.u32()
+      if (n2 === name && kind === 0) fn = idx
+    }
+    const defined = fn - readModuleIndex(bytes, find).importedFuncs
+    if (fn < 0 || defined < 0) return false
+    const c = new Cursor(bytes, code.start, code.end)
+    const count = c.u32()
+    if (defined >= count) return false
+    for (let i = 0; i < defined; i++) c.skip(c.u32())
+    const size = c.u32()
+    return size === 2 && bytes[c.pos] === 0 && bytes[c.pos + 1] === 0x0b
+  } catch {
+    return false
+  }
+}

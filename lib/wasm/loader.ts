@@ -8,6 +8,7 @@ import { FUEL_EXPORT, RESET_EXPORT, instrumentModule } from './meter'
 import { parseModuleShape, type ModuleShape } from './parse'
 import { densePages, densify, type DenseLayout } from './dense'
 import { canShareMemory } from './regions'
+import { exportsEmptyFunction } from './binary'
 
 /**
  * Where a wasm function comes from: its bytes, a precompiled module, a URL, or a string
@@ -67,7 +68,10 @@ export class FunctionModule {
     variant?: Variant,
     /** @internal The dense layout, when `variant.dense`. */
     dense?: DenseLayout,
+    /** @internal The guest's edgeless_mem_clear exists and does nothing (see {@link clearIsNoop}). */
+    clearIsNoop = false,
   ) {
+    this.clearIsNoop = clearIsNoop
     // A precompiled module may carry the instrumentation already (the .module of a FunctionModule).
     const exports = variant ? undefined : WebAssembly.Module.exports(module)
     this.metered = variant ? variant.metered : exports!.some((e) => e.name === FUEL_EXPORT && e.kind === 'global')
@@ -81,6 +85,14 @@ export class FunctionModule {
   readonly instrumented: boolean
   /** @internal What the module was prepared for (undefined: precompiled). */
   readonly variant: Variant | undefined
+  /**
+   * @internal The original module's edgeless_mem_clear is empty (the Rust std SDK's): its
+   * allocator is never reset behind the host's back, so the host may keep one block of
+   * guest memory for sender ids, out slots and small payloads across invocations instead of
+   * allocating and freeing them for every message (lib/wasm/instance.ts). Read from the
+   * bytes before any instrumentation; false for precompiled modules.
+   */
+  readonly clearIsNoop: boolean
 }
 
 /** How a module is prepared: a fuel meter or not, the memory cap asked for, dense memory or not. */
@@ -227,5 +239,5 @@ async function compile(bytes: Uint8Array, hash: string, label: string, want: Var
     if (code === bytes) throw new EdgelessError('invalid-module', `${label} failed to compile: ${(e as Error).message}. The file may be truncated or corrupt; rebuild it.`, { source: label }, { cause: e })
     throw new EdgelessError('invalid-module', `${label} failed to compile after being prepared for its limits and calls: ${(e as Error).message}. This is a bug in edgeless; spawn it with \`fuel: Infinity\` and no memory cap to run it as it is.`, { source: label }, { cause: e })
   }
-  return new FunctionModule(module, shape, hash, usesCalls, usesCalls, bytes, want, layout)
+  return new FunctionModule(module, shape, hash, usesCalls, usesCalls, bytes, want, layout, exportsEmptyFunction(bytes, 'edgeless_mem_clear'))
 }

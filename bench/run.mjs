@@ -222,26 +222,78 @@ function rawCall(g, idBytes, payload) {
   return reply
 }
 
+// The raw floor as the issue measures it ("direct export calls, no runtime": 49 ns for a
+// cast into noop on this machine): per message edgeless_mem_clear, the sender ids and the
+// payload copied (TypedArray#set) into one block of guest memory allocated once, then the
+// handler. Nothing is allocated per message. (The functions above do upstream's
+// per-message hygiene instead, which allocates and frees; reported in the notes.)
+const FLOOR_BLOCK = 4096
+
+/** n casts at the floor. */
+function floorCaster(g, idBytes, payload) {
+  const blk = g.ex.edgeless_mem_alloc(FLOOR_BLOCK)
+  const { edgeless_mem_clear: clear, handle_cast_asm: handle } = g.ex
+  const len = payload.length
+  return (n) => {
+    for (let i = 0; i < n; i++) {
+      clear()
+      const u = g.view()
+      u.set(idBytes, blk)
+      u.set(payload, blk + 40)
+      handle(blk, blk + 16, blk + 40, len)
+    }
+  }
+}
+
+/** One call at the floor: clear, copy ids and payload, zero the out slots, call, copy the reply out. */
+function floorCall(g, blk, payload, idBytes = hostIdBytes) {
+  g.ex.edgeless_mem_clear()
+  let u = g.view()
+  const len = payload.length
+  u.set(idBytes, blk)
+  u.set(payload, blk + 40)
+  for (let i = blk + 32; i < blk + 40; i++) u[i] = 0
+  const rc = g.ex.handle_call_asm(blk, blk + 16, blk + 40, len, blk + 32, blk + 36)
+  if (rc !== 1) return null
+  u = g.view()
+  const rp = rdU32(u, blk + 32)
+  return u.slice(rp, rp + rdU32(u, blk + 36))
+}
+
 /**
  * Bare synchronous dispatch: a raw caller (from `callerModule`) whose call_asm import runs
  * a raw pong's handle_call_asm right away, with the same hygiene, and writes the reply into
  * the caller's memory through its edgeless_mem_alloc.
  */
-async function bareCallerPong(callerModule, pongModule) {
+async function bareCallerPong(callerModule, pongModule, floor = false) {
   let pong, caller
   pong = new Raw(await WebAssembly.instantiate(pongModule, { env: { telemetry_log_asm: logStub(() => pong) } }))
   const callerIdBytes = new Uint8Array(32).map((_, i) => (i * 53 + 7) & 0xff)
+  // At the floor, pong gets one block for the whole run (see FLOOR_BLOCK).
+  const pongBlock = floor ? pong.ex.edgeless_mem_alloc(FLOOR_BLOCK) : 0
   const aliases = new Map([['ponger', pong]])
   const callAsm = (tp, tl, pp, pl, op, ol) => {
     const target = aliases.get(aliasAt(caller.view(), tp, tl))
     if (!target) return 2
     const tx = target.ex
-    tx.edgeless_mem_clear()
-    const ids = tx.edgeless_mem_alloc(40)
-    const p = tx.edgeless_mem_alloc(pl)
-    let tu = target.view()
-    tu.set(callerIdBytes, ids)
-    if (pl) tu.set(caller.view().subarray(pp, pp + pl), p)
+    let ids, p
+    if (floor) {
+      tx.edgeless_mem_clear()
+      ids = pongBlock
+      p = pongBlock + 40
+      const tu = target.view()
+      tu.set(callerIdBytes, ids)
+      if (pl) tu.set(caller.view().subarray(pp, pp + pl), p)
+      for (let i = ids + 32; i < ids + 40; i++) tu[i] = 0
+    } else {
+      tx.edgeless_mem_clear()
+      ids = tx.edgeless_mem_alloc(40)
+      p = tx.edgeless_mem_alloc(pl)
+      const tu = target.view()
+      tu.set(callerIdBytes, ids)
+      if (pl) tu.set(caller.view().subarray(pp, pp + pl), p)
+    }
+    let tu
     const rc = tx.handle_call_asm(ids, ids + 16, p, pl, ids + 32, ids + 36)
     if (rc === 1) {
       // Copy the reply straight from pong's memory into a buffer the caller allocates,
@@ -255,8 +307,10 @@ async function bareCallerPong(callerModule, pongModule) {
       wrU32(u, op, dst)
       wrU32(u, ol, rl)
     }
-    tx.edgeless_mem_free(ids, 40)
-    if (pl) tx.edgeless_mem_free(p, pl)
+    if (!floor) {
+      tx.edgeless_mem_free(ids, 40)
+      if (pl) tx.edgeless_mem_free(p, pl)
+    }
     return rc === 0 || rc === 1 ? rc : 2
   }
   caller = new Raw(await WebAssembly.instantiate(callerModule, {
@@ -268,6 +322,7 @@ async function bareCallerPong(callerModule, pongModule) {
       telemetry_log_asm: logStub(() => caller),
     },
   }))
+  if (floor) caller.block = caller.ex.edgeless_mem_alloc(FLOOR_BLOCK)
   return caller
 }
 
@@ -291,6 +346,8 @@ if (want(1)) {
   const noop = await rt.spawn({ name: 'noop', module: bytes, mailboxCapacity: Infinity })
   const raw = new Raw(await WebAssembly.instantiate(await WebAssembly.compile(bytes), { env: {} }))
   const rawCast = rawCaster(raw, hostIdBytes, X)
+  const floor = new Raw(await WebAssembly.instantiate(await WebAssembly.compile(bytes), { env: {} }))
+  const floorCast = floorCaster(floor, hostIdBytes, X)
   // N-1 casts then a call: calls queue behind casts from the same sender, so its answer
   // means every cast has been processed.
   const castBurst = async (n) => {
@@ -298,21 +355,23 @@ if (want(1)) {
     const r = await rt.call(noop, X)
     if (r.kind !== 'noreply') throw new Error(`noop answered ${r.kind}`)
   }
-  const baseline = 'raw handle_cast_asm export calls (clear, alloc 32 + alloc 1, copy ids and payload, call, free both) on a bare instance of noop.wasm'
+  const baseline = 'the raw floor (the issue\'s "direct export calls"): edgeless_mem_clear, then the ids and the payload copied into one block allocated once, then handle_cast_asm, on a bare instance of noop.wasm; nothing allocated per message'
+  const hygiene = (r, h) => `Raw calls with upstream's per-message hygiene instead (clear, alloc 32 + alloc 1, copy ids and payload, call, free both) run at ${fmt(h.stat.median)}/s (runtime / that = ${(r.stat.median / h.stat.median).toFixed(3)}).`
 
   log('1a. casts/s into noop, bursts of 1,000 ...')
   const B = 1000
-  const [a, b] = await measure('casts/s, bursts of 1000', [
+  const [a, b, h] = await measure('casts/s, bursts of 1000', [
     { label: 'runtime', step: B, run: async (n) => { for (let k = 0; k < n; k += B) await castBurst(B) } },
-    { label: 'raw', run: rawCast },
+    { label: 'floor', run: floorCast },
+    { label: 'raw+hygiene', run: rawCast },
   ])
   record('casts into noop, bursts of 1,000', 'casts/s', a.stat, b.stat, baseline,
-    'Repeated bursts: rt.cast(noop, 1-byte payload) 999 times, then await rt.call(noop) (ordered behind the casts, so its answer means all were processed); the mailbox never holds more than 1,000 messages.')
+    `Repeated bursts: rt.cast(noop, 1-byte payload) 999 times, then await rt.call(noop) (ordered behind the casts, so its answer means all were processed); the mailbox never holds more than 1,000 messages. ${hygiene(a, h)}`)
 
   log(`1b. casts/s into noop, one burst of ${BURST.toLocaleString('en')} ...`)
   const [a2, b2] = await measure(`casts/s, burst of ${BURST}`, [
     { label: 'runtime', n: BURST, run: castBurst },
-    { label: 'raw', run: rawCast },
+    { label: 'floor', run: floorCast },
   ])
   record(`casts into noop, one burst of ${BURST.toLocaleString('en')}`, 'casts/s', a2.stat, b2.stat, baseline,
     `rt.cast(noop, 1-byte payload) ${BURST - 1} times, then await rt.call(noop): the whole burst sits in the mailbox before it is processed (every message and its payload copy survive young-generation GCs).`)
@@ -330,18 +389,25 @@ if (want(2)) {
   const check = rawCall(raw, hostIdBytes, X)
   if (!check || dec.decode(check) !== 'PONG') throw new Error('raw pong did not answer PONG')
   const rawCalls = (n) => { for (let i = 0; i < n; i++) rawCall(raw, hostIdBytes, X) }
-  const rawAsync = async () => rawCall(raw, hostIdBytes, X)
-  const baseline = 'raw handle_call_asm export calls on a bare pong.wasm (clear, alloc 40 + alloc 1, copy ids and payload, call, read the out slots, copy the reply out, free both; its telemetry_log_asm stub decodes both strings with TextDecoder), synchronous'
+  let fl
+  fl = new Raw(await WebAssembly.instantiate(await WebAssembly.compile(bytes), { env: { telemetry_log_asm: logStub(() => fl) } }))
+  const flBlock = fl.ex.edgeless_mem_alloc(FLOOR_BLOCK)
+  const fcheck = floorCall(fl, flBlock, X)
+  if (!fcheck || dec.decode(fcheck) !== 'PONG') throw new Error('floor pong did not answer PONG')
+  const floorCalls = (n) => { for (let i = 0; i < n; i++) floorCall(fl, flBlock, X) }
+  const floorAsync = async () => floorCall(fl, flBlock, X)
+  const baseline = 'the raw floor: edgeless_mem_clear, ids and payload copied into one block allocated once, out slots zeroed, handle_call_asm, the reply copied out, on a bare pong.wasm (its telemetry_log_asm stub decodes both strings with TextDecoder); nothing allocated per message; synchronous'
 
   log('2a. sequential host->guest calls/s into pong ...')
-  const [a, b, c, d] = await measure('calls/s, sequential', [
+  const [a, b, c, d, h] = await measure('calls/s, sequential', [
     { label: 'runtime', run: async (n) => { for (let i = 0; i < n; i++) await rt.call(pong, 'x') } },
-    { label: 'raw', run: rawCalls },
-    { label: 'raw+await', run: async (n) => { for (let i = 0; i < n; i++) await rawAsync() } },
+    { label: 'floor', run: floorCalls },
+    { label: 'floor+await', run: async (n) => { for (let i = 0; i < n; i++) await floorAsync() } },
     { label: 'runtime(bytes)', run: async (n) => { for (let i = 0; i < n; i++) await rt.call(pong, X) } },
+    { label: 'raw+hygiene', run: rawCalls },
   ])
   record('host->guest calls into pong, sequential', 'calls/s', a.stat, b.stat, baseline,
-    `\`await rt.call(pong, 'x')\` in a loop (consoleLog:false; pong formats and logs a line per call, which the runtime turns into a \`log\` event). The baseline has no promise per call; the same raw call wrapped in an async function and awaited runs at ${fmt(c.stat.median)}/s (runtime / that = ${(a.stat.median / c.stat.median).toFixed(3)}). With the payload given as a Uint8Array instead of the string 'x' (no TextEncoder.encode per call) the runtime does ${fmt(d.stat.median)}/s (${(d.stat.median / b.stat.median).toFixed(3)} of the baseline).`)
+    `\`await rt.call(pong, 'x')\` in a loop (consoleLog:false; pong formats and logs a line per call, which the runtime turns into a \`log\` event). The baseline has no promise per call; the same raw call wrapped in an async function and awaited runs at ${fmt(c.stat.median)}/s (runtime / that = ${(a.stat.median / c.stat.median).toFixed(3)}). With the payload given as a Uint8Array instead of the string 'x' (no TextEncoder.encode per call) the runtime does ${fmt(d.stat.median)}/s (${(d.stat.median / b.stat.median).toFixed(3)} of the baseline). Raw calls with upstream's per-message hygiene (clear, alloc 40 + alloc 1, copy ids and payload, call, copy the reply out, free both) run at ${fmt(h.stat.median)}/s (runtime / that = ${(a.stat.median / h.stat.median).toFixed(3)}).`)
 
   log('2b. concurrent host->guest calls/s (Promise.all of 1000) ...')
   const BATCH = 1000
@@ -358,7 +424,7 @@ if (want(2)) {
         }
       },
     },
-    { label: 'raw', run: rawCalls },
+    { label: 'floor', run: floorCalls },
   ])
   record('host->guest calls into pong, 1,000 concurrent (Promise.all)', 'calls/s', a2.stat, b2.stat, baseline,
     'Promise.all of 1,000 rt.call(pong, \'x\'), repeated. An idle pong answers each call synchronously inside rt.call (the fast path), so this is the sequential path with one Promise.all instead of one await per call.')
@@ -380,24 +446,29 @@ if (want(3)) {
   if (first.kind !== 'reply' || utf8(first.data) !== 'reply:PONG') throw new Error(`caller answered ${JSON.stringify(first)}`)
 
   const pongModule = await WebAssembly.compile(pongBytes)
-  const bare = await bareCallerPong(await WebAssembly.compile(callerBytes), pongModule)
-  const bareAsyncified = await bareCallerPong(callerFm.module, pongModule) // the module the runtime runs
+  const callerModule = await WebAssembly.compile(callerBytes)
+  const bare = await bareCallerPong(callerModule, pongModule, true) // the floor
+  const bareAsyncified = await bareCallerPong(callerFm.module, pongModule, true) // the module the runtime runs
+  const bareHygiene = await bareCallerPong(callerModule, pongModule) // upstream's per-message hygiene
+  /** The outer host->caller call: at the floor for floor instances, with hygiene otherwise. */
+  const outer = (g, c) => (g.block ? floorCall(g, g.block, c) : rawCall(g, hostIdBytes, c))
   const cmd = enc.encode(CMD)
-  for (const g of [bare, bareAsyncified]) {
-    const check = rawCall(g, hostIdBytes, cmd)
+  for (const g of [bare, bareAsyncified, bareHygiene]) {
+    const check = outer(g, cmd)
     if (!check || dec.decode(check) !== 'reply:PONG') throw new Error(`bare caller answered ${check && dec.decode(check)}`)
   }
 
   log(`3. wasm->wasm round trips/s (caller -> pong; loading + asyncify took ${loadMs.toFixed(0)} ms) ...`)
-  const [a, b, c, d] = await measure('wasm->wasm round trips/s', [
+  const [a, b, c, d, h] = await measure('wasm->wasm round trips/s', [
     { label: 'runtime', run: async (n) => { for (let i = 0; i < n; i++) await rt.call(caller, CMD) } },
-    { label: 'bare', run: (n) => { for (let i = 0; i < n; i++) rawCall(bare, hostIdBytes, cmd) } },
-    { label: 'bare(asyncified)', run: (n) => { for (let i = 0; i < n; i++) rawCall(bareAsyncified, hostIdBytes, cmd) } },
+    { label: 'bare', run: (n) => { for (let i = 0; i < n; i++) outer(bare, cmd) } },
+    { label: 'bare(asyncified)', run: (n) => { for (let i = 0; i < n; i++) outer(bareAsyncified, cmd) } },
     { label: 'runtime(bytes)', run: async (n) => { for (let i = 0; i < n; i++) await rt.call(caller, cmd) } },
+    { label: 'bare+hygiene', run: (n) => { for (let i = 0; i < n; i++) outer(bareHygiene, cmd) } },
   ])
   record('wasm->wasm call round trips (host calls caller, caller calls pong)', 'round trips/s', a.stat, b.stat,
-    'bare synchronous dispatch: a raw instance of the untransformed caller.wasm whose call_asm import runs a raw pong\'s handle_call_asm (same hygiene as above) and writes the reply into caller memory via its edgeless_mem_alloc; the outer handle_call_asm driven from JS the same way',
-    `Sequential \`await rt.call(caller, 'call:ponger:x')\`: each round trip is the outer host->caller call plus the inner caller->pong call, nothing subtracted. The runtime runs caller after binaryen's asyncify transformation (it imports call_asm; loading + transforming took ${loadMs.toFixed(0)} ms here); the baseline runs the untransformed module. The same bare dispatch over the asyncified module runs at ${fmt(c.stat.median)}/s (${(c.stat.median / b.stat.median).toFixed(3)} of the untransformed one): that is what asyncify's instrumentation costs while nothing suspends. With the command given as a Uint8Array instead of a string the runtime does ${fmt(d.stat.median)}/s (${(d.stat.median / b.stat.median).toFixed(3)} of the baseline). Pong is idle, so the inner call takes the synchronous fast path (no unwind/rewind).`)
+    'bare synchronous dispatch at the raw floor: a raw instance of the untransformed caller.wasm whose call_asm import runs a raw pong\'s handle_call_asm (clear, ids and payload copied into one block allocated once, nothing allocated per message) and writes the reply into caller memory via its edgeless_mem_alloc; the outer handle_call_asm driven from JS the same way',
+    `Sequential \`await rt.call(caller, 'call:ponger:x')\`: each round trip is the outer host->caller call plus the inner caller->pong call, nothing subtracted. The runtime runs caller after binaryen's asyncify transformation (it imports call_asm; loading + transforming took ${loadMs.toFixed(0)} ms here); the baseline runs the untransformed module. The same bare dispatch over the asyncified module runs at ${fmt(c.stat.median)}/s (${(c.stat.median / b.stat.median).toFixed(3)} of the untransformed one): that is what asyncify's instrumentation costs while nothing suspends. With the command given as a Uint8Array instead of a string the runtime does ${fmt(d.stat.median)}/s (${(d.stat.median / b.stat.median).toFixed(3)} of the baseline). Pong is idle, so the inner call takes the synchronous fast path (no unwind/rewind). Bare dispatch with upstream's per-message hygiene runs at ${fmt(h.stat.median)}/s (runtime / that = ${(a.stat.median / h.stat.median).toFixed(3)}).`)
 
   // The wasm->wasm call itself: one host call into caller runs a loop of INNER calls to pong
   // inside a single invocation (the caller fixture's calln command), so the outer host call
@@ -407,19 +478,20 @@ if (want(3)) {
   const cmdn = enc.encode(CMDN)
   const firstN = await rt.call(caller, CMDN)
   if (firstN.kind !== 'reply' || utf8(firstN.data) !== 'reply:PONG') throw new Error(`caller answered ${JSON.stringify(firstN)} to calln`)
-  for (const g of [bare, bareAsyncified]) {
-    const check = rawCall(g, hostIdBytes, cmdn)
+  for (const g of [bare, bareAsyncified, bareHygiene]) {
+    const check = outer(g, cmdn)
     if (!check || dec.decode(check) !== 'reply:PONG') throw new Error(`bare caller answered ${check && dec.decode(check)} to calln`)
   }
   log(`3b. wasm->wasm calls/s inside one invocation (calln, ${INNER} per host call) ...`)
-  const [an, bn, cn] = await measure('wasm->wasm inner calls/s', [
+  const [an, bn, cn, hn] = await measure('wasm->wasm inner calls/s', [
     { label: 'runtime', step: INNER, run: async (n) => { for (let i = 0; i < n; i += INNER) await rt.call(caller, CMDN) } },
-    { label: 'bare', step: INNER, run: (n) => { for (let i = 0; i < n; i += INNER) rawCall(bare, hostIdBytes, cmdn) } },
-    { label: 'bare(asyncified)', step: INNER, run: (n) => { for (let i = 0; i < n; i += INNER) rawCall(bareAsyncified, hostIdBytes, cmdn) } },
+    { label: 'bare', step: INNER, run: (n) => { for (let i = 0; i < n; i += INNER) outer(bare, cmdn) } },
+    { label: 'bare(asyncified)', step: INNER, run: (n) => { for (let i = 0; i < n; i += INNER) outer(bareAsyncified, cmdn) } },
+    { label: 'bare+hygiene', step: INNER, run: (n) => { for (let i = 0; i < n; i += INNER) outer(bareHygiene, cmdn) } },
   ])
   record(`wasm->wasm calls, ${INNER.toLocaleString('en')} per invocation (caller loops calling pong)`, 'calls/s', an.stat, bn.stat,
-    `the same bare synchronous dispatch as the row above (untransformed caller.wasm, its call_asm import running a raw pong's handle_call_asm with the same hygiene), driven with the same calln command`,
-    `Sequential \`await rt.call(caller, '${CMDN}')\`: the caller fixture calls pong ${INNER} times in a loop inside that one invocation; the figure counts inner caller->pong calls, so the outer host->caller call is amortized over ${INNER} of them. Each inner call goes call_asm import -> actor -> synchronous fast path (pong is idle) -> pong's handle_call_asm -> reply copied into caller memory; pong formats and logs a line per call (a \`log\` event), as in the baseline's stub. The same bare dispatch over the asyncified caller runs at ${fmt(cn.stat.median)}/s (${(cn.stat.median / bn.stat.median).toFixed(3)} of the untransformed one).`)
+    `the same bare synchronous dispatch at the floor as the row above (untransformed caller.wasm, its call_asm import running a raw pong's handle_call_asm, nothing allocated per message but the reply in caller memory), driven with the same calln command`,
+    `Sequential \`await rt.call(caller, '${CMDN}')\`: the caller fixture calls pong ${INNER} times in a loop inside that one invocation; the figure counts inner caller->pong calls, so the outer host->caller call is amortized over ${INNER} of them. Each inner call goes call_asm import -> actor -> synchronous fast path (pong is idle) -> pong's handle_call_asm -> reply copied into caller memory; pong formats and logs a line per call (a \`log\` event), as in the baseline's stub. The same bare dispatch over the asyncified caller runs at ${fmt(cn.stat.median)}/s (${(cn.stat.median / bn.stat.median).toFixed(3)} of the untransformed one); with upstream's per-message hygiene at ${fmt(hn.stat.median)}/s (runtime / that = ${(an.stat.median / hn.stat.median).toFixed(3)}).`)
   await caller.stop()
   await pong.stop()
 }

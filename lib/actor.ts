@@ -23,6 +23,8 @@ export interface Message {
   pending: PendingCall | null
   /** Trace id: inherited by the messages its handler sends. */
   trace: number
+  /** The payload is an array of the runtime's BytePool, given back once handled (lib/byte-pool.ts). */
+  pooled?: boolean
 }
 
 /** What an actor does when its mailbox is full: refuse the new message, or drop the oldest queued one. */
@@ -337,6 +339,8 @@ export class Actor implements GuestHost, Runnable, Passivating {
     this.busy = false
     if (obs) obs.finished?.(this, handler, msg.trace, wallNow() - t0, true)
     msg.pending?.settle(r as CallResult)
+    // The guest copied the payload into its memory: its pooled array can carry another.
+    if (msg.pooled === true && this.guest.copiesPayload === true) this.sys.bytes.give(msg.payload)
     this.holdForSync()
   }
 

@@ -16,6 +16,12 @@ export interface Guest {
   stop(): void | Promise<void>
   /** Release what the guest holds (a worker thread); called when it is replaced or its instance ends. */
   dispose?(): void
+  /**
+   * True when the guest copies a cast's payload and keeps no reference to the array once
+   * `cast` has returned synchronously (an in-thread wasm instance): the array may then be
+   * reused (lib/byte-pool.ts).
+   */
+  readonly copiesPayload?: boolean
 }
 
 /**

@@ -613,7 +613,12 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
    */
   cast(target: Target, payload: Payload): void {
     const a = this.actorOf(target)
-    this.sys.castTo(this.sys.hostId, this.sys.hostIdBytes, a, ownBytes(payload))
+    const sys = this.sys
+    // A short payload is copied into a reused array (lib/byte-pool.ts), unless a tracer
+    // records the messages (it keeps the payload).
+    const pooled = sys.tracer === null && (typeof payload === 'string' || payload instanceof Uint8Array) ? sys.bytes.copy(payload) : undefined
+    if (pooled !== undefined) sys.castTo(sys.hostId, sys.hostIdBytes, a, pooled, undefined, 0, true)
+    else sys.castTo(sys.hostId, sys.hostIdBytes, a, ownBytes(payload))
   }
 
   /**

@@ -1,6 +1,7 @@
 import type { EventEmitter } from 'eventemitter3'
 import type { StateStore } from '../adapters/types'
 import type { Actor, Message } from './actor'
+import { BytePool } from './byte-pool'
 import { errResult, NOREPLY_RESULT, type CallResult } from './call-result'
 import type { Clock } from './clock'
 import type { RuntimeEvents } from './events'
@@ -99,12 +100,15 @@ export class System {
   private traces = 0
 
   /** Enqueue a cast; refused messages become dead letters. */
-  castTo(from: InstanceId, fromBytes: Uint8Array, target: Actor, payload: Uint8Array, alias?: string, trace = 0): void {
+  castTo(from: InstanceId, fromBytes: Uint8Array, target: Actor, payload: Uint8Array, alias?: string, trace = 0, pooled = false): void {
     if (this.tracer) this.tracer.message('cast', from, target, payload, alias)
     const t = trace || ++this.traces
     if (this.observer) this.observer.sent?.(from, target, 'cast', t, payload.length, alias)
-    target.enqueue({ kind: 0, src: from, srcBytes: fromBytes, payload, pending: null, trace: t })
+    target.enqueue({ kind: 0, src: from, srcBytes: fromBytes, payload, pending: null, trace: t, pooled })
   }
+
+  /** Arrays for the copies of short payloads the host casts (lib/byte-pool.ts). */
+  readonly bytes = new BytePool()
 
   /**
    * A call from `caller` (null = the host application) to `target`. Answered synchronously
@@ -147,7 +151,7 @@ export class System {
     const depth = this.syncDepth
     if (!target.canRunNow() || depth >= MAX_SYNC_DEPTH) {
       const pc = new PendingCall(this, caller, target, timeoutMs)
-      target.enqueue({ kind: 1, src: from, srcBytes: fromBytes, payload: lent ? payload.slice() : payload, pending: pc, trace })
+      target.enqueue({ kind: 1, src: from, srcBytes: fromBytes, payload: lent ? payload.slice() : payload, pending: pc, trace, pooled: false })
       return pc.wait()
     }
     // The fast path: the callee runs the call now, inside this call.
@@ -159,7 +163,7 @@ export class System {
     if (pc === undefined) pc = this.syncCalls[depth] = new PendingCall(this, caller, target, timeoutMs)
     else pc.reuse(caller, target, timeoutMs)
     let msg = this.syncMsgs[depth]
-    if (msg === undefined) msg = this.syncMsgs[depth] = { kind: 1, src: from, srcBytes: fromBytes, payload, pending: pc, trace }
+    if (msg === undefined) msg = this.syncMsgs[depth] = { kind: 1, src: from, srcBytes: fromBytes, payload, pending: pc, trace, pooled: false }
     else {
       msg.src = from
       msg.srcBytes = fromBytes

@@ -93,6 +93,8 @@ export class WasmGuest implements Guest {
   private base = 0
   /** Dense memory: the global holding the memory size in pages (read for error messages). */
   private pages: WebAssembly.Global | undefined
+  /** Casts' payloads are copied into guest memory, never kept (see Guest.copiesPayload). */
+  readonly copiesPayload = true
   private replyBuf: Uint8Array | null = null
   private replyResult: { readonly kind: 'reply'; readonly data: Uint8Array } | null = null
 

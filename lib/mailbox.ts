@@ -4,6 +4,7 @@ const EMPTY: unknown[] = []
 /**
  * A FIFO queue on a growable ring buffer: push and shift are O(1) and allocate nothing
  * once the buffer has grown to the working size (Array#shift is O(n) on large queues).
+ * The capacity is a power of two, so wrapping is a mask (`%` is a division, ~5% of a cast).
  */
 export class Mailbox<T> {
   private buf: Array<T | undefined>
@@ -12,7 +13,9 @@ export class Mailbox<T> {
 
   /** `initialCapacity` 0 (the default) allocates the buffer on the first push: most of a million lazily spawned instances never receive a message. */
   constructor(initialCapacity = 0) {
-    this.buf = initialCapacity > 0 ? new Array<T | undefined>(initialCapacity) : (EMPTY as Array<T | undefined>)
+    let cap = 8
+    while (cap < initialCapacity) cap *= 2
+    this.buf = initialCapacity > 0 ? new Array<T | undefined>(cap) : (EMPTY as Array<T | undefined>)
   }
 
   get length(): number {
@@ -21,7 +24,7 @@ export class Mailbox<T> {
 
   push(item: T): void {
     if (this.size === this.buf.length) this.grow()
-    this.buf[(this.head + this.size) % this.buf.length] = item
+    this.buf[(this.head + this.size) & (this.buf.length - 1)] = item
     this.size++
   }
 
@@ -29,7 +32,7 @@ export class Mailbox<T> {
     if (this.size === 0) return undefined
     const item = this.buf[this.head]
     this.buf[this.head] = undefined // let the message be collected
-    this.head = (this.head + 1) % this.buf.length
+    this.head = (this.head + 1) & (this.buf.length - 1)
     this.size--
     return item
   }

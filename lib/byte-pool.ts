@@ -1,5 +1,3 @@
-import type { Payload } from './payload'
-
 /** Payloads up to this many bytes are copied into pooled arrays (see {@link BytePool}). */
 export const POOLED_BYTES = 16
 /** Arrays kept per length. */
@@ -21,28 +19,30 @@ const KEEP = 1024
 export class BytePool {
   private readonly free: Uint8Array[][] = Array.from({ length: POOLED_BYTES + 1 }, () => [])
 
-  /**
-   * A pooled copy of `p` (bytes, or a string encoded as UTF-8), or undefined when it does not
-   * fit one (longer, or a string that is not short ASCII).
-   */
-  copy(p: Payload): Uint8Array | undefined {
-    const n = p.length
+  /** A pooled copy of `b`, or undefined when it is longer than {@link POOLED_BYTES}. */
+  copyBytes(b: Uint8Array): Uint8Array | undefined {
+    const n = b.length
+    if (n > POOLED_BYTES) return undefined
+    const a = this.free[n]!.pop() ?? new Uint8Array(n)
+    for (let i = 0; i < n; i++) a[i] = b[i]!
+    return a
+  }
+
+  /** `s` encoded as UTF-8 in a pooled array, or undefined unless it is short ASCII. */
+  copyString(s: string): Uint8Array | undefined {
+    const n = s.length
     if (n > POOLED_BYTES) return undefined
     const stack = this.free[n]!
     const a = stack.pop() ?? new Uint8Array(n)
-    if (typeof p === 'string') {
-      for (let i = 0; i < n; i++) {
-        const c = p.charCodeAt(i)
-        if (c >= 0x80) { stack.push(a); return undefined }
-        a[i] = c
-      }
-    } else {
-      for (let i = 0; i < n; i++) a[i] = p[i]!
+    for (let i = 0; i < n; i++) {
+      const c = s.charCodeAt(i)
+      if (c >= 0x80) { stack.push(a); return undefined }
+      a[i] = c
     }
     return a
   }
 
-  /** Take back an array {@link copy} handed out, once nothing refers to it. */
+  /** Take back an array {@link copyBytes} or {@link copyString} handed out, once nothing refers to it. */
   give(a: Uint8Array): void {
     const stack = this.free[a.length]
     if (stack !== undefined && stack.length < KEEP) stack.push(a)

@@ -616,7 +616,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     const sys = this.sys
     // A short payload is copied into a reused array (lib/byte-pool.ts), unless a tracer
     // records the messages (it keeps the payload).
-    const pooled = sys.tracer === null && (typeof payload === 'string' || payload instanceof Uint8Array) ? sys.bytes.copy(payload) : undefined
+    const pooled = sys.tracer !== null ? undefined : payload instanceof Uint8Array ? sys.bytes.copyBytes(payload) : typeof payload === 'string' ? sys.bytes.copyString(payload) : undefined
     if (pooled !== undefined) sys.castTo(sys.hostId, sys.hostIdBytes, a, pooled, undefined, 0, true)
     else sys.castTo(sys.hostId, sys.hostIdBytes, a, ownBytes(payload))
   }

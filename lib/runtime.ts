@@ -266,7 +266,19 @@ const LEVEL_RANK: Record<LogLevelName, number> = { error: 1, warn: 2, info: 3, d
  */
 export class ActorRef {
   /** @internal */
-  constructor(private readonly rt: Runtime, readonly id: InstanceId, readonly name: string) {}
+  constructor(private readonly rt: Runtime, readonly id: InstanceId, readonly name: string, actor?: Actor) {
+    this.actor = actor
+  }
+  /**
+   * @internal The actor this ref was made for, while it lives: `runtime.cast(ref)` and
+   * friends skip the id lookup (~8 ns of a cast). Checked against its status and runtime;
+   * a permanent instance re-spawned at the same address is found by id and cached again.
+   */
+  actor: Actor | undefined
+  /** @internal */
+  ownedBy(rt: Runtime): boolean {
+    return this.rt === rt
+  }
   /** Fire and forget. */
   cast(payload: Payload): void {
     this.rt.cast(this, payload)
@@ -599,7 +611,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
       if (actor.status === 'running') actor.passivator?.live(actor)
     }
     this.sys.emit('spawn', { name: actor.name, instance: actor.id })
-    return new ActorRef(this, actor.id, actor.name)
+    return new ActorRef(this, actor.id, actor.name, actor)
   }
 
   /**
@@ -910,9 +922,13 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
   }
 
   private actorOf(target: Target): Actor {
+    const ref = target instanceof ActorRef && target.ownedBy(this) ? target : undefined
+    const cached = ref?.actor
+    if (cached !== undefined && cached.status !== 'stopped') return cached
     const id = idOf(target)
     const a = id && this.sys.lookup(id)
     if (!a) throw new EdgelessError('unknown-instance', `No live instance ${id?.function} on this runtime (stopped, or spawned on another runtime).`, { target: id })
+    if (ref !== undefined) ref.actor = a
     return a
   }
 

@@ -141,9 +141,9 @@ export interface SpawnOptions {
    *   memory (at least 8 MiB more), at most 1 GiB; growth beyond it fails (`out-of-memory`);
    * - an access beyond the memory's size but inside its region does not trap (it cannot
    *   reach another instance either);
-   * - modules with a start function, passive data segments, SIMD or atomic memory
-   *   instructions, or an imported memory are refused (`invalid-module`); Rust and
-   *   AssemblyScript guests have none;
+   * - modules with passive data segments, SIMD or atomic memory instructions, or an
+   *   imported memory are refused (`invalid-module`); Rust and AssemblyScript guests have
+   *   none (a start function, which AssemblyScript emits, runs once the instance is placed);
    * - inline isolation only, and the module must be given as bytes, a path or a URL.
    *
    * Default: the runtime's (`RuntimeOptions.dense`, default `false`). Workflow annotation:
@@ -273,6 +273,8 @@ export class ActorRef {
    * @internal The actor this ref was made for, while it lives: `runtime.cast(ref)` and
    * friends skip the id lookup (~8 ns of a cast). Checked against its status and runtime;
    * a permanent instance re-spawned at the same address is found by id and cached again.
+   * Dropped when found stopped; until then a ref held to a stopped instance keeps its actor
+   * object (its guest and memory are released at the stop).
    */
   actor: Actor | undefined
   /** @internal */
@@ -924,7 +926,10 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
   private actorOf(target: Target): Actor {
     const ref = target instanceof ActorRef && target.ownedBy(this) ? target : undefined
     const cached = ref?.actor
-    if (cached !== undefined && cached.status !== 'stopped') return cached
+    if (cached !== undefined) {
+      if (cached.status !== 'stopped') return cached
+      ref!.actor = undefined // do not keep a stopped actor alive through a ref
+    }
     const id = idOf(target)
     const a = id && this.sys.lookup(id)
     if (!a) throw new EdgelessError('unknown-instance', `No live instance ${id?.function} on this runtime (stopped, or spawned on another runtime).`, { target: id })

@@ -134,8 +134,9 @@ export class WasmGuest implements Guest {
     g.ex = instance.exports as unknown as GuestExports
     const exports = instance.exports as Record<string, unknown>
     if (dense && region) {
-      // Place the instance before anything runs in it (dense modules have no start function),
-      // then copy its data segments into its region: the engine could not, without the base.
+      // Place the instance before anything runs in it (a start function was turned into an
+      // export, run below), then copy its data segments into its region: the engine could
+      // not, without the base.
       (exports[BASE_EXPORT] as WebAssembly.Global).value = region.base
       g.base = region.base
       g.pages = exports[PAGES_EXPORT] as WebAssembly.Global

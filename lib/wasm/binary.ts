@@ -191,11 +191,51 @@ export function readSections(bytes: Uint8Array): Section[] {
 }
 
 /**
+ * A module's sections by id, and what both rewriters ask of them: a section's item count,
+ * its items (to append to), the names it exports, and a vector section with items appended.
+ */
+export class SectionTable {
+  readonly sections: Section[]
+  constructor(readonly bytes: Uint8Array) {
+    this.sections = readSections(bytes)
+  }
+  /** The first section with this id. */
+  readonly find = (id: number): Section | undefined => this.sections.find((s) => s.id === id)
+  /** The item count of vector section `id` (0 when the module has none). */
+  count(id: number): number {
+    const s = this.find(id)
+    return s ? new Cursor(this.bytes, s.start, s.end).u32() : 0
+  }
+  /** The items of vector section `id`, after its count (empty when the module has none). */
+  items(id: number): Uint8Array {
+    const s = this.find(id)
+    return s ? this.bytes.subarray(s.start + lebSize(this.bytes, s.start), s.end) : new Uint8Array(0)
+  }
+  /** Vector section `id` with `added` more items, which `write` appends. */
+  appended(id: number, added: number, write: (o: Out) => void): Uint8Array {
+    const o = new Out().u32(this.count(id) + added).bytes(this.items(id))
+    write(o)
+    return o.result()
+  }
+  /** The names of the module's exports. */
+  exportNames(): Set<string> {
+    const names = new Set<string>()
+    const exp = this.find(7)
+    if (exp) {
+      const c = new Cursor(this.bytes, exp.start, exp.end)
+      for (let n = c.u32(); n > 0; n--) { names.add(c.name()); c.byte(); c.u32() }
+    }
+    return names
+  }
+}
+
+/**
  * The module again with `replaced` sections in place of the originals (by id; an empty
  * array drops the section), missing ones inserted in order. DWARF custom sections are
  * dropped: they address code offsets that a rewrite moves.
  */
-export function reassemble(bytes: Uint8Array, sections: Section[], replaced: Map<number, Uint8Array | null>): Uint8Array {
+export function reassemble(table: SectionTable, replaced: Map<number, Uint8Array | null>): Uint8Array {
+  const { bytes, sections } = table
   const out = new Out(bytes.length * 2 + 256)
   out.bytes(bytes.subarray(0, 8))
   const emit = (id: number, content: Uint8Array | null) => { if (content !== null) out.byte(id).u32(content.length).bytes(content) }
@@ -227,7 +267,8 @@ export interface ModuleIndex {
 }
 
 /** Read the import, type and function sections of `bytes` (GC types are refused as unknown). */
-export function readModuleIndex(bytes: Uint8Array, find: (id: number) => Section | undefined): ModuleIndex {
+export function readModuleIndex(table: SectionTable): ModuleIndex {
+  const { bytes, find } = table
   const ix: ModuleIndex = { importedFuncs: 0, importedGlobals: 0, importedMemories: 0, typeParams: [], funcTypes: [] }
   const imp = find(2)
   if (imp) {
@@ -282,10 +323,9 @@ export function readLocals(c: Cursor): { entries: number; declared: number } {
  */
 export function exportsEmptyFunction(bytes: Uint8Array, name: string): boolean {
   try {
-    const sections = readSections(bytes)
-    const find = (id: number) => sections.find((s) => s.id === id)
-    const exp = find(7)
-    const code = find(10)
+    const table = new SectionTable(bytes)
+    const exp = table.find(7)
+    const code = table.find(10)
     if (!exp || !code) return false
     let fn = -1
     const e = new Cursor(bytes, exp.start, exp.end)
@@ -295,7 +335,7 @@ export function exportsEmptyFunction(bytes: Uint8Array, name: string): boolean {
       const idx = e.u32()
       if (n2 === name && kind === 0) fn = idx
     }
-    const defined = fn - readModuleIndex(bytes, find).importedFuncs
+    const defined = fn - readModuleIndex(table).importedFuncs
     if (fn < 0 || defined < 0) return false
     const c = new Cursor(bytes, code.start, code.end)
     const count = c.u32()

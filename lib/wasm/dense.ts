@@ -1,5 +1,5 @@
 import { EdgelessError } from '../errors'
-import { Out, UnknownOpcode, fmtBytes, immediates, lebSize, readLocals, readModuleIndex, readSections, reassemble } from './binary'
+import { Out, SectionTable, UnknownOpcode, fmtBytes, immediates, lebSize, readLocals, readModuleIndex, reassemble } from './binary'
 import { Cursor } from './cursor'
 
 /**
@@ -133,11 +133,9 @@ function s32(c: Cursor): number {
 }
 
 function rewrite(bytes: Uint8Array, shared: boolean): { bytes: Uint8Array; layout: DenseLayout } {
-  const sections = readSections(bytes)
+  const table = new SectionTable(bytes)
+  const find = table.find
   const replaced = new Map<number, Uint8Array | null>()
-  const find = (id: number) => sections.find((s) => s.id === id)
-  const body = (id: number) => { const s = find(id); return s ? bytes.subarray(s.start + lebSize(bytes, s.start), s.end) : new Uint8Array(0) }
-  const countOf = (id: number) => { const s = find(id); return s ? new Cursor(bytes, s.start, s.end).u32() : 0 }
 
   // A start function would run during instantiation, before the host sets the base: it is
   // exported instead, and the host calls it once the instance is placed.
@@ -145,7 +143,7 @@ function rewrite(bytes: Uint8Array, shared: boolean): { bytes: Uint8Array; layou
   const startFunc = startSec ? new Cursor(bytes, startSec.start, startSec.end).u32() : undefined
   if (startSec) replaced.set(8, null)
 
-  const { importedFuncs, importedGlobals, importedMemories, typeParams, funcTypes } = readModuleIndex(bytes, find)
+  const { importedFuncs, importedGlobals, importedMemories, typeParams, funcTypes } = readModuleIndex(table)
   // An imported memory cannot be moved into a region.
   if (importedMemories) throw new Unsupported('an imported memory')
 
@@ -166,7 +164,7 @@ function rewrite(bytes: Uint8Array, shared: boolean): { bytes: Uint8Array; layou
 
   const typeCount = typeParams.length
   const definedFuncs = funcTypes.length
-  const definedGlobals = countOf(6)
+  const definedGlobals = table.count(6)
 
   const baseGlobal = importedGlobals + definedGlobals
   const pagesGlobal = baseGlobal + 1
@@ -199,36 +197,27 @@ function rewrite(bytes: Uint8Array, shared: boolean): { bytes: Uint8Array; layou
   replaced.set(12, null) // data count: no memory.init or data.drop remain
   replaced.set(5, null) // the memory is imported now
 
-  {
-    const o = new Out().u32(countOf(2) + 1).bytes(body(2))
+  replaced.set(2, table.appended(2, 1, (o) => {
     o.name(DENSE_IMPORT[0]).name(DENSE_IMPORT[1]).byte(2)
     // Declared 0..65536 pages: a chunk of any size fits. Shared memories must declare a maximum.
     if (shared) o.byte(3).u32(0).u32(65536)
     else o.byte(0).u32(0)
-    replaced.set(2, o.result())
-  }
-  replaced.set(1, new Out().u32(typeCount + 2).bytes(body(1))
+  }))
+  replaced.set(1, table.appended(1, 2, (o) => o
     .bytes(Uint8Array.of(0x60, 1, 0x7f, 1, 0x7f)) // grow: (i32) -> i32
-    .bytes(Uint8Array.of(0x60, 3, 0x7f, 0x7f, 0x7f, 0)).result()) // copy, fill: (i32 i32 i32) -> ()
-  replaced.set(3, new Out().u32(definedFuncs + 3).bytes(body(3)).u32(growType).u32(threeType).u32(threeType).result())
-  replaced.set(6, new Out().u32(definedGlobals + 2).bytes(body(6))
+    .bytes(Uint8Array.of(0x60, 3, 0x7f, 0x7f, 0x7f, 0)))) // copy, fill: (i32 i32 i32) -> ()
+  replaced.set(3, table.appended(3, 3, (o) => o.u32(growType).u32(threeType).u32(threeType)))
+  replaced.set(6, table.appended(6, 2, (o) => o
     .byte(0x7f).byte(1).byte(0x41).byte(0).byte(0x0b) // $base: mut i32 = 0 (set by the host)
-    .byte(0x7f).byte(1).byte(0x41).s64(initialPages).byte(0x0b).result()) // $pages: mut i32 = initial
-  {
-    const exp = find(7)
-    const names = new Set<string>()
-    if (exp) {
-      const c = new Cursor(bytes, exp.start, exp.end)
-      for (let n = c.u32(); n > 0; n--) { names.add(c.name()); c.byte(); c.u32() }
-    }
-    for (const name of [BASE_EXPORT, PAGES_EXPORT, START_EXPORT]) {
-      if (names.has(name)) throw new EdgelessError('invalid-module', `The module already exports "${name}", a name dense memory reserves. Rename that export, or spawn without \`dense\`.`, { export: name })
-    }
-    const o = new Out().u32(countOf(7) + (startFunc === undefined ? 2 : 3)).bytes(body(7))
+    .byte(0x7f).byte(1).byte(0x41).s64(initialPages).byte(0x0b))) // $pages: mut i32 = initial
+  const names = table.exportNames()
+  for (const name of [BASE_EXPORT, PAGES_EXPORT, START_EXPORT]) {
+    if (names.has(name)) throw new EdgelessError('invalid-module', `The module already exports "${name}", a name dense memory reserves. Rename that export, or spawn without \`dense\`.`, { export: name })
+  }
+  replaced.set(7, table.appended(7, startFunc === undefined ? 2 : 3, (o) => {
     o.name(BASE_EXPORT).byte(3).u32(baseGlobal).name(PAGES_EXPORT).byte(3).u32(pagesGlobal)
     if (startFunc !== undefined) o.name(START_EXPORT).byte(0).u32(startFunc)
-    replaced.set(7, o.result())
-  }
+  }))
 
   // Code: confine every access; memory.size/grow/copy/fill through the globals and helpers.
   {
@@ -295,7 +284,7 @@ function rewrite(bytes: Uint8Array, shared: boolean): { bytes: Uint8Array; layou
   }
 
   return {
-    bytes: reassemble(bytes, sections, replaced),
+    bytes: reassemble(table, replaced),
     layout: { regionBytes, strideBytes: regionBytes + GUARD_BYTES, initialPages, maxPages, data, shared },
   }
 }

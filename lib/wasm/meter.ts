@@ -1,6 +1,6 @@
 import { EdgelessError } from '../errors'
 import { Cursor } from './cursor'
-import { OP, Out, UnknownOpcode, fmtBytes, immediates, lebSize, readLocals, readModuleIndex, readSections, reassemble, type Section } from './binary'
+import { OP, Out, SectionTable, UnknownOpcode, fmtBytes, immediates, lebSize, readLocals, readModuleIndex, reassemble, type Section } from './binary'
 
 /**
  * Load-time instrumentation of a guest for {@link GuestLimits}: fuel metering and a memory
@@ -316,22 +316,15 @@ export function instrumentModule(bytes: Uint8Array, opts: MeterOptions, label: s
 
 function rewrite(bytes: Uint8Array, opts: MeterOptions, label: string): Uint8Array {
   // ---- read the section table and the counts the rewrite needs ----
-  const sections = readSections(bytes)
-  const find = (id: number) => sections.find((s) => s.id === id)
+  const table = new SectionTable(bytes)
+  const find = table.find
 
-  const { importedFuncs, importedGlobals, typeParams, funcTypes } = readModuleIndex(bytes, find)
-  const countOf = (id: number) => { const s = find(id); return s ? new Cursor(bytes, s.start, s.end).u32() : 0 }
-  const definedFuncs = countOf(3)
-  const definedGlobals = countOf(6)
-  const typeCount = countOf(1)
+  const { importedFuncs, importedGlobals, typeParams, funcTypes } = readModuleIndex(table)
+  const definedFuncs = table.count(3)
+  const definedGlobals = table.count(6)
+  const typeCount = table.count(1)
 
-  const exportNames = new Set<string>()
-  const exportCount = countOf(7)
-  const exp = find(7)
-  if (exp) {
-    const c = new Cursor(bytes, exp.start, exp.end)
-    for (let n = c.u32(); n > 0; n--) { exportNames.add(c.name()); c.byte(); c.u32() }
-  }
+  const exportNames = table.exportNames()
   for (const name of [FUEL_EXPORT, GROW_EXPORT, RESET_EXPORT]) {
     if (exportNames.has(name)) throw new EdgelessError('invalid-module', `${label} already exports "${name}", a name the host's fuel meter reserves. Rename that export.`, { export: name })
   }
@@ -349,23 +342,10 @@ function rewrite(bytes: Uint8Array, opts: MeterOptions, label: string): Uint8Arr
   const replaced = new Map<number, Uint8Array | null>()
 
   // Types: append (i32) -> i32 for the grow helper, (f64) -> () for the reset function.
-  {
-    const o = new Out().u32(typeCount + 2)
-    const s = find(1)
-    if (s) o.bytes(bytes.subarray(s.start + lebSize(bytes, s.start), s.end))
-    o.bytes(Uint8Array.of(0x60, 1, 0x7f, 1, 0x7f))
-    o.bytes(Uint8Array.of(0x60, 1, 0x7c, 0))
-    replaced.set(1, o.result())
-  }
+  replaced.set(1, table.appended(1, 2, (o) => o.bytes(Uint8Array.of(0x60, 1, 0x7f, 1, 0x7f)).bytes(Uint8Array.of(0x60, 1, 0x7c, 0))))
 
   // Functions: append the grow helper and the reset function.
-  {
-    const o = new Out().u32(definedFuncs + 2)
-    const s = find(3)
-    if (s) o.bytes(bytes.subarray(s.start + lebSize(bytes, s.start), s.end))
-    o.u32(growType).u32(resetType)
-    replaced.set(3, o.result())
-  }
+  replaced.set(3, table.appended(3, 2, (o) => o.u32(growType).u32(resetType)))
 
   // Memory: lower the maximum to the cap.
   const mem = find(5)
@@ -387,24 +367,17 @@ function rewrite(bytes: Uint8Array, opts: MeterOptions, label: string): Uint8Arr
   }
 
   // Globals: the fuel (mut i64) and the failed-growth flag (mut i32).
-  {
-    const o = new Out().u32(definedGlobals + added)
-    const s = find(6)
-    if (s) o.bytes(bytes.subarray(s.start + lebSize(bytes, s.start), s.end))
+  replaced.set(6, table.appended(6, added, (o) => {
     if (opts.fuel) o.byte(0x7e).byte(1).byte(0x42).s64(Number(START_FUEL)).byte(0x0b)
     o.byte(0x7f).byte(1).byte(0x41).byte(0).byte(0x0b)
-    replaced.set(6, o.result())
-  }
+  }))
 
   // Exports: the globals and the reset function.
-  {
-    const o = new Out().u32(exportCount + added + 1)
-    if (exp) o.bytes(bytes.subarray(exp.start + lebSize(bytes, exp.start), exp.end))
+  replaced.set(7, table.appended(7, added + 1, (o) => {
     if (opts.fuel) o.name(FUEL_EXPORT).byte(3).u32(fuelGlobal)
     o.name(GROW_EXPORT).byte(3).u32(growGlobal)
     o.name(RESET_EXPORT).byte(0).u32(resetFunc)
-    replaced.set(7, o.result())
-  }
+  }))
 
   // Code: meter every body, reroute memory.grow, append the grow helper.
   {
@@ -455,7 +428,7 @@ function rewrite(bytes: Uint8Array, opts: MeterOptions, label: string): Uint8Arr
     replaced.set(10, o.result())
   }
 
-  return reassemble(bytes, sections, replaced)
+  return reassemble(table, replaced)
 }
 
 /**

@@ -11,29 +11,12 @@
 //        (mostly host work) and a 96x96 matmul (memory-bound guest code, the worst case).
 // `node --expose-gc bench/dense.mjs [N]` (after `npm run build`); bench/run.mjs folds it in.
 import { Runtime } from '../dist/node.js'
-import { fullGc, median, wasmBytes } from './util.mjs'
-
-const mem = async () => { await fullGc(); const m = process.memoryUsage(); return { rss: m.rss, heap: m.heapUsed + m.external } }
-
-/** `n` raw instantiations + handle_init, all kept live (the baseline of the spawn rate). */
-function rawLive(module, n) {
-  const keep = []
-  const imports = { env: new Proxy({}, { get: () => () => 0 }) }
-  const t0 = performance.now()
-  for (let i = 0; i < n; i++) {
-    const inst = new WebAssembly.Instance(module, imports)
-    inst.exports.handle_init_asm(0, 0, 0, 0)
-    keep.push(inst)
-  }
-  const perS = (n * 1000) / (performance.now() - t0)
-  keep.length = 0
-  return perS
-}
+import { fullGc, median, memorySnapshot as mem, rawInstantiations, wasmBytes } from './util.mjs'
 
 export async function benchLive({ n = 100_000, rawN = 2000, block = 10_000, log = () => {} } = {}) {
   const tally = wasmBytes('tally')
   const own = await new Runtime({ consoleLog: false }).load(tally)
-  const rawPerS = rawLive(own.module, rawN)
+  const rawPerS = rawInstantiations(own.module, rawN, rawN)
   await fullGc()
   const rt = new Runtime({ consoleLog: false, dense: true })
   const fm = await rt.load(tally)

@@ -5,30 +5,11 @@
 // then touches a random sample of those again (their state must come back from the store).
 // `node --expose-gc bench/passivation.mjs [N] [touches]` (after `npm run build`);
 // `npm run bench:passivation` runs N = 1,000,000; bench/run.mjs folds in a smaller run.
-import { readFileSync } from 'node:fs'
 import { Runtime } from '../dist/node.js'
+import { memorySnapshot as mem, rawInstantiations as rawActivations, wasmBytes } from './util.mjs'
 
-const tally = readFileSync(new URL('../fixtures/wasm/tally.wasm', import.meta.url))
-const gc = globalThis.gc ?? (() => {})
-const mem = () => { gc(); gc(); const m = process.memoryUsage(); return { heap: m.heapUsed + m.external, rss: m.rss } }
+const tally = wasmBytes('tally')
 const pct = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]
-
-/**
- * Raw cost of what an activation cannot avoid: `new WebAssembly.Instance` of the same
- * compiled module plus its handle_init export, `n` times, keeping `live` instances alive
- * (older ones dropped), as the runtime keeps maxActive live.
- */
-function rawActivations(module, n, live) {
-  const ring = new Array(live)
-  const imports = { env: new Proxy({}, { get: () => () => 0 }) }
-  const t0 = performance.now()
-  for (let i = 0; i < n; i++) {
-    const inst = new WebAssembly.Instance(module, imports)
-    inst.exports.handle_init_asm(0, 0, 0, 0)
-    ring[i % live] = inst
-  }
-  return (n * 1000) / (performance.now() - t0)
-}
 
 export async function benchPassivation({ n = 1_000_000, touches = 10_000, maxActive = 1000, sample = 1000, dense = false, log = () => {} } = {}) {
   touches = Math.min(n, touches)
@@ -38,12 +19,12 @@ export async function benchPassivation({ n = 1_000_000, touches = 10_000, maxAct
   const own = dense ? await new Runtime({ consoleLog: false }).load(tally) : fm
   // The same raw work on a small heap, before the instances exist.
   const rawSmallHeap = rawActivations(own.module, Math.min(touches, 5000), maxActive)
-  const before = mem()
+  const before = await mem()
   const refs = new Array(n)
   let t0 = performance.now()
   for (let i = 0; i < n; i++) refs[i] = await rt.spawn({ name: 'tally', module: fm, lazy: true })
   const spawnMs = performance.now() - t0
-  const spawned = mem()
+  const spawned = await mem()
   log(`  ${n.toLocaleString('en-US')} lazy spawns in ${(spawnMs / 1000).toFixed(1)} s; ${((spawned.heap - before.heap) / n).toFixed(0)} B of heap each`)
 
   // Touch instances once each: each call wakes a hibernated instance.
@@ -58,7 +39,7 @@ export async function benchPassivation({ n = 1_000_000, touches = 10_000, maxAct
     if (i % 10_000 === 9_999) log(`  touched ${(i + 1).toLocaleString('en-US')} (${((i + 1) * 1000 / (performance.now() - t0)).toFixed(0)}/s)`)
   }
   const touchMs = performance.now() - t0
-  const touched = mem()
+  const touched = await mem()
   // (Fewer in the big heap: with own memories each one may cost a full GC of it.)
   const rawBigHeap = rawActivations(own.module, Math.min(touches, 1000), maxActive)
   const stats = rt.passivationStats()

@@ -21,3 +21,27 @@ export async function fullGc() {
   await tick()
   global.gc()
 }
+
+/** Heap (used + external) and RSS after full GCs. */
+export async function memorySnapshot() {
+  await fullGc()
+  const m = process.memoryUsage()
+  return { heap: m.heapUsed + m.external, rss: m.rss }
+}
+
+/**
+ * Raw cost of what an activation or a spawn cannot avoid: `new WebAssembly.Instance` of
+ * `module` plus its handle_init export, `n` times, keeping the last `live` instances alive
+ * (older ones dropped; `live` = n keeps them all). Instantiations per second.
+ */
+export function rawInstantiations(module, n, live) {
+  const ring = new Array(live)
+  const imports = { env: new Proxy({}, { get: () => () => 0 }) }
+  const t0 = performance.now()
+  for (let i = 0; i < n; i++) {
+    const inst = new WebAssembly.Instance(module, imports)
+    inst.exports.handle_init_asm(0, 0, 0, 0)
+    ring[i % live] = inst
+  }
+  return (n * 1000) / (performance.now() - t0)
+}

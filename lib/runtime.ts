@@ -18,6 +18,7 @@ import { WasmGuest } from './wasm/instance'
 import type { GuestLimits } from './wasm/limits'
 import type { Guest, GuestHost } from './guest'
 import { fetchLoader, loadFunctionModule, type FunctionModule, type ModuleSource, type SourceLoader } from './wasm/loader'
+import { denseFor } from './wasm/dense'
 import { httpEgressResource } from './resources/http-egress'
 import type { ResourceClass, WorkflowProblem } from './workflow/resource'
 import { workflowError, type WorkflowSpec } from './workflow/spec'
@@ -458,8 +459,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     for (const [alias, t] of given) outputs.set(alias, this.checkTarget(t, `outputs.${alias}`))
     const limits: GuestLimits = { fuel: o.fuel ?? this.fuel, maxMemoryBytes: o.maxMemoryBytes ?? this.maxMemoryBytes }
     if (o.dense !== undefined && typeof o.dense !== 'boolean') throw new EdgelessError('invalid-argument', `spawn("${o.name}").dense must be a boolean, got ${JSON.stringify(o.dense)}.`)
-    // The runtime's default leaves worker-isolated instances alone; asking for both is an error.
-    const dense = o.dense ?? (this.dense && o.isolation !== 'worker')
+    const dense = denseFor(o.dense, this.dense, o.isolation)
     if (dense && o.isolation === 'worker') throw new EdgelessError('invalid-argument', `spawn("${o.name}"): dense memory and worker isolation do not go together (a worker per instance defeats density); choose one.`)
     const fm = o.module !== undefined ? await loadFunctionModule(o.module, this.loader, `function "${o.name}"`, limits, dense) : undefined
     const restartType = checkRestartType(o.restart, `spawn("${o.name}").restart`)

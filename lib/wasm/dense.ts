@@ -101,6 +101,15 @@ export function densePages(initial: number, declaredMax: number | undefined, req
   return requested ?? Math.max(pages, initial, 1)
 }
 
+/**
+ * Whether an instance is dense: as asked (spawn option or workflow annotation), else the
+ * runtime's default, which leaves worker-isolated instances alone (asking for both is
+ * refused by the spawn).
+ */
+export function denseFor(asked: boolean | undefined, runtimeDefault: boolean, isolation: string | undefined): boolean {
+  return asked ?? (runtimeDefault && isolation !== 'worker')
+}
+
 /** Refusals carry the reason; densify turns them into one typed error. */
 class Unsupported extends Error {}
 

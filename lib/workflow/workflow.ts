@@ -4,6 +4,7 @@ import { randomUuid } from '../ids'
 import type { FunctionModule, SourceLoader } from '../wasm/loader'
 import type { GuestLimits } from '../wasm/limits'
 import { loadFunctionModule } from '../wasm/loader'
+import { denseFor } from '../wasm/dense'
 import type { ActorRef, InstanceInfo, PreparedSpawn, Runtime, StopOptions } from '../runtime'
 import { resolveSupervision, Supervisor, type RestartStrategy, type RestartType, type SupervisionOptions } from '../supervisor'
 import type { OverflowPolicy } from '../actor'
@@ -105,7 +106,7 @@ export async function checkWorkflow(env: WorkflowEnv, spec: unknown, options: Wo
       const own = annotatedLimits(f.annotations)
       const limits = { fuel: own.fuel ?? env.limits.fuel, maxMemoryBytes: own.maxMemoryBytes ?? env.limits.maxMemoryBytes }
       const dv = f.annotations['dense']
-      const dense = dv === 'true' || (dv !== 'false' && env.dense && f.annotations['isolation'] !== 'worker')
+      const dense = denseFor(dv === undefined ? undefined : dv === 'true', env.dense, f.annotations['isolation'])
       modules.set(f.name, await loadFunctionModule(source, env.loader, `function "${f.name}"`, limits, dense))
     } catch (e) {
       const msg = (e as Error).message

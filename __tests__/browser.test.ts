@@ -11,7 +11,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import * as esbuild from 'esbuild'
 import { chromium, type BrowserContext, type Page } from 'playwright-core'
-import type { StateStore } from '../adapters/types'
+import type { StateStore } from '../lib/state/store'
 import { testStateStore } from '../lib/testing/store-conformance'
 
 const root = fileURLToPath(new URL('..', import.meta.url))

@@ -1,6 +1,6 @@
 import { describe, expect, test } from '@jest/globals'
 import { memoryStore } from '../adapters/memory'
-import type { StateStore } from '../adapters/types'
+import type { StateStore } from '../lib/state/store'
 import { Runtime, utf8, type InstanceId, type EdgeFunction, type WorkflowSpec } from '../lib/node/index'
 import { createTestKit } from '../lib/testing/index'
 import { collectMetrics, toPrometheus } from '../lib/inspect/index'

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, test } from '@jest/globals'
 import IORedis from 'ioredis'
 import { memoryStore } from '../adapters/memory'
 import { redisStore } from '../adapters/redis'
-import type { StateStore } from '../adapters/types'
+import type { StateStore } from '../lib/state/store'
 import { reply, utf8, type Runtime } from '../lib/node/index'
 import { collect, testRuntime, until, wasmPath } from './helpers/fixtures'
 

@@ -187,7 +187,7 @@ describe('restart types', () => {
 
   test('an invalid restart type, capacity or policy is an invalid-argument error', async () => {
     const rt = testRuntime()
-    await expect(rt.spawn({ name: 'x', module: wasmPath('pong'), restart: 'sometimes' as never })).rejects.toMatchObject({ code: 'invalid-argument', message: expect.stringMatching(/permanent, transient, temporary/) })
+    await expect(rt.spawn({ name: 'x', module: wasmPath('pong'), restart: 'sometimes' as never })).rejects.toMatchObject({ code: 'invalid-argument', message: expect.stringMatching(/'permanent', 'transient' or 'temporary'/) })
     await expect(rt.spawn({ name: 'x', module: wasmPath('pong'), mailboxCapacity: 0 })).rejects.toMatchObject({ code: 'invalid-argument' })
     await expect(rt.spawn({ name: 'x', module: wasmPath('pong'), overflow: 'spill' as never })).rejects.toMatchObject({ code: 'invalid-argument' })
     expect(() => testRuntime({ supervision: { strategy: 'all_for_none' as never } })).toThrow(expect.objectContaining({ code: 'invalid-argument' }))

@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto'
 import { mkdir, open, readdir, readFile, rename, stat, unlink, type FileHandle } from 'node:fs/promises'
 import { dirname, join, resolve } from 'node:path'
-import type { StateStore } from './types'
+import type { StateStore } from '../lib/state/store'
 
-export type { StateStore } from './types'
+export type { StateStore } from '../lib/state/store'
 
 /**
  * Options of {@link fileStore}.

@@ -1,6 +1,6 @@
-import type { AsyncVersionedStore } from './types'
+import type { AsyncVersionedStore } from '../lib/state/store'
 
-export type { AsyncVersionedStore, StateStore } from './types'
+export type { AsyncVersionedStore, StateStore } from '../lib/state/store'
 
 /**
  * Options of {@link indexedDbStore}.

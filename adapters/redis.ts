@@ -1,7 +1,8 @@
 import type { Redis, RedisOptions } from 'ioredis'
-import type { AsyncVersionedStore } from './types'
+import type { AsyncVersionedStore } from '../lib/state/store'
 
-export type { AsyncVersionedStore, StateStore } from './types'
+export type { AsyncVersionedStore, StateStore } from '../lib/state/store'
+import { closeRedisClient, importIoredis, shownUrl } from '../lib/node/redis-client'
 
 /**
  * Options of {@link redisStore}. Give `url` or `client`, not both (neither: the local server).
@@ -60,8 +61,6 @@ const DEFAULT_URL = 'redis://127.0.0.1:6379'
 const DEFAULT_PREFIX = 'edgeless:state:'
 const CONNECT_TIMEOUT_MS = 2000
 const COMMAND_TIMEOUT_MS = 10_000
-/** How long dispose() lets QUIT take before cutting the connection. */
-const QUIT_TIMEOUT_MS = 2000
 /** Background reconnection backoff: 200 ms, 400 ms, ... capped at this. */
 const MAX_RECONNECT_DELAY_MS = 2000
 /** Keys asked for per SCAN round trip (a hint to the server, not a limit). */
@@ -400,59 +399,6 @@ export function redisStore(options: RedisStoreOptions = {}): RedisStore {
       })()
       return disposing
     },
-  }
-}
-
-/**
- * Close an ioredis client: QUIT, so the server answers what it received, raced against
- * {@link QUIT_TIMEOUT_MS} (a server that does not answer must not hold the close), then
- * disconnect unless the connection already ended ('end' is final; disconnect() there would
- * only arm a timer for a 'close' that never comes). Never rejects. Shared with the `redis`
- * resource; not a public API.
- * @internal
- */
-export async function closeRedisClient(c: { readonly status: string; quit(): Promise<unknown>; disconnect(): void }): Promise<void> {
-  let timer: ReturnType<typeof setTimeout> | undefined
-  try {
-    if (c.status === 'ready') await Promise.race([c.quit(), new Promise<void>((r) => { timer = setTimeout(r, QUIT_TIMEOUT_MS) })])
-  } catch {
-    // Going away either way.
-  } finally {
-    clearTimeout(timer)
-    if (c.status !== 'end') c.disconnect()
-  }
-}
-
-/**
- * Import ioredis on first use (the one loader of the optional driver: this store and the
- * `redis` resource use it) and find its client class. `missing` builds the error for an
- * absent package, `noClass` the one for a package without the class (each caller phrases
- * them for its own users). Shared with the `redis` resource; not a public API.
- * @internal
- */
-export async function importIoredis<C>(missing: (cause: unknown) => Error, noClass: () => Error): Promise<C> {
-  let mod: unknown
-  try {
-    mod = await import('ioredis')
-  } catch (e) {
-    throw missing(e)
-  }
-  // ESM sees the CommonJS module as `default` (the class itself); bundlers may expose `Redis`.
-  const m = mod as { default?: unknown; Redis?: unknown }
-  const inner = m.default as { Redis?: unknown; default?: unknown } | undefined
-  const ctor = [m.Redis, m.default, inner?.Redis, inner?.default].find((c) => typeof c === 'function')
-  if (!ctor) throw noClass()
-  return ctor as C
-}
-
-/** A Redis URL fit for logs and errors: the password masked. @internal */
-export function shownUrl(url: string): string {
-  try {
-    const u = new URL(url)
-    if (u.password) u.password = '***'
-    return u.toString()
-  } catch {
-    return url
   }
 }
 

@@ -1,7 +1,7 @@
 import type BetterSqlite3 from 'better-sqlite3'
-import type { AsyncVersionedStore } from './types'
+import type { AsyncVersionedStore } from '../lib/state/store'
 
-export type { AsyncVersionedStore, StateStore } from './types'
+export type { AsyncVersionedStore, StateStore } from '../lib/state/store'
 
 /** A better-sqlite3 connection. */
 type Database = BetterSqlite3.Database

@@ -1,6 +1,6 @@
 import type { EdgelessError } from './errors'
 import type { InstanceId } from './ids'
-import type { ActorStatus } from './lifecycle'
+import type { ActorStatus } from './actor/lifecycle'
 
 /** The handler a guest was running. */
 export type Handler = 'init' | 'cast' | 'call' | 'stop'

@@ -1,3 +1,9 @@
+/**
+ * The narrow interfaces between an actor and what it drives: {@link Guest} (a wasm instance
+ * or a JS function) and {@link GuestHost} (the host functions the guest reaches), plus the
+ * classification of a guest's failures.
+ * @packageDocumentation
+ */
 import type { CallResult } from './call-result'
 import { EdgelessError } from './errors'
 import type { TrapKind } from './events'
@@ -22,6 +28,27 @@ export interface Guest {
    * reused (lib/byte-pool.ts).
    */
   readonly copiesPayload?: boolean
+  /**
+   * Present when the guest can lend its call payloads and take replies in a buffer it reuses
+   * (an in-thread wasm instance): routing reads these flags instead of knowing the class.
+   */
+  readonly lender?: LendingGuest
+}
+
+/**
+ * A guest that lends: its call payloads may be handed to routing as views into its memory
+ * (valid while it is blocked in the call), and a callee that runs synchronously may answer
+ * it in a reused buffer, because it copies replies into its memory at once. The rules of
+ * when a lent view must be copied are routing's (lib/routing/router.ts, `Router.call`).
+ * @internal
+ */
+export interface LendingGuest {
+  /** Routing saw this guest's calls: lend payloads from the next call on. */
+  lends: boolean
+  /** The payload view lent to the call running now; null otherwise. */
+  readonly lent: Uint8Array | null
+  /** The reply of the call running now may be a reused buffer (set by routing around a synchronous call). */
+  lendReply: boolean
 }
 
 /**

@@ -1,3 +1,7 @@
+/**
+ * The inspection hooks (the one low-level channel the inspector, metrics and traces build on).
+ * @packageDocumentation
+ */
 import type { InstanceId } from './ids'
 
 /** What a handler invocation was. */
@@ -29,6 +33,16 @@ export interface Observer {
   /** A message was sent: `from` (an instance or the host) to `to`. */
   sent?(from: InstanceId, to: ObservedActor, kind: 'cast' | 'call', trace: number, bytes: number, alias: string | undefined): void
 }
+
+/**
+ * Every hook of {@link Observer}, once (the runtime fans several observers out over it).
+ * The type check below fails when a hook is added to the interface and not here.
+ * @internal
+ */
+export const OBSERVER_HOOKS = ['enqueued', 'started', 'finished', 'timer', 'instantiated', 'sent'] as const satisfies ReadonlyArray<keyof Observer>
+type MissingHook = Exclude<keyof Observer, (typeof OBSERVER_HOOKS)[number]>
+const allHooksListed: MissingHook extends never ? true : never = true
+void allHooksListed
 
 /** The view of an actor observers get. */
 export interface ObservedActor {

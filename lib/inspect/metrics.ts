@@ -9,7 +9,7 @@
  * @packageDocumentation
  */
 import type { InvocationKind, Observer } from '../observer'
-import type { Runtime } from '../runtime'
+import type { Runtime } from '../runtime/runtime'
 
 /**
  * Default histogram bucket upper bounds, in seconds: 10 µs to 10 s. (Upstream's Prometheus

@@ -8,7 +8,7 @@
  */
 import { EdgelessError } from '../errors'
 import type { InvocationKind, Observer } from '../observer'
-import type { Runtime } from '../runtime'
+import type { Runtime } from '../runtime/runtime'
 
 /** An attribute value, as OpenTelemetry accepts them. */
 export type SpanAttributeValue = string | number | boolean

@@ -12,9 +12,9 @@
 import type { EdgelessError } from '../errors'
 import type { Handler, RuntimeEvents, TrapKind, WarningEvent } from '../events'
 import type { InstanceId } from '../ids'
-import type { ActorStatus } from '../lifecycle'
+import type { ActorStatus } from '../actor/lifecycle'
 import type { InvocationKind, ObservedActor, Observer } from '../observer'
-import type { Runtime } from '../runtime'
+import type { Runtime } from '../runtime/runtime'
 
 /** What every instance-level inspection event carries. */
 export interface InspectionSubject {
@@ -160,7 +160,7 @@ export function inspectStream(runtime: Runtime, listener: Listener): () => void 
     }
   }
   const now = Date.now
-  const depthOf = (a: ObservedActor): number => sys.lookup(a.id)?.mailbox.length ?? 0
+  const depthOf = (a: ObservedActor): number => sys.actorAt(a.id)?.mailbox.length ?? 0
   const nameOf = (id: InstanceId): string => (id.function === sys.hostId.function && id.node === sys.hostId.node ? HOST : sys.lookup(id)?.name ?? `?${id.function.slice(0, 8)}`)
   /** Trace of the handler each instance is running (for its logs). */
   const current = new Map<string, number>()

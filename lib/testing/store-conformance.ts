@@ -17,7 +17,7 @@
  * @packageDocumentation
  */
 import type { afterAll as AfterAll, afterEach as AfterEach, beforeEach as BeforeEach, describe as Describe, expect as Expect, test as Test } from '@jest/globals'
-import type { StateStore } from '../../adapters/types'
+import type { StateStore } from '../state/store'
 
 /**
  * Options of {@link testStateStore}.

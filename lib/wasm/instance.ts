@@ -1,7 +1,7 @@
 import { UNLIMITED, type GuestLimits } from './limits'
 import { NOREPLY_RESULT, errResult, type CallResult } from '../call-result'
 import { EdgelessError } from '../errors'
-import { isThenable, type Guest, type GuestHost } from '../guest'
+import { isThenable, type Guest, type GuestHost, type LendingGuest } from '../guest'
 import { instanceIdFromBytes, type InstanceId } from '../ids'
 import { ShortStrings, utf8, utf8Range, utf8Strict } from '../payload'
 import type { FunctionModule } from './loader'
@@ -95,6 +95,8 @@ export class WasmGuest implements Guest {
   private pages: WebAssembly.Global | undefined
   /** Casts' payloads are copied into guest memory, never kept (see Guest.copiesPayload). */
   readonly copiesPayload = true
+  /** Routing lends this guest's call payloads and replies (see {@link LendingGuest}). */
+  readonly lender: LendingGuest = this
   private replyBuf: Uint8Array | null = null
   private replyResult: { readonly kind: 'reply'; readonly data: Uint8Array } | null = null
 

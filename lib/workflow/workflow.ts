@@ -1,3 +1,9 @@
+/**
+ * Workflows: validation of a parsed `workflow.json` (code loaded and checked, resource
+ * classes and annotations), the start of its members through the spawner, and the
+ * {@link WorkflowHandle} of a running one.
+ * @packageDocumentation
+ */
 import { EdgelessError } from '../errors'
 import type { InstanceId } from '../ids'
 import { randomUuid } from '../ids'
@@ -5,11 +11,11 @@ import type { FunctionModule, SourceLoader } from '../wasm/loader'
 import type { GuestLimits } from '../wasm/limits'
 import { loadFunctionModule } from '../wasm/loader'
 import { denseFor } from '../wasm/dense'
-import type { ActorRef, InstanceInfo, PreparedSpawn, Runtime, StopOptions } from '../runtime'
-import { resolveSupervision, Supervisor, type RestartStrategy, type RestartType, type SupervisionOptions } from '../supervisor'
-import type { OverflowPolicy } from '../actor'
 import type { EdgeFunction } from '../js-function'
-import type { StatePolicy, System } from '../system'
+import { annotationOptions, annotationProblems, FUNCTION_ANNOTATIONS, WORKFLOW_ANNOTATIONS, type InstanceInfo, type SpawnOptions, type StopOptions, type SupervisionOptions } from '../options'
+import type { ActorRef, RefOwner } from '../runtime/actor-ref'
+import type { PreparedSpawn, Spawner } from '../runtime/spawner'
+import { resolveSupervision, Supervisor, type SupervisorEnv } from '../supervision/supervisor'
 import type { ResourceClass, WorkflowProblem } from './resource'
 import { parseWorkflow, workflowError, type ParsedFunction, type ParsedResource, type ParsedWorkflow, type WorkflowSpec } from './spec'
 
@@ -135,7 +141,7 @@ export async function checkWorkflow(env: WorkflowEnv, spec: unknown, options: Wo
     }
     for (const p of cls.validate?.(config) ?? []) at({ entity: 'resource', name: r.name, field: p.field.startsWith('configurations.') ? p.field : `configurations.${p.field}`, message: p.message })
   }
-  checkSupervisionAnnotations(parsed, at)
+  checkAnnotations(parsed, at)
   // Problems are reported in the order of the file, not the order loads finished.
   const order = (p: WorkflowProblem) => {
     const fi = parsed.functions.findIndex((f) => f.name === p.name)
@@ -146,60 +152,23 @@ export async function checkWorkflow(env: WorkflowEnv, spec: unknown, options: Wo
   return { problems, validated: { parsed, modules, classes, configs, ...(file !== undefined ? { file } : {}), name: options.name ?? defaultName(parsed, file) } }
 }
 
-const int = (v: string) => (/^\d+$/.test(v.trim()) ? Number(v) : NaN)
-
 /** The guest limits a function's `fuel` / `max-memory` annotations set (valid values only; validation reports the rest). */
 function annotatedLimits(a: Record<string, string>): { fuel?: number; maxMemoryBytes?: number } {
-  const fuel = a['fuel'] === 'Infinity' ? Infinity : a['fuel'] !== undefined ? int(a['fuel']) : NaN
-  const mem = a['max-memory'] !== undefined ? int(a['max-memory']) : NaN
-  return { ...(fuel >= 1 ? { fuel } : {}), ...(mem >= 65536 ? { maxMemoryBytes: mem } : {}) }
+  const { fuel, maxMemoryBytes } = annotationOptions(a, FUNCTION_ANNOTATIONS)
+  return { ...(fuel !== undefined ? { fuel } : {}), ...(maxMemoryBytes !== undefined ? { maxMemoryBytes } : {}) }
 }
 
-/** Supervision annotations: a typo must not silently mean "the default". */
-function checkSupervisionAnnotations(parsed: ParsedWorkflow, at: (p: Omit<WorkflowProblem, 'file'>) => void): void {
-  const wa = parsed.annotations
-  const strat = wa['restart-strategy']
-  if (strat !== undefined && !['one_for_one', 'one_for_all', 'rest_for_one'].includes(strat)) at({ entity: 'workflow', field: 'annotations.restart-strategy', message: `must be one_for_one, one_for_all or rest_for_one, got "${strat}"` })
-  for (const k of ['max-restarts', 'restart-period-ms']) {
-    const v = wa[k]
-    if (v !== undefined && Number.isNaN(int(v))) at({ entity: 'workflow', field: `annotations.${k}`, message: `must be a non-negative integer, got "${v}"` })
-  }
+/** Annotations that set options, checked against the one table of legal values: a typo must not silently mean "the default". */
+function checkAnnotations(parsed: ParsedWorkflow, at: (p: Omit<WorkflowProblem, 'file'>) => void): void {
+  for (const [key, message] of annotationProblems(parsed.annotations, WORKFLOW_ANNOTATIONS)) at({ entity: 'workflow', field: `annotations.${key}`, message })
   for (const f of parsed.functions) {
-    const a = f.annotations
-    if (a['restart'] !== undefined && !['permanent', 'transient', 'temporary'].includes(a['restart'])) at({ entity: 'function', name: f.name, field: 'annotations.restart', message: `must be permanent, transient or temporary, got "${a['restart']}"` })
-    const cap = a['mailbox-capacity']
-    if (cap !== undefined && !(int(cap) >= 1)) at({ entity: 'function', name: f.name, field: 'annotations.mailbox-capacity', message: `must be a positive integer (messages), got "${cap}"` })
-    const iso = a['isolation']
-    if (iso !== undefined && iso !== 'inline' && iso !== 'worker') at({ entity: 'function', name: f.name, field: 'annotations.isolation', message: `must be inline or worker, got "${iso}"` })
-    const dl = a['deadline-ms']
-    if (dl !== undefined && !(int(dl) >= 1)) at({ entity: 'function', name: f.name, field: 'annotations.deadline-ms', message: `must be a positive integer (milliseconds), got "${dl}"` })
-    const fuel = a['fuel']
-    if (fuel !== undefined && fuel !== 'Infinity' && !(int(fuel) >= 1)) at({ entity: 'function', name: f.name, field: 'annotations.fuel', message: `must be a positive integer (fuel per invocation) or "Infinity", got "${fuel}"` })
-    const mem = a['max-memory']
-    if (mem !== undefined && !(int(mem) >= 65536)) at({ entity: 'function', name: f.name, field: 'annotations.max-memory', message: `must be an integer number of bytes, at least 65536 (one wasm page), got "${mem}"` })
-    const sp = a['state-policy']
-    if (sp !== undefined && !['transient', 'node-local', 'global'].includes(sp)) at({ entity: 'function', name: f.name, field: 'annotations.state-policy', message: `must be transient, node-local or global, got "${sp}"` })
-    const sm = a['state-sync']
-    if (sm !== undefined && sm !== 'async' && sm !== 'wait') at({ entity: 'function', name: f.name, field: 'annotations.state-sync', message: `must be async or wait, got "${sm}"` })
-    const pv = a['passivate']
-    if (pv !== undefined && pv !== 'true' && pv !== 'false' && pv !== 'lazy') at({ entity: 'function', name: f.name, field: 'annotations.passivate', message: `must be true, false or lazy, got "${pv}"` })
-    const dv = a['dense']
-    if (dv !== undefined && dv !== 'true' && dv !== 'false') at({ entity: 'function', name: f.name, field: 'annotations.dense', message: `must be true or false, got "${dv}"` })
-    if (dv === 'true' && a['isolation'] === 'worker') at({ entity: 'function', name: f.name, field: 'annotations.dense', message: 'dense memory and worker isolation do not go together (a worker per instance defeats density); drop one of the two annotations' })
-    const ov = a['mailbox-overflow']
-    if (ov !== undefined && ov !== 'reject' && ov !== 'drop-oldest') at({ entity: 'function', name: f.name, field: 'annotations.mailbox-overflow', message: `must be reject or drop-oldest, got "${ov}"` })
+    for (const [key, message] of annotationProblems(f.annotations, FUNCTION_ANNOTATIONS)) at({ entity: 'function', name: f.name, field: `annotations.${key}`, message })
   }
 }
 
 /** The workflow's supervision: API options over annotations over defaults. @internal */
 export function workflowSupervision(parsed: ParsedWorkflow, options: WorkflowOptions): SupervisionOptions {
-  const wa = parsed.annotations
-  return {
-    ...(wa['restart-strategy'] !== undefined ? { strategy: wa['restart-strategy'] as RestartStrategy } : {}),
-    ...(wa['max-restarts'] !== undefined ? { maxRestarts: int(wa['max-restarts']) } : {}),
-    ...(wa['restart-period-ms'] !== undefined ? { periodMs: int(wa['restart-period-ms']) } : {}),
-    ...options.supervision,
-  }
+  return { ...annotationOptions(parsed.annotations, WORKFLOW_ANNOTATIONS), ...options.supervision }
 }
 
 /** A stable name: the file's folder and stem, or a hash of the workflow's names. */
@@ -247,12 +216,12 @@ export class WorkflowHandle {
   supervisor!: Supervisor
 
   /** @internal */
-  constructor(private readonly rt: Runtime, v: ValidatedWorkflow, id: string, private readonly onStopped: () => void) {
+  constructor(private readonly rt: RefOwner, nodeId: string, v: ValidatedWorkflow, id: string, private readonly onStopped: () => void) {
     this.id = id
     this.name = v.name
     this.file = v.file
-    for (const f of v.parsed.functions) this.members.set(f.name, { name: f.name, kind: 'function', classType: f.classId, id: { node: rt.nodeId, function: randomUuid() }, ref: null })
-    for (const r of v.parsed.resources) this.members.set(r.name, { name: r.name, kind: 'resource', classType: r.classType, id: { node: rt.nodeId, function: randomUuid() }, ref: null })
+    for (const f of v.parsed.functions) this.members.set(f.name, { name: f.name, kind: 'function', classType: f.classId, id: { node: nodeId, function: randomUuid() }, ref: null })
+    for (const r of v.parsed.resources) this.members.set(r.name, { name: r.name, kind: 'resource', classType: r.classType, id: { node: nodeId, function: randomUuid() }, ref: null })
   }
 
   /** @internal */
@@ -355,10 +324,10 @@ export class WorkflowHandle {
  * running are stopped and the error is thrown.
  * @internal
  */
-export async function launchWorkflow(rt: Runtime, sys: System, v: ValidatedWorkflow, options: WorkflowOptions, onStopped: (h: WorkflowHandle) => void): Promise<WorkflowHandle> {
+export async function launchWorkflow(spawner: Spawner, owner: RefOwner, sys: SupervisorEnv, nodeId: string, v: ValidatedWorkflow, options: WorkflowOptions, onStopped: (h: WorkflowHandle) => void): Promise<WorkflowHandle> {
   const id = randomUuid()
   let handle: WorkflowHandle | undefined
-  handle = new WorkflowHandle(rt, v, id, () => onStopped(handle!))
+  handle = new WorkflowHandle(owner, nodeId, v, id, () => onStopped(handle!))
   const h = handle
   // Escalation (restart intensity exceeded) stops the whole workflow, as an OTP supervisor
   // that gives up takes its children down with it.
@@ -373,21 +342,21 @@ export async function launchWorkflow(rt: Runtime, sys: System, v: ValidatedWorkf
     for (const f of v.parsed.functions) {
       const stub = options.replace?.[f.name]
       const spec = functionSpawn(f, v, h, outputs(f.mapping), options, stub)
-      prepared.push({ name: f.name, p: await rt.prepareSpawn(spec) })
+      prepared.push({ name: f.name, p: await spawner.prepare(spec) })
     }
     for (const r of v.parsed.resources) {
-      const fn = options.replace?.[r.name] ?? await createResource(rt, r, v, h)
-      prepared.push({ name: r.name, p: await rt.prepareSpawn({ name: r.name, fn, functionId: h.idOf(r.name)!.function, outputs: outputs(r.mapping), stateId: `${v.name}/${r.name}` }) })
+      const fn = options.replace?.[r.name] ?? await createResource(sys, r, v, h)
+      prepared.push({ name: r.name, p: await spawner.prepare({ name: r.name, fn, functionId: h.idOf(r.name)!.function, outputs: outputs(r.mapping), stateId: `${v.name}/${r.name}` }) })
     }
   } catch (e) {
     for (const { p } of prepared) p.actor.discard()
     throw startError(e, label)
   }
-  for (const { p } of prepared) rt.registerPrepared(p, h.supervisor)
+  for (const { p } of prepared) spawner.register(p, h.supervisor)
   const started: string[] = []
   for (const [i, { name, p }] of prepared.entries()) {
     try {
-      h.setRef(name, await rt.activatePrepared(p))
+      h.setRef(name, await spawner.activate(p))
       started.push(name)
     } catch (e) {
       for (const rest of prepared.slice(i + 1)) rest.p.actor.discard()
@@ -398,7 +367,7 @@ export async function launchWorkflow(rt: Runtime, sys: System, v: ValidatedWorkf
   return h
 }
 
-function functionSpawn(f: ParsedFunction, v: ValidatedWorkflow, h: WorkflowHandle, outputs: Record<string, InstanceId>, options: WorkflowOptions, stub?: EdgeFunction | (() => EdgeFunction)) {
+function functionSpawn(f: ParsedFunction, v: ValidatedWorkflow, h: WorkflowHandle, outputs: Record<string, InstanceId>, options: WorkflowOptions, stub?: EdgeFunction | (() => EdgeFunction)): SpawnOptions {
   const init = f.annotations['init-payload']
   return {
     name: f.name,
@@ -408,21 +377,12 @@ function functionSpawn(f: ParsedFunction, v: ValidatedWorkflow, h: WorkflowHandl
     stateId: f.annotations['state-id'] || `${v.name}/${f.name}`,
     ...(init !== undefined ? { initPayload: init } : {}),
     ...(options.callTimeoutMs !== undefined ? { callTimeoutMs: options.callTimeoutMs } : {}),
-    ...(f.annotations['restart'] !== undefined ? { restart: f.annotations['restart'] as RestartType } : {}),
-    ...(f.annotations['mailbox-capacity'] !== undefined ? { mailboxCapacity: int(f.annotations['mailbox-capacity']) } : {}),
-    ...(f.annotations['isolation'] !== undefined ? { isolation: f.annotations['isolation'] as 'inline' | 'worker' } : {}),
-    ...(f.annotations['deadline-ms'] !== undefined ? { deadlineMs: int(f.annotations['deadline-ms']) } : {}),
-    ...annotatedLimits(f.annotations),
-    ...(f.annotations['state-policy'] !== undefined ? { statePolicy: f.annotations['state-policy'] as StatePolicy } : {}),
-    ...(f.annotations['state-sync'] !== undefined ? { sync: f.annotations['state-sync'] as 'async' | 'wait' } : {}),
-    ...(f.annotations['mailbox-overflow'] !== undefined ? { overflow: f.annotations['mailbox-overflow'] as OverflowPolicy } : {}),
-    ...(f.annotations['passivate'] === 'true' ? { passivate: true } : {}),
-    ...(f.annotations['passivate'] === 'lazy' ? { lazy: true } : {}),
-    ...(f.annotations['dense'] !== undefined ? { dense: f.annotations['dense'] === 'true' } : {}),
+    // Every annotation that sets a spawn option, by the one table (lib/options.ts).
+    ...annotationOptions(f.annotations, FUNCTION_ANNOTATIONS),
   }
 }
 
-async function createResource(rt: Runtime, r: ParsedResource, v: ValidatedWorkflow, h: WorkflowHandle) {
+async function createResource(sys: SupervisorEnv, r: ParsedResource, v: ValidatedWorkflow, h: WorkflowHandle) {
   const cls = v.classes.get(r.name)!
   const instance = h.idOf(r.name)!
   try {
@@ -435,7 +395,7 @@ async function createResource(rt: Runtime, r: ParsedResource, v: ValidatedWorkfl
       workflowId: h.id,
       ...(baseDir !== undefined ? { baseDir } : {}),
       config: v.configs.get(r.name)!,
-      warn: (message, details = {}) => rt.emitWarning({ code: 'resource-error', name: r.name, instance, message, details }),
+      warn: (message, details = {}) => sys.emit('warning', { code: 'resource-error', name: r.name, instance, message, details }),
     })
   } catch (e) {
     if (e instanceof EdgelessError) throw e

@@ -6,10 +6,11 @@
  * (No `node:*` here; the HTTP server is `server.ts`.)
  * @packageDocumentation
  */
-import type { ActorStatus } from '../../lifecycle'
+import type { ActorStatus } from '../../actor/lifecycle'
 import { collectMetrics, type Metrics, type MetricsSnapshot } from '../../inspect/metrics'
 import { inspectStream, type InspectionEvent } from '../../inspect/stream'
-import type { InstanceInfo, Runtime } from '../../runtime'
+import type { InstanceInfo } from '../../options'
+import type { Runtime } from '../../runtime/runtime'
 
 /** One instance, as a node of the inspector's graph. */
 export interface InspectorNode {

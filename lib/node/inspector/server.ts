@@ -11,7 +11,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net'
 import { EdgelessError } from '../../errors'
 import { PROMETHEUS_CONTENT_TYPE, toPrometheus } from '../../inspect/prometheus'
-import type { Runtime } from '../../runtime'
+import type { Runtime } from '../../runtime/runtime'
 import { InspectorModel, type InspectorState } from './model'
 import { INSPECTOR_PAGE } from './page'
 

@@ -42,7 +42,7 @@
  * ```
  * @packageDocumentation
  */
-import { closeRedisClient, importIoredis, shownUrl } from '../../../adapters/redis'
+import { closeRedisClient, importIoredis, shownUrl } from '../redis-client'
 import { err, noReply, reply } from '../../call-result'
 import { EdgelessError } from '../../errors'
 import type { EdgeFunction } from '../../js-function'

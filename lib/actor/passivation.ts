@@ -1,5 +1,5 @@
-import type { Clock } from './clock'
-import { EdgelessError } from './errors'
+import type { Clock } from '../clock'
+import { EdgelessError } from '../errors'
 
 /**
  * Passivation: idle instances are hibernated — their `handle_stop` runs, their wasm

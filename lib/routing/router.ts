@@ -1,34 +1,30 @@
-import type { EventEmitter } from 'eventemitter3'
-import type { StateStore } from '../adapters/types'
-import type { Actor, Message } from './actor'
-import { BytePool } from './byte-pool'
-import { errResult, NOREPLY_RESULT, type CallResult } from './call-result'
-import type { Clock } from './clock'
-import type { RuntimeEvents } from './events'
-import { isThenable } from './guest'
-import { instanceIdBytes, type InstanceId } from './ids'
-import { PendingCall } from './pending-call'
-import type { Observer } from './observer'
-import { Scheduler } from './scheduler'
-import { StateWriter, type StateWriteOptions } from './state-writer'
-import { WasmGuest } from './wasm/instance'
-
 /**
- * Where a function's state lives, as upstream names the policies: `transient` (nothing is
- * written; a restart in this process still gets the last synced state from memory),
- * `node-local` (this node's store: files, SQLite, memory) or `global` (a store shared by
- * nodes, e.g. Redis). Mapped to stores by {@link RuntimeOptions.stateStores}.
+ * Message routing: casts, calls (the synchronous fast path, queued calls with timeouts),
+ * cycle detection over the waits-for edges, trace ids, and the lending of payload bytes.
+ * It resolves instance ids through a {@link Transport} and works on {@link Recipient}s, so
+ * it knows no actor, guest or wasm class.
+ * @packageDocumentation
  */
+import type { EventEmitter } from 'eventemitter3'
+import { errResult, NOREPLY_RESULT, type CallResult } from '../call-result'
+import type { Clock } from '../clock'
+import type { RuntimeEvents } from '../events'
+import { isThenable } from '../guest'
+import { instanceIdBytes, type InstanceId } from '../ids'
+import type { Observer } from '../observer'
+import type { Message } from './message'
+import { BytePool } from './ownership'
+import { PendingCall, type CallEnv } from './pending-call'
+import type { Recipient, Transport } from './transport'
+
 /**
  * Observes messages for the test kit's trace. `message` is called when a cast or call is
  * sent; for a call it may return a function that receives the answer.
  * @internal
  */
 export interface Tracer {
-  message(kind: 'cast' | 'call', from: InstanceId, to: Actor, payload: Uint8Array, alias: string | undefined): ((r: CallResult) => void) | void
+  message(kind: 'cast' | 'call', from: InstanceId, to: Recipient, payload: Uint8Array, alias: string | undefined): ((r: CallResult) => void) | void
 }
-
-export type StatePolicy = 'transient' | 'node-local' | 'global'
 
 /** Nested synchronous calls deeper than this take the queued path, so long chains cannot overflow the JS stack. */
 const MAX_SYNC_DEPTH = 32
@@ -36,14 +32,24 @@ const MAX_SYNC_DEPTH = 32
 const NO_BYTES = new Uint8Array(0)
 
 /**
- * The internals shared by a runtime's actors: the registry, the scheduler, the clock,
- * message routing, calls with cycle detection and timeouts, and ordered state writes.
- * The public {@link Runtime} is a thin facade over it.
+ * A waits-for chain longer than this is not walked further (defensive: every edge is
+ * checked for a cycle when it is made, so chains are acyclic and shorter than the number
+ * of instances).
+ */
+const MAX_CHAIN = 1 << 22
+
+/**
+ * Routes messages between the instances a {@link Transport} resolves, and from the host
+ * application (the nil function id on this node). Events go to the runtime's emitter.
+ *
+ * @example
+ * ```ts
+ * const router = new Router(nodeId, realClock, emitter, new InProcessTransport())
+ * router.castTo(router.hostId, router.hostIdBytes, router.lookup(id)!, bytes)
+ * ```
  * @internal
  */
-export class System {
-  readonly actors = new Map<string, Actor>()
-  readonly scheduler = new Scheduler()
+export class Router implements CallEnv {
   readonly hostId: InstanceId
   readonly hostIdBytes: Uint8Array
   private syncDepth = 0
@@ -56,16 +62,14 @@ export class System {
   private readonly syncCalls: Array<PendingCall | undefined> = []
   /** Payloads lent by a wasm caller (views into its memory) to the synchronous calls running now, innermost last. */
   private readonly lentPayloads: Uint8Array[] = []
-  readonly writer: StateWriter
 
   constructor(
     readonly nodeId: string,
     readonly clock: Clock,
-    readonly stores: { nodeLocal: StateStore; global: StateStore },
     private readonly events: EventEmitter<RuntimeEvents>,
-    writeOptions: StateWriteOptions = {},
+    /** Where instance ids resolve to recipients. */
+    readonly transport: Transport,
   ) {
-    this.writer = new StateWriter(clock, (name, ...args) => this.emit(name, args[0]), writeOptions)
     // The host application's own address: the nil function id on this node.
     this.hostId = { node: nodeId, function: '00000000-0000-0000-0000-000000000000' }
     this.hostIdBytes = instanceIdBytes(this.hostId)
@@ -87,9 +91,9 @@ export class System {
     }
   }
 
-  lookup(id: InstanceId): Actor | undefined {
-    const a = this.actors.get(id.function)
-    return a && a.id.node === id.node ? a : undefined
+  /** The recipient of messages for `id`, or undefined when no instance is reachable there. */
+  lookup(id: InstanceId): Recipient | undefined {
+    return this.transport.resolve(id)
   }
 
   /** Sees every cast and call (the test kit's trace); `null` costs one check per message. */
@@ -100,14 +104,14 @@ export class System {
   private traces = 0
 
   /** Enqueue a cast; refused messages become dead letters. */
-  castTo(from: InstanceId, fromBytes: Uint8Array, target: Actor, payload: Uint8Array, alias?: string, trace = 0, pooled = false): void {
+  castTo(from: InstanceId, fromBytes: Uint8Array, target: Recipient, payload: Uint8Array, alias?: string, trace = 0, pooled = false): void {
     if (this.tracer) this.tracer.message('cast', from, target, payload, alias)
     const t = trace || ++this.traces
     if (this.observer) this.observer.sent?.(from, target, 'cast', t, payload.length, alias)
     target.enqueue({ kind: 0, src: from, srcBytes: fromBytes, payload, pending: null, trace: t, pooled })
   }
 
-  /** Arrays for the copies of short payloads the host casts (lib/byte-pool.ts). */
+  /** Arrays for the copies of short payloads the host casts (lib/routing/ownership.ts). */
   readonly bytes = new BytePool()
 
   /**
@@ -115,21 +119,21 @@ export class System {
    * when the target is idle with an empty mailbox and answers without waiting (the fast
    * path); otherwise queued behind earlier messages, with a timeout.
    *
-   * A wasm caller may lend its payload (see {@link WasmGuest.lends}): a view into its
+   * A wasm caller may lend its payload (see {@link LendingGuest}): a view into its
    * memory, which stays as it is only while the caller is blocked in this call. It is used
    * as it is where the bytes are copied before the caller can run again — by a wasm callee
    * that runs now, which copies them into its own memory first thing — and copied wherever
    * it could be kept: a queued message, a JS callee, the tracer, a callee that suspends, a
    * dead letter. Such a caller copies the reply into its memory at once, so a wasm callee
-   * that runs now may answer in a buffer of its own that it reuses (WasmGuest.lendReply).
+   * that runs now may answer in a buffer of its own that it reuses (LendingGuest.lendReply).
    */
-  call(caller: Actor | null, from: InstanceId, fromBytes: Uint8Array, target: Actor, payload: Uint8Array, timeoutMs: number, alias?: string, trace = 0): CallResult | Promise<CallResult> {
+  call(caller: Recipient | null, from: InstanceId, fromBytes: Uint8Array, target: Recipient, payload: Uint8Array, timeoutMs: number, alias?: string, trace = 0): CallResult | Promise<CallResult> {
     const t = trace || ++this.traces
     let lent = false
     if (caller !== null) {
-      const g = caller.guest
-      // A wasm guest whose calls come here may lend its payloads from its next call on.
-      if (g instanceof WasmGuest) {
+      const g = caller.guest.lender
+      // A guest whose calls come here may lend its payloads from its next call on.
+      if (g !== undefined) {
         if (payload === g.lent) lent = true
         else g.lends = true
       }
@@ -146,7 +150,7 @@ export class System {
     return r
   }
 
-  private callInner(caller: Actor | null, from: InstanceId, fromBytes: Uint8Array, target: Actor, payload: Uint8Array, timeoutMs: number, trace: number, lent: boolean): CallResult | Promise<CallResult> {
+  private callInner(caller: Recipient | null, from: InstanceId, fromBytes: Uint8Array, target: Recipient, payload: Uint8Array, timeoutMs: number, trace: number, lent: boolean): CallResult | Promise<CallResult> {
     if (caller && this.closesCycle(caller, target)) return this.cycleRefused(caller, target)
     const depth = this.syncDepth
     if (!target.canRunNow() || depth >= MAX_SYNC_DEPTH) {
@@ -155,9 +159,10 @@ export class System {
       return pc.wait()
     }
     // The fast path: the callee runs the call now, inside this call.
-    const callee = target.guest
-    const wasm = callee instanceof WasmGuest
-    // A JS handler may keep its message.
+    // A lending callee (in-thread wasm) copies the payload into its memory first thing; any
+    // other (a JS handler) may keep its message.
+    const callee = target.guest.lender
+    const wasm = callee !== undefined
     if (lent && !wasm) payload = payload.slice()
     let pc = this.syncCalls[depth]
     if (pc === undefined) pc = this.syncCalls[depth] = new PendingCall(this, caller, target, timeoutMs)
@@ -174,7 +179,7 @@ export class System {
     const lending = lent && wasm
     if (lending) {
       this.lentPayloads.push(payload)
-      callee.lendReply = true
+      callee!.lendReply = true
     }
     if (caller) caller.waitingOn = target
     this.syncDepth = depth + 1
@@ -187,7 +192,7 @@ export class System {
       this.syncDepth = depth
       if (lending) {
         this.lentPayloads.pop()
-        callee.lendReply = false
+        callee!.lendReply = false
       }
       if (!over) {
         // Still running (suspended in a call of its own): the pair is the callee's until it
@@ -206,20 +211,20 @@ export class System {
   }
 
   /** Would a call from `caller` to `target` close a cycle `caller -> target -> ... -> caller` of waiting instances? */
-  private closesCycle(caller: Actor, target: Actor): boolean {
+  private closesCycle(caller: Recipient, target: Recipient): boolean {
     let n = 1
-    for (let t: Actor | null = target; t; t = t.waitingOn) {
+    for (let t: Recipient | null = target; t; t = t.waitingOn) {
       n++
       if (t === caller) return true
-      if (n > this.actors.size + 1) break
+      if (n > MAX_CHAIN) break
     }
     return false
   }
 
   /** Refuse a call that would close a cycle (reported as `call-cycle`). */
-  private cycleRefused(caller: Actor, target: Actor): CallResult {
-    const cycle: Actor[] = [caller]
-    for (let t: Actor | null = target; t; t = t.waitingOn) {
+  private cycleRefused(caller: Recipient, target: Recipient): CallResult {
+    const cycle: Recipient[] = [caller]
+    for (let t: Recipient | null = target; t; t = t.waitingOn) {
       cycle.push(t)
       if (t === caller) break
     }
@@ -229,21 +234,5 @@ export class System {
       : `Call cycle ${names.join(' -> ')}: every instance in it waits for the next, so none could answer. Break the cycle (make one of the calls a cast).`, { cycle: names })
     this.emit('call-cycle', { caller: caller.name, callerInstance: caller.id, target: target.name, targetInstance: target.id, cycle: names, error: r.error })
     return r
-  }
-
-  /** Persist `data` for `actor` under its policy's store (nothing for `transient`). */
-  persist(actor: Actor, data: Uint8Array): void {
-    if (actor.statePolicy === 'transient') return
-    this.writer.write(actor, this.storeFor(actor.statePolicy), actor.stateId, data)
-  }
-
-  /** The store of a state policy. */
-  storeFor(policy: Exclude<StatePolicy, 'transient'>): StateStore {
-    return policy === 'global' ? this.stores.global : this.stores.nodeLocal
-  }
-
-  /** Resolves when every write for `stateId` issued so far has finished; false if it timed out (reported as `state-lost`). */
-  flushState(stateId: string, timeoutMs?: number): Promise<boolean> {
-    return this.writer.flush(stateId, timeoutMs)
   }
 }

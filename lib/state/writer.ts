@@ -1,9 +1,9 @@
-import type { StateStore } from '../adapters/types'
-import type { Clock } from './clock'
-import { EdgelessError } from './errors'
-import type { RuntimeEvents } from './events'
-import { isThenable } from './guest'
-import type { InstanceId } from './ids'
+import type { StateStore } from './store'
+import type { Clock } from '../clock'
+import { EdgelessError } from '../errors'
+import type { RuntimeEvents } from '../events'
+import { isThenable } from '../guest'
+import type { InstanceId } from '../ids'
 
 /** Who a state belongs to (for events). @internal */
 export interface StateOwner {

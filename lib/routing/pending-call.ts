@@ -1,6 +1,17 @@
-import { errResult, NOREPLY_RESULT, type CallResult } from './call-result'
-import type { Actor } from './actor'
-import type { System } from './system'
+/**
+ * One outstanding call and its timeout.
+ * @packageDocumentation
+ */
+import { errResult, NOREPLY_RESULT, type CallResult } from '../call-result'
+import type { Clock } from '../clock'
+import type { RuntimeEvents } from '../events'
+import type { Recipient } from './transport'
+
+/** What a pending call reports to and times out with (the router). @internal */
+export interface CallEnv {
+  readonly clock: Clock
+  emit<K extends keyof RuntimeEvents>(name: K, ev: RuntimeEvents[K][0]): void
+}
 
 /**
  * One outstanding call: who waits (an actor, or the host application when `caller` is
@@ -18,17 +29,17 @@ export class PendingCall {
   private timer: unknown = null
 
   constructor(
-    private readonly sys: System,
-    public caller: Actor | null,
-    public target: Actor,
+    private readonly sys: CallEnv,
+    public caller: Recipient | null,
+    public target: Recipient,
     private timeoutMs: number,
   ) {}
 
   /**
    * Make a call that settled without ever waiting (a synchronous one: no timer, no promise)
-   * open again for the next synchronous call, which {@link System} runs with the same object.
+   * open again for the next synchronous call, which the router runs with the same object.
    */
-  reuse(caller: Actor | null, target: Actor, timeoutMs: number): void {
+  reuse(caller: Recipient | null, target: Recipient, timeoutMs: number): void {
     this.caller = caller
     this.target = target
     this.timeoutMs = timeoutMs

@@ -1,64 +1,21 @@
-import type { Actor } from './actor'
-import { EdgelessError } from './errors'
-import type { CrashRecord } from './events'
-import type { System } from './system'
-
 /**
- * When a supervisor restarts an instance, by OTP's names:
- * - `permanent`: always — after a crash, and after a normal stop of that one instance
- *   (`rt.stop(ref)`); only stopping the whole workflow or runtime ends it;
- * - `transient` (the default): after a crash only;
- * - `temporary`: never; a crash leaves it `failed`.
- *
- * OTP's default is `permanent`; ours is `transient` because the only normal exit of an
- * EDGELESS function is a deliberate stop, which should stay a stop.
- *
- * @example
- * ```ts
- * await rt.spawn({ name: 'worker', module, restart: 'permanent' })
- * ```
+ * OTP-style supervision: on each crash, what restarts (strategy), when (backoff), and when
+ * to give up (restart intensity); and the return of a permanent instance after a normal stop.
+ * @packageDocumentation
  */
-export type RestartType = 'permanent' | 'transient' | 'temporary'
+import type { Actor, ActorSupervisor } from '../actor/actor'
+import { statusHas } from '../actor/lifecycle'
+import type { Clock } from '../clock'
+import { EdgelessError } from '../errors'
+import type { CrashRecord, RuntimeEvents } from '../events'
+import { checkEnum, type BackoffOptions, type RestartStrategy, type RestartType, type SupervisionOptions } from '../options'
 
-/**
- * Which instances restart when one crashes (OTP's strategies; order = order in the workflow):
- * `one_for_one` only the crashed one; `one_for_all` every instance of the workflow;
- * `rest_for_one` the crashed one and every instance after it.
- */
-export type RestartStrategy = 'one_for_one' | 'one_for_all' | 'rest_for_one'
+export type { BackoffOptions, RestartStrategy, RestartType, SupervisionOptions }
 
-/**
- * Delay before a restart: `initialMs * factor^(n-1)`, capped at `maxMs`, where n counts the
- * restarts within the intensity period; then multiplied by a random factor in
- * `[1 - jitter, 1 + jitter]` so instances that crashed together do not restart in lockstep.
- */
-export interface BackoffOptions {
-  /** Default 10 ms. 0 restarts at once (as OTP). */
-  initialMs?: number
-  /** Default 2. */
-  factor?: number
-  /** Default 1000 ms. */
-  maxMs?: number
-  /** Default 0.2 (±20%). */
-  jitter?: number
-}
-
-/**
- * How a supervisor treats crashes: strategy, restart intensity (at most `maxRestarts`
- * restarts within `periodMs`, default 3 in 5000 ms as OTP; one more escalates) and backoff.
- *
- * @example
- * ```ts
- * await rt.startWorkflow('wf.json', { supervision: { strategy: 'rest_for_one', maxRestarts: 10, periodMs: 60_000 } })
- * ```
- */
-export interface SupervisionOptions {
-  strategy?: RestartStrategy
-  maxRestarts?: number
-  periodMs?: number
-  backoff?: BackoffOptions
-  /** Source of jitter (tests pass a seeded one). Default `Math.random`. */
-  random?: () => number
+/** What a supervisor reports to and times backoff with (the runtime's router). @internal */
+export interface SupervisorEnv {
+  readonly clock: Clock
+  emit<K extends keyof RuntimeEvents>(name: K, ev: RuntimeEvents[K][0]): void
 }
 
 /** Resolved supervision settings. @internal */
@@ -70,9 +27,6 @@ export interface SupervisionPolicy {
   random: () => number
 }
 
-const STRATEGIES: readonly RestartStrategy[] = ['one_for_one', 'one_for_all', 'rest_for_one']
-const RESTART_TYPES: readonly RestartType[] = ['permanent', 'transient', 'temporary']
-
 /** Check and complete supervision options; throws `invalid-argument` naming the bad field. @internal */
 export function resolveSupervision(o: SupervisionOptions = {}, where = 'supervision'): SupervisionPolicy {
   const num = (v: number | undefined, def: number, name: string, min: number): number => {
@@ -80,8 +34,7 @@ export function resolveSupervision(o: SupervisionOptions = {}, where = 'supervis
     if (typeof n !== 'number' || Number.isNaN(n) || n < min) throw new EdgelessError('invalid-argument', `${where}.${name} must be a number >= ${min}, got ${JSON.stringify(v)}.`)
     return n
   }
-  const strategy = o.strategy ?? 'one_for_one'
-  if (!STRATEGIES.includes(strategy)) throw new EdgelessError('invalid-argument', `${where}.strategy must be one of ${STRATEGIES.join(', ')}, got ${JSON.stringify(o.strategy)}.`)
+  const strategy = checkEnum('strategy', o.strategy ?? 'one_for_one', `${where}.strategy`)
   const b = o.backoff ?? {}
   const jitter = num(b.jitter, 0.2, 'backoff.jitter', 0)
   if (jitter > 1) throw new EdgelessError('invalid-argument', `${where}.backoff.jitter must be between 0 and 1, got ${jitter}.`)
@@ -96,9 +49,7 @@ export function resolveSupervision(o: SupervisionOptions = {}, where = 'supervis
 
 /** Check a restart type; throws `invalid-argument`. @internal */
 export function checkRestartType(v: unknown, where: string): RestartType {
-  if (v === undefined) return 'transient'
-  if (!RESTART_TYPES.includes(v as RestartType)) throw new EdgelessError('invalid-argument', `${where} must be one of ${RESTART_TYPES.join(', ')}, got ${JSON.stringify(v)}.`)
-  return v as RestartType
+  return v === undefined ? 'transient' : checkEnum('restart', v, where)
 }
 
 /**
@@ -107,7 +58,7 @@ export function checkRestartType(v: unknown, where: string): RestartType {
  * escalates when restarts come too often. The actors do the work of restarting themselves.
  * @internal
  */
-export class Supervisor {
+export class Supervisor implements ActorSupervisor {
   /** In start order (a Set: a runtime's root supervisor may hold a million lazily spawned children). */
   readonly children = new Set<Actor>()
   /** Restarts within the current period (the crashes that caused them). */
@@ -117,7 +68,7 @@ export class Supervisor {
   private shuttingDown = false
 
   constructor(
-    private readonly sys: System,
+    private readonly sys: SupervisorEnv,
     readonly name: string | undefined,
     readonly policy: SupervisionPolicy,
     /** Restart intensity exceeded. The workflow supervisor stops the workflow; the root one gives up on the child. */
@@ -220,7 +171,7 @@ export class Supervisor {
   private group(a: Actor): Actor[] {
     if (this.policy.strategy === 'one_for_one') return [a]
     const all = [...this.children]
-    const live = all.filter((c) => c === a || c.status === 'running' || c.status === 'crashed' || c.status === 'starting')
+    const live = all.filter((c) => c === a || statusHas(c.status, 'in-group'))
     switch (this.policy.strategy) {
       case 'one_for_all': return live
       case 'rest_for_one': {

@@ -1,8 +1,13 @@
 /**
+ * The contract between the runtime and a state store (the adapters implement it).
+ * @packageDocumentation
+ */
+/**
  * Where `sync` puts a function's serialized state, keyed by state id. Small on purpose:
  * an adapter is a plain object with three required methods. Methods may be synchronous
  * or return promises. A failed write must reject (or throw); the runtime reports it as a
- * `state-error` event and never drops it silently.
+ * `state-sync-failed` event, keeps the newest value and retries it (a value it finally
+ * cannot write is a `state-lost` event): it never drops one silently.
  *
  * @example
  * ```ts

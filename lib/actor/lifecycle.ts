@@ -1,3 +1,8 @@
+/**
+ * The lifecycle of an instance: its statuses, the events between them, and what each
+ * status means (tags), as one xstate machine.
+ * @packageDocumentation
+ */
 import { createMachine, initialTransition, transition, type SnapshotFrom } from 'xstate'
 
 /**
@@ -34,6 +39,15 @@ export type LifecycleEvent =
   | { type: 'STOPPED' }
 
 /**
+ * What a status means, as tags of the machine's states (read with {@link statusHas}):
+ * - `accepts`: messages are queued (else refused: dead letters, Err to callers);
+ * - `in-group`: restarted with a crashed sibling under `one_for_all` / `rest_for_one`;
+ * - `settling`: on its way to `running` or `hibernated` (the test kit waits for it);
+ * - `guest-halted`: the guest is not called again, so a stop skips its `handle_stop`.
+ */
+export type StatusTag = 'accepts' | 'in-group' | 'settling' | 'guest-halted'
+
+/**
  * The lifecycle of every actor, as an xstate machine. It is evaluated with xstate's pure
  * `transition` function (no interpreter per actor: a hundred thousand instances must stay
  * cheap), and consulted only on lifecycle events, never per message.
@@ -45,15 +59,15 @@ export const lifecycleMachine = createMachine({
   initial: 'starting',
   states: {
     // HIBERNATED from starting: a lazy spawn, addressable before it was ever instantiated.
-    starting: { on: { INIT_OK: 'running', CRASH: 'crashed', STOP: 'stopping', HIBERNATED: 'hibernated' } },
-    running: { on: { CRASH: 'crashed', RESTART: 'restarting', STOP: 'stopping', HIBERNATE: 'hibernating' } },
-    crashed: { on: { RESTART: 'restarting', GIVE_UP: 'failed', STOP: 'stopping' } },
-    restarting: { on: { INIT_OK: 'running', CRASH: 'crashed', STOP: 'stopping' } },
-    failed: { on: { STOP: 'stopping' } },
-    hibernating: { on: { HIBERNATED: 'hibernated', STOP: 'stopping' } },
-    hibernated: { on: { ACTIVATE: 'activating', STOP: 'stopping' } },
+    starting: { tags: ['accepts', 'in-group', 'settling'], on: { INIT_OK: 'running', CRASH: 'crashed', STOP: 'stopping', HIBERNATED: 'hibernated' } },
+    running: { tags: ['accepts', 'in-group'], on: { CRASH: 'crashed', RESTART: 'restarting', STOP: 'stopping', HIBERNATE: 'hibernating' } },
+    crashed: { tags: ['accepts', 'in-group', 'guest-halted'], on: { RESTART: 'restarting', GIVE_UP: 'failed', STOP: 'stopping' } },
+    restarting: { tags: ['accepts', 'settling', 'guest-halted'], on: { INIT_OK: 'running', CRASH: 'crashed', STOP: 'stopping' } },
+    failed: { tags: ['guest-halted'], on: { STOP: 'stopping' } },
+    hibernating: { tags: ['accepts', 'settling', 'guest-halted'], on: { HIBERNATED: 'hibernated', STOP: 'stopping' } },
+    hibernated: { tags: ['accepts'], on: { ACTIVATE: 'activating', STOP: 'stopping' } },
     // Activation is a restart without a crash: a crash in its init goes to the supervisor.
-    activating: { on: { INIT_OK: 'running', CRASH: 'crashed', STOP: 'stopping' } },
+    activating: { tags: ['accepts', 'settling'], on: { INIT_OK: 'running', CRASH: 'crashed', STOP: 'stopping' } },
     stopping: { on: { STOPPED: 'stopped' } },
     stopped: { type: 'final' },
   },
@@ -87,4 +101,28 @@ export function nextLifecycle(s: LifecycleSnapshot, event: LifecycleEvent): Life
     memo.set(key, next)
   }
   return next ?? undefined
+}
+
+/** The statuses that carry each tag, read once from the machine's states. */
+const TAGGED = new Map<StatusTag, ReadonlySet<ActorStatus>>()
+for (const [status, node] of Object.entries(lifecycleMachine.states)) {
+  for (const tag of node.tags as StatusTag[]) {
+    const set = (TAGGED.get(tag) as Set<ActorStatus> | undefined) ?? new Set<ActorStatus>()
+    set.add(status as ActorStatus)
+    TAGGED.set(tag, set)
+  }
+}
+
+/**
+ * Does a status carry a tag of the lifecycle machine? (A set lookup: the actor caches the
+ * answer it needs per message, `accepts`, in a field at each transition.)
+ *
+ * @example
+ * ```ts
+ * statusHas('hibernated', 'accepts') // true: a message wakes it
+ * ```
+ * @internal
+ */
+export function statusHas(status: ActorStatus, tag: StatusTag): boolean {
+  return TAGGED.get(tag)?.has(status) ?? false
 }

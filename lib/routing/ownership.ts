@@ -1,3 +1,12 @@
+/**
+ * Who owns the bytes of a message, in one place: the copy at send, the pool of reused
+ * arrays for short payloads the host casts, and when such an array comes back. (The
+ * lending of a calling wasm guest's payload views, and where a lent view must be copied,
+ * is the call path's: `Router.call`.)
+ * @packageDocumentation
+ */
+import type { Payload } from '../payload'
+
 /** Payloads up to this many bytes are copied into pooled arrays (see {@link BytePool}). */
 export const POOLED_BYTES = 16
 /** Arrays kept per length. */
@@ -40,6 +49,19 @@ export class BytePool {
       a[i] = c
     }
     return a
+  }
+
+  /** A pooled copy of a payload the host casts (bytes, or a string as UTF-8), or undefined when it does not fit the pool. */
+  copyPayload(p: Payload): Uint8Array | undefined {
+    return p instanceof Uint8Array ? this.copyBytes(p) : typeof p === 'string' ? this.copyString(p) : undefined
+  }
+
+  /**
+   * A message was handled synchronously by `guest`: its pooled payload comes back when the
+   * guest copied it into its own memory (an in-thread wasm guest); any other keeps its array.
+   */
+  handled(msg: { readonly pooled?: boolean; readonly payload: Uint8Array }, guest: { readonly copiesPayload?: boolean }): void {
+    if (msg.pooled === true && guest.copiesPayload === true) this.give(msg.payload)
   }
 
   /** Take back an array {@link copyBytes} or {@link copyString} handed out, once nothing refers to it. */

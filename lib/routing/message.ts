@@ -3,7 +3,16 @@
  * @packageDocumentation
  */
 import type { InstanceId } from '../ids'
-import type { PendingCall } from './pending-call'
+import type { CallResult } from '../call-result'
+
+/**
+ * The answer side of a call, as the callee's mailbox sees it (a `PendingCall`): settled
+ * once, by the answer, a crash, a refusal or the timeout.
+ * @internal
+ */
+export interface CallAnswer {
+  settle(r: CallResult): void
+}
 
 /**
  * A message in a mailbox: kind 0 = cast, 1 = call (with the call it answers).
@@ -19,7 +28,7 @@ export interface Message {
   src: InstanceId
   srcBytes: Uint8Array
   payload: Uint8Array
-  pending: PendingCall | null
+  pending: CallAnswer | null
   /** Trace id: inherited by the messages its handler sends. */
   trace: number
   /** The payload is an array of the runtime's BytePool, given back once handled (lib/routing/ownership.ts). */

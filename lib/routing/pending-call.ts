@@ -5,6 +5,7 @@
 import { errResult, NOREPLY_RESULT, type CallResult } from '../call-result'
 import type { Clock } from '../clock'
 import type { RuntimeEvents } from '../events'
+import type { CallAnswer } from './message'
 import type { Recipient } from './transport'
 
 /** What a pending call reports to and times out with (the router). @internal */
@@ -21,7 +22,7 @@ export interface CallEnv {
  * detection walks.
  * @internal
  */
-export class PendingCall {
+export class PendingCall implements CallAnswer {
   settled = false
   result: CallResult = NOREPLY_RESULT
   private timedOut = false

@@ -94,7 +94,7 @@ describe('the cycle checker', () => {
       'src/q.ts': "import { code } from './p'\nexport const q = code\n",
       'src/self-ref.ts': "import './self-ref'\n",
     })
-    expect(parseImports("import './x'\nexport * as ns from \"../y\"\n")).toEqual([
+    expect(parseImports('import \'./x\'\nexport * as ns from "../y"\n')).toEqual([
       { specifier: '../y', typeOnly: false },
       { specifier: './x', typeOnly: false },
     ])
@@ -110,7 +110,14 @@ describe('the cycle checker', () => {
     const allowed = checkCycles({ dirs: ['src'], root: dir, allowed: [['src/b.ts', 'src/a.ts']] })
     expect(allowed.exitCode).toBe(0)
     expect(allowed.lines.at(-1)).toBe('ok: every cycle is in scripts/cycles-allowed.json (the goal is an empty list)')
-    const stale = checkCycles({ dirs: ['src'], root: dir, allowed: [['src/a.ts', 'src/b.ts'], ['src/gone.ts', 'src/a.ts']] })
+    const stale = checkCycles({
+      dirs: ['src'],
+      root: dir,
+      allowed: [
+        ['src/a.ts', 'src/b.ts'],
+        ['src/gone.ts', 'src/a.ts'],
+      ],
+    })
     expect(stale.exitCode).toBe(1)
     expect(stale.stale).toEqual([['src/gone.ts', 'src/a.ts']])
   })

@@ -73,9 +73,17 @@ export function stripComments(src) {
       let depth = 0
       while (j < n) {
         const t = src[j]
-        if (t === '\\') { j += 2; continue }
+        if (t === '\\') {
+          j += 2
+          continue
+        }
         if (depth === 0 && t === '`') break
-        if (t === '$' && src[j + 1] === '{') { depth++; j += 2; continue }
+        if (t === '$' && src[j + 1] === '{') {
+          depth++
+          j += 2
+          continue
+        }
+        if (depth > 0 && t === '{') depth++ // an object literal inside a ${...} hole
         if (depth > 0 && t === '}') depth--
         j++
       }

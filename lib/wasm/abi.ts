@@ -52,7 +52,7 @@ export function validateShape(shape: ModuleShape, label: string): void {
   }
   const problems: string[] = []
   const memory = shape.exports.find((e) => e.name === 'memory')
-  if (!memory || memory.kind !== 'memory') problems.push('memory (a linear memory export named "memory")')
+  if (memory?.kind !== 'memory') problems.push('memory (a linear memory export named "memory")')
   for (const [name, want] of Object.entries(GUEST_EXPORTS)) {
     const got = shape.exports.find((e) => e.name === name)
     if (!got) {

@@ -238,12 +238,6 @@ export class WasmGuest implements Guest {
     return p
   }
 
-  /** The bytes at [ptr, ptr+len), bounds-checked, as a view into guest memory (no copy). */
-  private at(ptr: number, len: number, what: string): Uint8Array {
-    const p = this.range(ptr, len, what)
-    return this.u8.subarray(p, p + (len >>> 0))
-  }
-
   /** A copy of the bytes at [ptr, ptr+len), for data that outlives the invocation. */
   private read(ptr: number, len: number, what: string): Uint8Array {
     // One allocation (slice), not two (subarray + slice): this runs for every payload.

@@ -403,7 +403,7 @@ function rewrite(bytes: Uint8Array, opts: MeterOptions, label: string): Uint8Arr
         body.len = 0
         const params = typeParams[funcTypes[i] ?? -1]
         if (params === undefined) throw new RangeError(`function ${i} has no type`)
-        meterBody(bytes, b.start, b.end, body, { plan: plan && plan.metered[i] ? plan : undefined, global: fuelGlobal, params, growFunc })
+        meterBody(bytes, b.start, b.end, body, { plan: plan?.metered[i] ? plan : undefined, global: fuelGlobal, params, growFunc })
         o.u32(body.len).bytes(body.result())
       }
     }

@@ -65,7 +65,7 @@ interface RedisClient {
   getBuffer(key: string): Promise<Buffer | null>
   quit(): Promise<unknown>
   disconnect(): void
-  on(event: string, listener: (...args: any[]) => void): unknown
+  on(event: string, listener: (...args: never[]) => void): unknown
 }
 type RedisConstructor = new (url: string, options: Record<string, unknown>) => RedisClient
 

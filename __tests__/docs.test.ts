@@ -156,6 +156,15 @@ describe('links', () => {
     expect(headingAnchors('README.md').has('using-it')).toBe(true)
     expect(headingAnchors('docs/browser-electron.md').has('cross-origin-isolation-coopcoep')).toBe(true)
   })
+
+  test('every repository path named in inline code (`lib/...`, `examples/...`) exists', () => {
+    // Pages name source files without linking them; a moved file must not leave them stale.
+    const named = PAGES.flatMap((page) =>
+      [...read(page).matchAll(/`((?:lib|adapters|bench|examples|fixtures|scripts|assembly|bin|__tests__|docs)\/[^`\s*]*)`/g)].map((m) => ({ page, path: m[1]! })))
+    expect(named.length).toBeGreaterThan(20)
+    const missing = named.filter(({ path }) => !existsSync(join(root, path))).map(({ page, path }) => `${page}: \`${path}\` does not exist; fix the page (or the path)`)
+    expect(missing).toEqual([])
+  })
 })
 
 // ---- generated sections ------------------------------------------------------------------

@@ -167,6 +167,16 @@ describe('links', () => {
   })
 })
 
+describe('facts the code owns', () => {
+  test('docs/api.md lists exactly the error codes of lib/errors.ts', () => {
+    const union = /export type ErrorCode =([\s\S]*?)\n\n/.exec(read('lib/errors.ts'))?.[1] ?? ''
+    const inCode = [...union.matchAll(/\|\s*'([a-z-]+)'/g)].map((m) => m[1]).sort()
+    const inDocs = [...read('docs/api.md').matchAll(/^\| `([a-z-]+)` \|/gm)].map((m) => m[1]).sort()
+    expect(inCode.length).toBeGreaterThan(10)
+    expect(inDocs).toEqual(inCode)
+  })
+})
+
 // ---- generated sections ------------------------------------------------------------------
 
 function runScript(script: string, args: string[], cwd = root) {

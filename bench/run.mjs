@@ -142,6 +142,8 @@ function record(name, unit, a, b, baseline, note) {
     baseline: baseline ?? null,
     baselineValue: round(baselineValue),
     ratio: baselineValue ? Number((value / baselineValue).toFixed(4)) : null,
+    // The runtime side's slowest and fastest round: the spread docs/benchmarks.md shows.
+    range: [round(a.min), round(a.max)],
     note: `${note} ${how}`,
   })
 }

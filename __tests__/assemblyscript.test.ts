@@ -21,7 +21,6 @@ import { collect, until, wasm } from './helpers/fixtures'
 const enc = new TextEncoder()
 const arr = (b: Uint8Array) => Array.from(b)
 const bytes = (s: string) => enc.encode(s)
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 const repoFile = (p: string) => fileURLToPath(new URL(`../${p}`, import.meta.url))
 
 function cat(...parts: Array<string | number[] | Uint8Array>): Uint8Array {
@@ -113,7 +112,7 @@ describe('ping and pong, AssemblyScript and Rust mixed in one runtime', () => {
     await until(() => logs.some((l) => l.text === 'Got Reply: PONG'), 5000, 'first PONG')
     expect(utf8((await store.get('ping-state'))!)).toBe('{"count":1}')
     await rt.stop(pinger)
-    const again = await rt.spawn({ name: 'pinger', module: wasm(pingName), outputs: { ponger }, stateId: 'ping-state' })
+    await rt.spawn({ name: 'pinger', module: wasm(pingName), outputs: { ponger }, stateId: 'ping-state' })
     await until(() => logs.filter((l) => l.text === 'Got Reply: PONG').length === 2, 5000, 'second PONG')
     expect(utf8((await store.get('ping-state'))!)).toBe('{"count":2}')
     expect(logs.filter((l) => l.name === 'ponger' && l.text.startsWith("Ponger: 'Call' called")).map((l) => l.text)).toEqual([
@@ -290,8 +289,8 @@ describe('echo (AssemblyScript): payloads, ids and state are byte-exact', () => 
     for (const [p, s] of cases) {
       const got = await initRoundTrip('as_echo', p, s)
       expect(got).toEqual(await initRoundTrip('echo', p, s))
-      expect(got[0]).toEqual(p && p.length ? arr(cat('init:', p)) : arr(bytes('init:-')))
-      expect(got[1]).toEqual(s && s.length ? arr(cat('state:', s)) : arr(bytes('state:-')))
+      expect(got[0]).toEqual(p?.length ? arr(cat('init:', p)) : arr(bytes('init:-')))
+      expect(got[1]).toEqual(s?.length ? arr(cat('state:', s)) : arr(bytes('state:-')))
     }
   })
 })

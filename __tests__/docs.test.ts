@@ -19,7 +19,7 @@
 // Other fences (sh, json, text, rust, ...) are not run.
 //
 // Runs against dist/, so build first (`npm test` does).
-import { spawnSync } from 'node:child_process'
+import { spawnSync, type SpawnSyncReturns } from 'node:child_process'
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join, relative, resolve, sep } from 'node:path'
@@ -265,7 +265,7 @@ describe('examples in README.md and docs/*.md', () => {
     const source = `${before}${s.code}\n${after}`
     const { code } = await esbuild.transform(source, { loader: 'ts', format: 'esm', target: 'node20', sourcefile: `${s.page}:${s.line}` })
     const name = `${s.page.replace(/[/.]/g, '_')}_${s.line}`
-    let r
+    let r: SpawnSyncReturns<string>
     if (s.marker === 'jest') {
       const file = join(sandbox, `${name}.test.mjs`)
       writeFileSync(file, code)

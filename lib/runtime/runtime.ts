@@ -4,7 +4,7 @@
  * @packageDocumentation
  */
 import { EventEmitter } from 'eventemitter3'
-import { Actor, NO_OUTPUTS } from '../actor/actor'
+import { type Actor, NO_OUTPUTS } from '../actor/actor'
 import { Passivator, type PassivationStats } from '../actor/passivation'
 import { errResult, type CallResult } from '../call-result'
 import { realClock } from '../clock'

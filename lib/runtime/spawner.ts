@@ -148,7 +148,7 @@ export class Spawner {
       stopTimeoutMs: d.stopTimeoutMs,
       outputs,
       restartType, mailboxCapacity, overflow, makeGuest,
-      initPayload: payload && payload.length ? payload : undefined,
+      initPayload: payload?.length ? payload : undefined,
       statePolicy,
       // Shared unless overridden (a million instances need not hold a million copies).
       quotas: o.quotas ? { ...d.quotas, ...o.quotas } : d.quotas,

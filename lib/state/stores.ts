@@ -87,6 +87,6 @@ export class StateStores {
     } catch (e) {
       throw new EdgelessError('state-store-failed', `Reading the state of "${owner.name}" (state id ${owner.stateId}) failed: ${(e as Error).message}. Check the state store.`, { stateId: owner.stateId }, { cause: e })
     }
-    return state && state.length ? state : undefined
+    return state?.length ? state : undefined
   }
 }

@@ -146,7 +146,7 @@ export async function checkWorkflow(env: WorkflowEnv, spec: unknown, options: Wo
   const order = (p: WorkflowProblem) => {
     const fi = parsed.functions.findIndex((f) => f.name === p.name)
     const ri = parsed.resources.findIndex((r) => r.name === p.name)
-    return p.entity === 'workflow' ? -1 : p.entity === 'function' ? (fi < 0 ? 0 : fi) : 10_000 + (ri < 0 ? 0 : ri)
+    return p.entity === 'workflow' ? -1 : p.entity === 'function' ? (Math.max(fi , 0)) : 10_000 + (Math.max(ri , 0))
   }
   problems.sort((a, b) => order(a) - order(b))
   return { problems, validated: { parsed, modules, classes, configs, ...(file !== undefined ? { file } : {}), name: options.name ?? defaultName(parsed, file) } }
@@ -389,7 +389,7 @@ async function createResource(sys: SupervisorEnv, r: ParsedResource, v: Validate
     // Relative paths in a resource's configuration (file-log's filename) resolve against the
     // workflow file's folder, so a workflow folder is self-contained wherever it is run from.
     const file = v.file !== undefined && !/^[a-z][a-z0-9+.-]+:/i.test(v.file) ? v.file.replace(/\\/g, '/') : undefined
-    const baseDir = file !== undefined && file.includes('/') ? file.slice(0, file.lastIndexOf('/')) || '/' : undefined
+    const baseDir = file?.includes('/') ? file.slice(0, file.lastIndexOf('/')) || '/' : undefined
     return await cls.create({
       name: r.name,
       workflowId: h.id,

@@ -326,7 +326,7 @@ describe('a guest whose edgeless_mem_clear does nothing (scratch_probe.wat, the 
   })
 })
 
-describe('short payloads the host casts are copied into reused arrays (lib/byte-pool.ts)', () => {
+describe('short payloads the host casts are copied into reused arrays (lib/routing/ownership.ts)', () => {
   test('a wasm guest gets every byte of 300 casts of 0-16 bytes, in order, while their arrays are reused', async () => {
     const rt = testRuntime()
     const got: Uint8Array[] = []
@@ -726,7 +726,7 @@ describe('imports used from handle_stop_asm (probe.wat)', () => {
     await rt.shutdown()
   })
 
-  // BUG (lib/actor.ts doStop): timers are cancelled BEFORE handle_stop runs, so a delayed
+  // BUG (lib/actor/actor.ts doStop): timers are cancelled BEFORE handle_stop runs, so a delayed
   // cast scheduled by handle_stop survives the instance (and runtime.shutdown()).
   test('a delayed cast scheduled in handle_stop_asm is cancelled with the instance', async () => {
     const c = recordingClock()

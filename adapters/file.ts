@@ -1,3 +1,8 @@
+/**
+ * `edgeless/adapters/file`: a state store of one file per state id in a folder, written
+ * atomically (Node).
+ * @packageDocumentation
+ */
 import { createHash } from 'node:crypto'
 import { mkdir, open, readdir, readFile, rename, stat, unlink, type FileHandle } from 'node:fs/promises'
 import { dirname, join, resolve } from 'node:path'

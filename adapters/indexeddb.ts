@@ -1,3 +1,7 @@
+/**
+ * `edgeless/adapters/indexeddb`: a state store in the browser's IndexedDB, with versions.
+ * @packageDocumentation
+ */
 import type { AsyncVersionedStore } from '../lib/state/store'
 
 export type { AsyncVersionedStore, StateStore } from '../lib/state/store'

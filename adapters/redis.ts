@@ -1,3 +1,8 @@
+/**
+ * `edgeless/adapters/redis`: a state store in Redis through ioredis (an optional peer,
+ * loaded on first use), with versions.
+ * @packageDocumentation
+ */
 import type { Redis, RedisOptions } from 'ioredis'
 import type { AsyncVersionedStore } from '../lib/state/store'
 

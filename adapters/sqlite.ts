@@ -1,3 +1,8 @@
+/**
+ * `edgeless/adapters/sqlite`: a state store in an SQLite file through better-sqlite3 (an
+ * optional peer, loaded on first use), with versions.
+ * @packageDocumentation
+ */
 import type BetterSqlite3 from 'better-sqlite3'
 import type { AsyncVersionedStore } from '../lib/state/store'
 

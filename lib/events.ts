@@ -1,3 +1,8 @@
+/**
+ * The events a runtime emits (typed for eventemitter3), and the records they carry: logs,
+ * crashes, dead letters, warnings, call failures, state writes, lifecycle and supervision.
+ * @packageDocumentation
+ */
 import type { EdgelessError } from './errors'
 import type { InstanceId } from './ids'
 import type { ActorStatus } from './actor/lifecycle'

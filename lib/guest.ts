@@ -25,7 +25,7 @@ export interface Guest {
   /**
    * True when the guest copies a cast's payload and keeps no reference to the array once
    * `cast` has returned synchronously (an in-thread wasm instance): the array may then be
-   * reused (lib/byte-pool.ts).
+   * reused (lib/routing/ownership.ts).
    */
   readonly copiesPayload?: boolean
   /**

@@ -1,3 +1,8 @@
+/**
+ * JavaScript functions as guests: the `EdgeFunction` handlers and the `FunctionContext`
+ * they get, the same host operations a wasm guest imports.
+ * @packageDocumentation
+ */
 import { fromCallReturn, type CallResult, type CallReturn } from './call-result'
 import type { Guest, GuestHost } from './guest'
 import { isThenable } from './guest'

@@ -30,7 +30,7 @@ export function ownBytes(p: Payload): Uint8Array {
   if (n > 64) return b.slice()
   // Short payloads (most messages): a new array and a byte loop cost ~35 ns where slice()
   // (species lookup) costs ~53, measured on Node 20; slice was 30% of a cast's time in a
-  // burst. (Casts from the host go through the BytePool instead, lib/byte-pool.ts.)
+  // burst. (Casts from the host go through the BytePool instead, lib/routing/ownership.ts.)
   const c = new Uint8Array(n)
   for (let i = 0; i < n; i++) c[i] = b[i]!
   return c

@@ -1,3 +1,7 @@
+/**
+ * A mailbox: a growable ring buffer of messages, first in first out.
+ * @packageDocumentation
+ */
 /** The buffer of every mailbox that never held a message (never written: push grows first). */
 const EMPTY: unknown[] = []
 

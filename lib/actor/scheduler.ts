@@ -1,3 +1,8 @@
+/**
+ * The scheduler: gives ready actors turns in microtasks, a bounded slice each, and yields
+ * to the event loop after a budget of messages.
+ * @packageDocumentation
+ */
 import { Mailbox } from './mailbox'
 
 /** Something the scheduler can give a turn: it processes up to `max` messages and says how many. */

@@ -1,3 +1,8 @@
+/**
+ * Worker isolation in Node: a guest that runs its wasm instance in a worker thread, answers
+ * its blocking calls through shared memory, and is terminated past its deadline.
+ * @packageDocumentation
+ */
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads'
 import type { CallResult } from '../call-result'
 import { EdgelessError, type ErrorCode } from '../errors'

@@ -1,3 +1,8 @@
+/**
+ * Ordered, coalesced, retried writes of synced state to the stores, bounded in bytes, with
+ * every failure and loss an event.
+ * @packageDocumentation
+ */
 import type { StateStore } from './store'
 import type { Clock } from '../clock'
 import { EdgelessError } from '../errors'

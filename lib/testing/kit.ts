@@ -1,3 +1,8 @@
+/**
+ * The test kit: a runtime on a virtual clock with a message trace, stubs, injected messages
+ * and seeded interleavings.
+ * @packageDocumentation
+ */
 import type { CallResult } from '../call-result'
 import { EdgelessError } from '../errors'
 import { instanceIdBytes, isUuid, type InstanceId } from '../ids'

@@ -1,3 +1,8 @@
+/**
+ * Stubs: scripted JS functions that stand in for a workflow member and record what they
+ * receive.
+ * @packageDocumentation
+ */
 import { noReply, type CallResult, type CallReturn } from '../call-result'
 import type { InstanceId } from '../ids'
 import type { EdgeFunction, FunctionContext } from '../js-function'

@@ -1,3 +1,8 @@
+/**
+ * The message trace of a test kit: every cast, call, reply and event in order, with
+ * readable payloads.
+ * @packageDocumentation
+ */
 import type { CallResult } from '../call-result'
 import { utf8Strict } from '../payload'
 

@@ -1,3 +1,8 @@
+/**
+ * The guest ABI the host implements (upstream's `edgeless_function` imports and exports,
+ * with their signatures), and the check of a module against it.
+ * @packageDocumentation
+ */
 import { EdgelessError } from '../errors'
 import { formatSig, type FuncSig, type ModuleShape } from './parse'
 

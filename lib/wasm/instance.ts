@@ -1,3 +1,9 @@
+/**
+ * A wasm guest running in this thread: instantiation with the host's imports, the calls
+ * into its handlers, the copies in and out of its memory, and suspension for blocking
+ * calls.
+ * @packageDocumentation
+ */
 import { UNLIMITED, type GuestLimits } from './limits'
 import { NOREPLY_RESULT, errResult, type CallResult } from '../call-result'
 import { EdgelessError } from '../errors'

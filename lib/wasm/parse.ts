@@ -1,3 +1,8 @@
+/**
+ * The shape of a wasm module (imports, exports, signatures) read from its bytes, for
+ * validation before compiling.
+ * @packageDocumentation
+ */
 import { EdgelessError } from '../errors'
 import { Cursor } from './cursor'
 

@@ -1,3 +1,8 @@
+/**
+ * The contract of a resource class (how a workflow's resources are made), and the problems
+ * validation reports.
+ * @packageDocumentation
+ */
 import type { EdgeFunction } from '../js-function'
 
 /**

@@ -1,3 +1,8 @@
+/**
+ * Upstream's `workflow.json`: its types, and parsing it into functions, resources and
+ * annotations with every problem collected.
+ * @packageDocumentation
+ */
 import { EdgelessError } from '../errors'
 import type { WorkflowProblem } from './resource'
 

@@ -17,6 +17,7 @@ import type { PassivationOptions } from './actor/passivation'
 import type { StateStore } from './state/store'
 import type { StateWriteOptions } from './state/writer'
 import type { FunctionModule, ModuleSource, SourceLoader } from './wasm/loader'
+import type { Transport } from './routing/transport'
 import type { GuestLimits } from './wasm/limits'
 import type { ResourceClass } from './workflow/resource'
 
@@ -87,6 +88,12 @@ export interface RuntimeOptions {
   passivation?: PassivationOptions
   /** Dense memory for every wasm instance (see {@link SpawnOptions.dense}). Default `false`. */
   dense?: boolean
+  /**
+   * Experimental, the seam cluster mode plugs into: how ids of instances this runtime does
+   * not host resolve to recipients (see {@link Transport}). Local instances never go through
+   * it. Default: none (an id of another node is an unknown instance).
+   */
+  remote?: Transport
 }
 
 /**

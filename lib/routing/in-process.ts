@@ -22,7 +22,19 @@ export class InProcessTransport<R extends Recipient> implements Transport {
   /** The live instances by function id. */
   readonly local = new Map<string, R>()
 
-  resolve(id: InstanceId): R | undefined {
+  constructor(
+    /** Where ids of instances not hosted here resolve (another transport, e.g. a cluster's); none by default. */
+    private readonly remote: Transport | null = null,
+  ) {}
+
+  resolve(id: InstanceId): Recipient | undefined {
+    const a = this.local.get(id.function)
+    if (a !== undefined && a.id.node === id.node) return a
+    return this.remote === null ? undefined : this.remote.resolve(id)
+  }
+
+  /** The instance hosted here at `id`, never a remote one. */
+  localAt(id: InstanceId): R | undefined {
     const a = this.local.get(id.function)
     return a && a.id.node === id.node ? a : undefined
   }

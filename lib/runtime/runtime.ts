@@ -72,7 +72,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> implements RefOwner {
     const fallback = options.stateStore ?? memoryStore()
     const stores = { nodeLocal: options.stateStores?.['node-local'] ?? fallback, global: options.stateStores?.global ?? fallback }
     const statePolicy = checkEnum('statePolicy', options.statePolicy ?? 'node-local', 'statePolicy')
-    this.sys = new System(this.nodeId, options.clock ?? realClock, stores, this, options.optimisticConcurrency === true, options.stateWrites)
+    this.sys = new System(this.nodeId, options.clock ?? realClock, stores, this, options.optimisticConcurrency === true, options.stateWrites, options.remote ?? null)
     this.fuel = options.fuel ?? DEFAULT_FUEL
     this.maxMemoryBytes = options.maxMemoryBytes
     if (options.dense !== undefined && typeof options.dense !== 'boolean') throw new EdgelessError('invalid-argument', `RuntimeOptions.dense must be a boolean, got ${JSON.stringify(options.dense)}.`)

@@ -14,7 +14,7 @@ import type { RuntimeEvents } from '../events'
 import type { InstanceId } from '../ids'
 import { InProcessTransport } from '../routing/in-process'
 import { Router } from '../routing/router'
-import type { Recipient } from '../routing/transport'
+import type { Recipient, Transport } from '../routing/transport'
 import { StateStores } from '../state/stores'
 import type { StateStore } from '../state/store'
 import type { StateWriteOptions } from '../state/writer'
@@ -35,8 +35,8 @@ export class System extends Router implements ActorContext {
   /** This runtime's instances, as the in-process transport delivers to them. */
   readonly local: InProcessTransport<Actor>
 
-  constructor(nodeId: string, clock: Clock, stores: { nodeLocal: StateStore; global: StateStore }, events: EventEmitter<RuntimeEvents>, optimistic: boolean, writeOptions: StateWriteOptions = {}) {
-    const local = new InProcessTransport<Actor>()
+  constructor(nodeId: string, clock: Clock, stores: { nodeLocal: StateStore; global: StateStore }, events: EventEmitter<RuntimeEvents>, optimistic: boolean, writeOptions: StateWriteOptions = {}, remote: Transport | null = null) {
+    const local = new InProcessTransport<Actor>(remote)
     super(nodeId, clock, events, local)
     this.local = local
     this.state = new StateStores(stores, optimistic, clock, (name, ev) => this.emit(name, ev), writeOptions)
@@ -49,7 +49,7 @@ export class System extends Router implements ActorContext {
 
   /** The instance of this runtime at `id`, or undefined. */
   actorAt(id: InstanceId): Actor | undefined {
-    return this.local.resolve(id)
+    return this.local.localAt(id)
   }
 
   unregister(r: Recipient): void {

@@ -43,16 +43,6 @@ export const fileLoader: SourceLoader = async (ref) => {
 }
 
 /**
- * The runtime with Node defaults: module sources may be file paths.
- *
- * @example
- * ```ts
- * import { Runtime } from 'edgeless'
- * const rt = new Runtime()
- * const pong = await rt.spawn({ name: 'pong', module: './pong.wasm' })
- * ```
- */
-/**
  * A file cache of asyncified modules (see {@link setTransformCache}): one file per input
  * hash under `dir`, written atomically. Default folder: `$EDGELESS_CACHE_DIR`, else
  * `<tmpdir>/edgeless-cache`. Set `EDGELESS_CACHE_DIR=off` to disable it.
@@ -86,6 +76,16 @@ function installDefaultCache(): void {
   setTransformCache(fileTransformCache(env || join(tmpdir(), 'edgeless-cache')))
 }
 
+/**
+ * The runtime with Node defaults: module sources may be file paths.
+ *
+ * @example
+ * ```ts
+ * import { Runtime } from 'edgeless'
+ * const rt = new Runtime()
+ * const pong = await rt.spawn({ name: 'pong', module: './pong.wasm' })
+ * ```
+ */
 export class Runtime extends CoreRuntime {
   constructor(options: RuntimeOptions = {}) {
     installDefaultCache()

@@ -105,13 +105,42 @@ export interface RuntimeOptions {
  * await rt.spawn({ name: 'pinger', module: './ping.wasm', outputs: { ponger: pong }, initPayload: 'period=100' })
  * ```
  */
-export interface SpawnOptions {
+export type SpawnOptions = SpawnSettings & SpawnCode
+
+/**
+ * The code of an instance: exactly one of a wasm `module` and a JS `fn` (giving neither or
+ * both is a type error, and a runtime `invalid-argument` error for untyped callers).
+ *
+ * @example
+ * ```ts
+ * const code: SpawnCode = { module: './pong.wasm' }
+ * ```
+ */
+export type SpawnCode =
+  | {
+      /** A wasm EDGELESS function: bytes, a path (Node), a URL, a `WebAssembly.Module`, or the result of `rt.load(...)`. */
+      module: ModuleSource
+      fn?: undefined
+    }
+  | {
+      /** A JS function, or a factory called once per instance (for per-instance closures). */
+      fn: EdgeFunction | (() => EdgeFunction)
+      module?: undefined
+    }
+
+/**
+ * Everything of {@link SpawnOptions} but the code: the name, outputs, state, limits and
+ * supervision of an instance.
+ *
+ * @example
+ * ```ts
+ * const common: SpawnSettings = { name: 'pong', callTimeoutMs: 1000 }
+ * await rt.spawn({ ...common, module: './pong.wasm' })
+ * ```
+ */
+export interface SpawnSettings {
   /** Logical name (used in logs and events). */
   name: string
-  /** A wasm EDGELESS function. Exactly one of `module` and `fn`. */
-  module?: ModuleSource
-  /** A JS function, or a factory called once per instance (for per-instance closures). */
-  fn?: EdgeFunction | (() => EdgeFunction)
   /** Alias -> target: what `cast("alias")` and `call("alias")` reach. */
   outputs?: Record<string, InstanceId | { readonly id: InstanceId }>
   /** Handed to `handle_init` (upstream's `init-payload` annotation). Empty means none. */
@@ -420,7 +449,7 @@ interface IntRule {
 interface AnnotationRule {
   values?: readonly string[]
   int?: IntRule
-  options(v: string): Partial<SpawnOptions>
+  options(v: string): Partial<SpawnSettings>
 }
 
 const int = (v: string): number => (/^\d+$/.test(v.trim()) ? Number(v) : NaN)

@@ -369,9 +369,10 @@ export async function launchWorkflow(spawner: Spawner, owner: RefOwner, sys: Sup
 
 function functionSpawn(f: ParsedFunction, v: ValidatedWorkflow, h: WorkflowHandle, outputs: Record<string, InstanceId>, options: WorkflowOptions, stub?: EdgeFunction | (() => EdgeFunction)): SpawnOptions {
   const init = f.annotations['init-payload']
+  const code = stub ? { fn: stub } : { module: v.modules.get(f.name)! }
   return {
+    ...code,
     name: f.name,
-    ...(stub ? { fn: stub } : { module: v.modules.get(f.name)! }),
     functionId: h.idOf(f.name)!.function,
     outputs,
     stateId: f.annotations['state-id'] || `${v.name}/${f.name}`,

@@ -166,7 +166,7 @@ describe('file-log', () => {
       { config: { 'add-source-id': 'true' }, file: 'src.log' },
     ]
     const logs = []
-    for (const v of variants) logs.push(await rt.spawn({ name: v.file, fn: (await make(fileLogResource, v.file, { filename: join(dir, v.file), ...v.config })).fn }))
+    for (const v of variants) logs.push(await rt.spawn({ name: v.file, fn: (await make(fileLogResource, v.file, { filename: v.file, ...v.config }, dir)).fn }))
     const outputs = Object.fromEntries(logs.map((l, i) => [`log${i}`, l]))
     const sender = await rt.spawn({
       name: 'sender',

@@ -11,12 +11,12 @@ import { fileStore } from '../../adapters/file'
 import { isEdgelessError } from '../errors'
 import type { LogEvent } from '../events'
 import { formatProblem } from '../workflow/spec'
-import { Runtime, type RuntimeOptions, type WorkflowHandle } from './index'
+import { Runtime, type NodeRuntimeOptions, type WorkflowHandle } from './index'
 import { startInspector, type Inspector } from './inspector/server'
 
 const USAGE = `Usage:
-  edgeless run <workflow.json> [--duration <ms>] [--state-dir <dir>] [--http-port <port>] [--log-level <level>] [--inspect [port]]
-  edgeless validate <workflow.json>
+  edgeless run <workflow.json> [--duration <ms>] [--state-dir <dir>] [--http-port <port>] [--log-level <level>] [--log-root <dir>] [--inspect [port]]
+  edgeless validate <workflow.json> [--log-root <dir>]
   edgeless build <function.ts> -o <function.wasm> [--debug] [--no-optimize]
   edgeless --help | --version
 
@@ -27,6 +27,8 @@ run       starts the workflow and runs it until Ctrl-C (SIGINT), SIGTERM or --du
           --http-port <port>  port of http-ingress resources without a "port" (default 7008)
           --http-host <addr>  address they listen on (default 127.0.0.1)
           --log-level <l>     error | warn | info | debug | trace (default info)
+          --log-root <dir>    file-log resources write under <dir> (default: the workflow's folder;
+                              a file-log filename outside it is refused)
           --inspect [port]    serve the live inspector on 127.0.0.1 (default port 7007)
 validate  checks the workflow (names, mappings, code, resources) and prints every problem.
 build     compiles an AssemblyScript function (edgeless/assembly) to an EDGELESS module
@@ -86,9 +88,10 @@ function parse(args: string[], options: ParseArgsConfig['options']) {
 }
 
 async function validate(args: string[], io: { out: (s: string) => void; err: (s: string) => void }): Promise<number> {
-  const { positionals } = parse(args, {})
+  const { positionals, values } = parse(args, { 'log-root': { type: 'string' } })
   const file = one(positionals, 'validate')
-  const rt = new Runtime({ consoleLog: false })
+  const logRoot = values['log-root'] as string | undefined
+  const rt = new Runtime({ consoleLog: false, ...(logRoot !== undefined ? { logRoot } : {}) })
   const problems = await rt.validateWorkflow(file)
   await rt.shutdown()
   if (problems.length === 0) {
@@ -154,6 +157,7 @@ async function run(argv: string[], io: { out: (s: string) => void; err: (s: stri
     'http-port': { type: 'string' },
     'http-host': { type: 'string' },
     'log-level': { type: 'string' },
+    'log-root': { type: 'string' },
   })
   const file = one(positionals, 'run')
   const duration = intOption(values['duration'], 'duration', 1, 2 ** 31 - 1)
@@ -163,8 +167,10 @@ async function run(argv: string[], io: { out: (s: string) => void; err: (s: stri
   if (rank === 0) throw new UsageError(`--log-level must be one of ${LEVELS.join(', ')}, got "${levelName}".`)
   const stateDir = values['state-dir'] as string | undefined
 
-  const options: RuntimeOptions = {
+  const logRoot = values['log-root'] as string | undefined
+  const options: NodeRuntimeOptions = {
     consoleLog: false,
+    ...(logRoot !== undefined ? { logRoot } : {}),
     resourceConfig: { 'http-ingress': { port: String(httpPort), address: (values['http-host'] as string | undefined) ?? '127.0.0.1' } },
     ...(stateDir !== undefined ? { stateStore: fileStore({ dir: stateDir }) } : {}),
   }

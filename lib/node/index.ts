@@ -16,13 +16,14 @@ export type { TransformCache }
 import type { WorkflowSpec } from '../workflow/spec'
 import type { WorkflowHandle, WorkflowOptions } from '../workflow/workflow'
 import type { WorkflowProblem } from '../workflow/resource'
-import { fileLogResource } from './resources/file-log'
+import { fileLog, fileLogResource } from './resources/file-log'
 import { httpIngressResource } from './resources/http-ingress'
 import { redisResource } from './resources/redis'
 import { isolateInWorker } from './worker-guest'
 
 export * from '../index'
-export { fileLogResource, httpIngressResource, redisResource }
+export { fileLog, fileLogResource, httpIngressResource, redisResource }
+export type { FileLogOptions } from './resources/file-log'
 export { ingressAddress } from './resources/http-ingress'
 
 /**
@@ -85,10 +86,28 @@ function installDefaultCache(): void {
   setTransformCache(fileTransformCache(env || join(tmpdir(), 'edgeless-cache')))
 }
 
+/**
+ * Options of the Node {@link Runtime}: the core's, plus where files may be written.
+ *
+ * @example
+ * ```ts
+ * const rt = new Runtime({ logRoot: '/var/log/edgeless' })
+ * ```
+ */
+export interface NodeRuntimeOptions extends RuntimeOptions {
+  /**
+   * The folder `file-log` resources write in (relative filenames resolve against it, and no
+   * file outside it is written). Default: each workflow's own folder. The CLI's `--log-root`.
+   */
+  logRoot?: string
+}
+
 export class Runtime extends CoreRuntime {
-  constructor(options: RuntimeOptions = {}) {
+  constructor(options: NodeRuntimeOptions = {}) {
     installDefaultCache()
-    super({ loadSource: fileLoader, resolveRef: resolveCodePath, isolate: isolateInWorker, ...options, resources: [fileLogResource, httpIngressResource, redisResource, ...(options.resources ?? [])] })
+    const { logRoot, ...core } = options
+    const fileLogClass = logRoot !== undefined ? fileLog({ logRoot }) : fileLogResource
+    super({ loadSource: fileLoader, resolveRef: resolveCodePath, isolate: isolateInWorker, ...core, resources: [fileLogClass, httpIngressResource, redisResource, ...(options.resources ?? [])] })
   }
 
   // A workflow path is made absolute first, so its default name (folder/file) and the

@@ -15,7 +15,7 @@ import { Runtime, type NodeRuntimeOptions, type WorkflowHandle } from './index'
 import { startInspector, type Inspector } from './inspector/server'
 
 const USAGE = `Usage:
-  edgeless run <workflow.json> [--duration <ms>] [--state-dir <dir>] [--http-port <port>] [--log-level <level>] [--log-root <dir>] [--inspect [port]]
+  edgeless run <workflow.json> [--duration <ms>] [--state-dir <dir>] [--http-port <port>] [--log-level <level>] [--log-root <dir>] [--allow-host <host>]... [--allow-private] [--inspect [port]]
   edgeless validate <workflow.json> [--log-root <dir>]
   edgeless build <function.ts> -o <function.wasm> [--debug] [--no-optimize]
   edgeless --help | --version
@@ -27,6 +27,11 @@ run       starts the workflow and runs it until Ctrl-C (SIGINT), SIGTERM or --du
           --http-port <port>  port of http-ingress resources without a "port" (default 7008)
           --http-host <addr>  address they listen on (default 127.0.0.1)
           --log-level <l>     error | warn | info | debug | trace (default info)
+          --allow-host <h>    http-egress may reach host <h> only (repeatable; "*.example.com" for
+                              subdomains). Default: any public host
+          --allow-private     let http-egress reach loopback, link-local and private addresses
+                              (refused by default; a host named exactly by --allow-host may be one)
+          --max-response-bytes <n>  cut http-egress responses larger than <n> (default 16777216)
           --log-root <dir>    file-log resources write under <dir> (default: the workflow's folder;
                               a file-log filename outside it is refused)
           --inspect [port]    serve the live inspector on 127.0.0.1 (default port 7007)
@@ -158,8 +163,13 @@ async function run(argv: string[], io: { out: (s: string) => void; err: (s: stri
     'http-host': { type: 'string' },
     'log-level': { type: 'string' },
     'log-root': { type: 'string' },
+    'allow-host': { type: 'string', multiple: true },
+    'allow-private': { type: 'boolean' },
+    'max-response-bytes': { type: 'string' },
   })
   const file = one(positionals, 'run')
+  const allowHosts = values['allow-host'] as string[] | undefined
+  const maxResponseBytes = intOption(values['max-response-bytes'], 'max-response-bytes', 0, Number.MAX_SAFE_INTEGER)
   const duration = intOption(values['duration'], 'duration', 1, 2 ** 31 - 1)
   const httpPort = intOption(values['http-port'], 'http-port', 0, 65535) ?? 7008
   const levelName = (values['log-level'] as string | undefined) ?? 'info'
@@ -171,6 +181,11 @@ async function run(argv: string[], io: { out: (s: string) => void; err: (s: stri
   const options: NodeRuntimeOptions = {
     consoleLog: false,
     ...(logRoot !== undefined ? { logRoot } : {}),
+    egress: {
+      ...(allowHosts !== undefined ? { allowHosts } : {}),
+      ...(values['allow-private'] === true ? { allowPrivate: true } : {}),
+      ...(maxResponseBytes !== undefined ? { maxResponseBytes } : {}),
+    },
     resourceConfig: { 'http-ingress': { port: String(httpPort), address: (values['http-host'] as string | undefined) ?? '127.0.0.1' } },
     ...(stateDir !== undefined ? { stateStore: fileStore({ dir: stateDir }) } : {}),
   }

@@ -3,12 +3,14 @@
  * default loader reads module paths and `file:` URLs from disk.
  * @packageDocumentation
  */
+import { lookup } from 'node:dns/promises'
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { dirname, isAbsolute, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Runtime as CoreRuntime, type RuntimeOptions } from '../runtime'
 import { fetchLoader, type SourceLoader } from '../wasm/loader'
+import { httpEgress, type HttpEgressOptions } from '../resources/http-egress'
 import { setTransformCache, type TransformCache } from '../wasm/asyncify'
 
 export { setTransformCache }
@@ -100,14 +102,27 @@ export interface NodeRuntimeOptions extends RuntimeOptions {
    * file outside it is written). Default: each workflow's own folder. The CLI's `--log-root`.
    */
   logRoot?: string
+  /**
+   * What `http-egress` resources may reach and read (allowed hosts, private addresses,
+   * response size). Default: any public host, no loopback/link-local/private address (host
+   * names are resolved and every address checked), 16 MiB per response. The CLI's
+   * `--allow-host`, `--allow-private`, `--max-response-bytes`.
+   */
+  egress?: Omit<HttpEgressOptions, 'resolve'>
+}
+
+/** Every address a host name resolves to, as the egress policy checks them. */
+async function resolveAll(host: string): Promise<string[]> {
+  return (await lookup(host, { all: true, verbatim: true })).map((a) => a.address)
 }
 
 export class Runtime extends CoreRuntime {
   constructor(options: NodeRuntimeOptions = {}) {
     installDefaultCache()
-    const { logRoot, ...core } = options
+    const { logRoot, egress, ...core } = options
     const fileLogClass = logRoot !== undefined ? fileLog({ logRoot }) : fileLogResource
-    super({ loadSource: fileLoader, resolveRef: resolveCodePath, isolate: isolateInWorker, ...core, resources: [fileLogClass, httpIngressResource, redisResource, ...(options.resources ?? [])] })
+    const egressClass = httpEgress({ ...egress, resolve: resolveAll })
+    super({ loadSource: fileLoader, resolveRef: resolveCodePath, isolate: isolateInWorker, ...core, resources: [fileLogClass, httpIngressResource, redisResource, egressClass, ...(options.resources ?? [])] })
   }
 
   // A workflow path is made absolute first, so its default name (folder/file) and the

@@ -15,7 +15,7 @@ import { Runtime, type NodeRuntimeOptions, type WorkflowHandle } from './index'
 import { startInspector, type Inspector } from './inspector/server'
 
 const USAGE = `Usage:
-  edgeless run <workflow.json> [--duration <ms>] [--state-dir <dir>] [--http-port <port>] [--log-level <level>] [--log-root <dir>] [--allow-host <host>]... [--allow-private] [--inspect [port]]
+  edgeless run <workflow.json> [--duration <ms>] [--state-dir <dir>] [--http-port <port>] [--log-level <level>] [--log-root <dir>] [--allow-host <host>]... [--allow-private] [--fail-on-drop] [--inspect [port]]
   edgeless validate <workflow.json> [--log-root <dir>]
   edgeless build <function.ts> -o <function.wasm> [--debug] [--no-optimize]
   edgeless --help | --version
@@ -32,6 +32,8 @@ run       starts the workflow and runs it until Ctrl-C (SIGINT), SIGTERM or --du
           --allow-private     let http-egress reach loopback, link-local and private addresses
                               (refused by default; a host named exactly by --allow-host may be one)
           --max-response-bytes <n>  cut http-egress responses larger than <n> (default 16777216)
+          --fail-on-drop      exit 3 if any message was dropped (dead letters, full mailboxes);
+                              drops are always summed up on stderr, at most every 5 s and at exit
           --log-root <dir>    file-log resources write under <dir> (default: the workflow's folder;
                               a file-log filename outside it is refused)
           --inspect [port]    serve the live inspector on 127.0.0.1 (default port 7007)
@@ -39,7 +41,7 @@ validate  checks the workflow (names, mappings, code, resources) and prints ever
 build     compiles an AssemblyScript function (edgeless/assembly) to an EDGELESS module
           (needs the assemblyscript package: npm install -D assemblyscript).`
 
-/** Exit codes: 0 ok, 1 the workflow could not run, 2 the command line is wrong. */
+/** Exit codes: 0 ok, 1 the workflow could not run, 2 the command line is wrong, 3 messages were dropped (--fail-on-drop). */
 class UsageError extends Error {}
 
 const LEVELS = ['error', 'warn', 'info', 'debug', 'trace'] as const
@@ -166,6 +168,7 @@ async function run(argv: string[], io: { out: (s: string) => void; err: (s: stri
     'allow-host': { type: 'string', multiple: true },
     'allow-private': { type: 'boolean' },
     'max-response-bytes': { type: 'string' },
+    'fail-on-drop': { type: 'boolean' },
   })
   const file = one(positionals, 'run')
   const allowHosts = values['allow-host'] as string[] | undefined
@@ -203,6 +206,17 @@ async function run(argv: string[], io: { out: (s: string) => void; err: (s: stri
   rt.on('state-conflict', (e) => line('error', e.name, e.error.message))
   rt.on('restart', (e) => { if (rank >= 3) line('info', e.name, `restarted (restart #${e.restarts})`) })
   rt.on('escalation', (e) => line('error', e.name, `ESCALATION: ${e.reason.message}`))
+  // Every message the runtime could not deliver is a dead letter (a full mailbox, a stopped
+  // or failed receiver, ...). One line each would flood the terminal exactly when it
+  // matters, so they are counted and summed up: at most every DROP_REPORT_MS while they
+  // occur, and once at exit.
+  const drops = new DropCounter()
+  rt.on('dead-letter', (e) => drops.add(e.reason.code, e.name))
+  const dropTimer = setInterval(() => {
+    const recent = drops.sinceLastReport()
+    if (recent) io.err(`[edgeless] ${recent} in the last ${DROP_REPORT_MS / 1000} s`)
+  }, DROP_REPORT_MS)
+  dropTimer.unref()
 
   // Started before the workflow, so it sees the instantiation and init of every function.
   let inspector: Inspector | undefined
@@ -249,8 +263,56 @@ async function run(argv: string[], io: { out: (s: string) => void; err: (s: stri
   await wf.stop()
   await rt.shutdown()
   await inspector?.close()
+  clearInterval(dropTimer)
+  const total = drops.total()
+  if (total) io.err(`[edgeless] ${total}`)
   io.err('edgeless: stopped')
-  return escalated ? 1 : 0
+  if (escalated) return 1
+  return values['fail-on-drop'] === true && drops.count > 0 ? 3 : 0
+}
+
+/** How often, at most, the CLI sums up dropped messages while they occur. */
+const DROP_REPORT_MS = 5000
+
+/** Dropped messages by reason (error code) and receiver, in total and since the last report. */
+class DropCounter {
+  count = 0
+  private all = new Map<string, Map<string, number>>()
+  private recent = new Map<string, Map<string, number>>()
+  private recentCount = 0
+
+  add(reason: string, to: string): void {
+    this.count++
+    this.recentCount++
+    for (const m of [this.all, this.recent]) {
+      let byName = m.get(reason)
+      if (!byName) m.set(reason, (byName = new Map()))
+      byName.set(to, (byName.get(to) ?? 0) + 1)
+    }
+  }
+
+  /** `40000 messages dropped (mailbox-full: 40000 to "log")`, or '' when none. */
+  total(): string {
+    return describeDrops(this.count, this.all)
+  }
+
+  sinceLastReport(): string {
+    const s = describeDrops(this.recentCount, this.recent)
+    this.recent = new Map()
+    this.recentCount = 0
+    return s
+  }
+}
+
+function describeDrops(n: number, by: Map<string, Map<string, number>>): string {
+  if (n === 0) return ''
+  const parts = [...by].map(([reason, names]) => {
+    const sorted = [...names].sort((a, b) => b[1] - a[1])
+    const shown = sorted.slice(0, 5).map(([name, k]) => `${k} to ${JSON.stringify(name)}`)
+    if (sorted.length > 5) shown.push(`${sorted.slice(5).reduce((a, [, k]) => a + k, 0)} to ${sorted.length - 5} others`)
+    return `${reason}: ${shown.join(', ')}`
+  })
+  return `${n} message${n === 1 ? '' : 's'} dropped (${parts.join('; ')})`
 }
 
 async function build(args: string[], io: { out: (s: string) => void; err: (s: string) => void }): Promise<number> {

@@ -87,3 +87,46 @@ describe('(a) file-log stays inside the workflow folder', () => {
     await rt.shutdown()
   })
 })
+
+describe('(d) validation of hostile values never crashes and echoes a bounded amount', () => {
+  const fnWith = (annotations: string) =>
+    `{"functions":[{"name":"f","class_specification":{"function_type":"RUST_WASM","code":${JSON.stringify(wasmPath('noop'))}},"annotations":${annotations}}],"resources":[]}`
+
+  test('an annotation nested 100,000 arrays deep is one problem naming the field, not a RangeError', async () => {
+    const file = join(dir, 'deep.json')
+    writeFileSync(file, fnWith(`{"x":${'['.repeat(100_000)}${']'.repeat(100_000)}}`))
+    const rt = testRuntime()
+    const problems = await rt.validateWorkflow(file)
+    expect(problems).toHaveLength(1)
+    expect(problems[0]).toMatchObject({ entity: 'function', name: 'f', field: 'annotations.x' })
+    expect(problems[0]!.message).toMatch(/must be a string .*got an array/)
+    expect(problems[0]!.message.length).toBeLessThan(500)
+    const e = await startError(rt.startWorkflow(file))
+    expect(e.code).toBe('invalid-workflow')
+    await rt.shutdown()
+  })
+
+  test('a 300,000-element value and a 1 MB string are echoed cut, with their size', async () => {
+    const file = join(dir, 'wide.json')
+    writeFileSync(file, fnWith(`{"x":[${Array(300_000).fill('1').join(',')}],"restart":${JSON.stringify('p'.repeat(1_000_000))}}`))
+    const rt = testRuntime()
+    const problems = await rt.validateWorkflow(file)
+    expect(problems.map((p) => p.field).sort()).toEqual(['annotations.restart', 'annotations.x'])
+    for (const p of problems) expect(p.message.length).toBeLessThan(2100)
+    expect(problems.find((p) => p.field === 'annotations.x')!.message).toMatch(/got an array of 300000 items \[1, 1, 1, 1, 1, …\]/)
+    // Messages that quote a value whole are cut as a whole, saying by how much.
+    expect(problems.find((p) => p.field === 'annotations.restart')!.message).toMatch(/^must be permanent, transient or temporary, got "ppp.*… \(10000\d\d characters, cut\)$/)
+    const e = await startError(rt.startWorkflow(file))
+    expect(e.message.length).toBeLessThan(3000)
+    await rt.shutdown()
+  })
+
+  test('a workflow given as an object with a deep value: same', async () => {
+    let deep: unknown = []
+    for (let i = 0; i < 100_000; i++) deep = [deep]
+    const rt = testRuntime()
+    const problems = await rt.validateWorkflow({ functions: [], resources: [{ name: 'log', class_type: 'file-log', configurations: { filename: 'a.log', deep } as never }] })
+    expect(problems.map((p) => p.field)).toEqual(['configurations.deep'])
+    await rt.shutdown()
+  })
+})

@@ -79,3 +79,21 @@ describe('(c) edgeless run reports dropped messages', () => {
     expect(existsSync(join(logRoot, 'x.log'))).toBe(true)
   })
 })
+
+describe('(e) edgeless validate reads only regular files of a bounded size', () => {
+  test('/dev/zero as the workflow: one problem, exit 1, at once', async () => {
+    const r = await cli(['validate', '/dev/zero'], 10000)
+    expect(r.code).toBe(1)
+    expect(r.stderr).toMatch(/\/dev\/zero: 1 problem:\n {2}- workflow, \(file\): \/dev\/zero is not a regular file \(a character device\)/)
+  })
+
+  test('--max-workflow-bytes and --max-module-bytes', async () => {
+    const pingPong = join(root, 'examples', 'ping-pong', 'workflow.json')
+    const small = await cli(['validate', pingPong, '--max-workflow-bytes', '10'])
+    expect(small.code).toBe(1)
+    expect(small.stderr).toMatch(/over the limit of 10 bytes for a workflow file/)
+    const mod = await cli(['validate', pingPong, '--max-module-bytes', '100'])
+    expect(mod.code).toBe(1)
+    expect(mod.stderr).toMatch(/over the limit of 100 bytes for a module/)
+  })
+})

@@ -130,3 +130,65 @@ describe('(d) validation of hostile values never crashes and echoes a bounded am
     await rt.shutdown()
   })
 })
+
+describe('(e) only regular files of a bounded size are read', () => {
+  const wfWithCode = (code: string): string => {
+    const file = join(dir, `wf-${Math.random().toString(36).slice(2)}.json`)
+    writeFileSync(file, JSON.stringify({ functions: [{ name: 'f', class_specification: { function_type: 'RUST_WASM', code } }], resources: [] }))
+    return file
+  }
+  const fifo = (name: string): string => {
+    const p = join(dir, name)
+    execFileSync('mkfifo', [p])
+    return p
+  }
+  const sparse = (name: string, bytes: number): string => {
+    const p = join(dir, name)
+    execFileSync('truncate', ['-s', String(bytes), p])
+    return p
+  }
+
+  test('code that is /dev/zero or a FIFO is refused at once, naming what it is', async () => {
+    const rt = testRuntime()
+    const zero = await rt.validateWorkflow(wfWithCode('/dev/zero'))
+    expect(zero).toHaveLength(1)
+    expect(zero[0]).toMatchObject({ field: 'class_specification.code' })
+    expect(zero[0]!.message).toMatch(/\/dev\/zero is not a regular file \(a character device\)/)
+    const p = await rt.validateWorkflow(wfWithCode(fifo('code.fifo')))
+    expect(p[0]!.message).toMatch(/code\.fifo is not a regular file \(a FIFO\)/)
+    await rt.shutdown()
+  }, 10_000)
+
+  test('a workflow file that is /dev/zero or a FIFO is a problem on the file, not a hang', async () => {
+    const rt = testRuntime()
+    const zero = await rt.validateWorkflow('/dev/zero')
+    expect(zero).toEqual([expect.objectContaining({ entity: 'workflow', field: '(file)' })])
+    expect(zero[0]!.message).toMatch(/is not a regular file \(a character device\)/)
+    const f = fifo('wf.fifo')
+    expect((await rt.validateWorkflow(f))[0]!.message).toMatch(/is not a regular file \(a FIFO\)/)
+    const e = await startError(rt.startWorkflow(f))
+    expect(e.code).toBe('invalid-workflow')
+    await rt.shutdown()
+  }, 10_000)
+
+  test('a (sparse) module over 256 MiB and a workflow file over 16 MiB are refused with the figures, unread', async () => {
+    const rt = testRuntime()
+    const big = sparse('big.wasm', 300 * 1024 * 1024)
+    const p = await rt.validateWorkflow(wfWithCode(big))
+    expect(p[0]!.message).toMatch(/big\.wasm is 314572800 bytes, over the limit of 268435456 bytes for a module/)
+    const wf = sparse('big.json', 20 * 1024 * 1024)
+    expect((await rt.validateWorkflow(wf))[0]!.message).toMatch(/is 20971520 bytes, over the limit of 16777216 bytes for a workflow file; .*maxWorkflowBytes/)
+    await rt.shutdown()
+  }, 10_000)
+
+  test('the limits are options', async () => {
+    const rt = testRuntime({ maxModuleBytes: 100, maxWorkflowBytes: 50 })
+    const wf = wfWithCode(wasmPath('noop'))
+    expect((await rt.validateWorkflow(wf))[0]!.message).toMatch(/is \d+ bytes, over the limit of 50 bytes for a workflow file/)
+    const rt2 = testRuntime({ maxModuleBytes: 100 })
+    expect((await rt2.validateWorkflow(wf))[0]!.message).toMatch(/noop\.wasm is \d+ bytes, over the limit of 100 bytes for a module; .*maxModuleBytes/)
+    await expect(rt2.spawn({ name: 'n', module: wasmPath('noop') })).rejects.toThrow(/over the limit of 100 bytes/)
+    await rt.shutdown()
+    await rt2.shutdown()
+  })
+})

@@ -16,7 +16,7 @@ import { startInspector, type Inspector } from './inspector/server'
 
 const USAGE = `Usage:
   edgeless run <workflow.json> [--duration <ms>] [--state-dir <dir>] [--http-port <port>] [--log-level <level>] [--log-root <dir>] [--allow-host <host>]... [--allow-private] [--fail-on-drop] [--inspect [port]]
-  edgeless validate <workflow.json> [--log-root <dir>]
+  edgeless validate <workflow.json> [--log-root <dir>] [--max-module-bytes <n>] [--max-workflow-bytes <n>]
   edgeless build <function.ts> -o <function.wasm> [--debug] [--no-optimize]
   edgeless --help | --version
 
@@ -34,6 +34,9 @@ run       starts the workflow and runs it until Ctrl-C (SIGINT), SIGTERM or --du
           --max-response-bytes <n>  cut http-egress responses larger than <n> (default 16777216)
           --fail-on-drop      exit 3 if any message was dropped (dead letters, full mailboxes);
                               drops are always summed up on stderr, at most every 5 s and at exit
+          --max-module-bytes <n>    largest .wasm file read (default 268435456, 256 MiB)
+          --max-workflow-bytes <n>  largest workflow file read (default 16777216, 16 MiB);
+                              only regular files are read (not devices, FIFOs, sockets)
           --log-root <dir>    file-log resources write under <dir> (default: the workflow's folder;
                               a file-log filename outside it is refused)
           --inspect [port]    serve the live inspector on 127.0.0.1 (default port 7007)
@@ -95,10 +98,10 @@ function parse(args: string[], options: ParseArgsConfig['options']) {
 }
 
 async function validate(args: string[], io: { out: (s: string) => void; err: (s: string) => void }): Promise<number> {
-  const { positionals, values } = parse(args, { 'log-root': { type: 'string' } })
+  const { positionals, values } = parse(args, { 'log-root': { type: 'string' }, ...SIZE_OPTIONS })
   const file = one(positionals, 'validate')
   const logRoot = values['log-root'] as string | undefined
-  const rt = new Runtime({ consoleLog: false, ...(logRoot !== undefined ? { logRoot } : {}) })
+  const rt = new Runtime({ consoleLog: false, ...(logRoot !== undefined ? { logRoot } : {}), ...sizeOptions(values) })
   const problems = await rt.validateWorkflow(file)
   await rt.shutdown()
   if (problems.length === 0) {
@@ -120,6 +123,15 @@ function intOption(v: unknown, name: string, min: number, max: number): number |
   const n = Number(v)
   if (typeof v !== 'string' || !/^\d+$/.test(v) || n < min || n > max) throw new UsageError(`--${name} must be an integer from ${min} to ${max}, got "${String(v)}".`)
   return n
+}
+
+/** Flags of both run and validate: how big a file named by the workflow (or the workflow) may be. */
+const SIZE_OPTIONS = { 'max-module-bytes': { type: 'string' }, 'max-workflow-bytes': { type: 'string' } } as const
+
+function sizeOptions(values: Record<string, unknown>): { maxModuleBytes?: number; maxWorkflowBytes?: number } {
+  const m = intOption(values['max-module-bytes'], 'max-module-bytes', 1, Number.MAX_SAFE_INTEGER)
+  const w = intOption(values['max-workflow-bytes'], 'max-workflow-bytes', 1, Number.MAX_SAFE_INTEGER)
+  return { ...(m !== undefined ? { maxModuleBytes: m } : {}), ...(w !== undefined ? { maxWorkflowBytes: w } : {}) }
 }
 
 /** Default port of `--inspect` given without one. */
@@ -169,6 +181,7 @@ async function run(argv: string[], io: { out: (s: string) => void; err: (s: stri
     'allow-private': { type: 'boolean' },
     'max-response-bytes': { type: 'string' },
     'fail-on-drop': { type: 'boolean' },
+    ...SIZE_OPTIONS,
   })
   const file = one(positionals, 'run')
   const allowHosts = values['allow-host'] as string[] | undefined
@@ -184,6 +197,7 @@ async function run(argv: string[], io: { out: (s: string) => void; err: (s: stri
   const options: NodeRuntimeOptions = {
     consoleLog: false,
     ...(logRoot !== undefined ? { logRoot } : {}),
+    ...sizeOptions(values),
     egress: {
       ...(allowHosts !== undefined ? { allowHosts } : {}),
       ...(values['allow-private'] === true ? { allowPrivate: true } : {}),

@@ -192,3 +192,29 @@ describe('(e) only regular files of a bounded size are read', () => {
     await rt2.shutdown()
   })
 })
+
+describe('(e) module sources fetched from URLs are bounded too', () => {
+  test('a chunked body past the limit, and a declared one, are refused with the figure', async () => {
+    const { createServer } = await import('node:http')
+    const server = createServer((req, res) => {
+      if (req.url === '/declared') res.setHeader('content-length', String(5000))
+      res.write(Buffer.alloc(3000))
+      res.end(Buffer.alloc(2000))
+    })
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()))
+    const port = (server.address() as { port: number }).port
+    const rt = testRuntime({ maxModuleBytes: 4000 })
+    try {
+      await expect(rt.spawn({ name: 'a', module: `http://127.0.0.1:${port}/chunked` })).rejects.toThrow(/is more than 4000 bytes, over the limit of 4000 bytes for a module/)
+      await expect(rt.spawn({ name: 'b', module: `http://127.0.0.1:${port}/declared` })).rejects.toThrow(/is 5000 bytes \(content-length\), over the limit of 4000 bytes/)
+      // Under the limit it is read and judged as a module (5000 zero bytes are none).
+      const rt2 = testRuntime()
+      await expect(rt2.spawn({ name: 'c', module: `http://127.0.0.1:${port}/chunked` })).rejects.toThrow(/not a WebAssembly module \(5000 bytes/)
+      await rt2.shutdown()
+    } finally {
+      await rt.shutdown()
+      server.closeAllConnections()
+      await new Promise((r) => server.close(r))
+    }
+  })
+})

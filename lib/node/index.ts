@@ -5,12 +5,12 @@
  */
 import { lookup } from 'node:dns/promises'
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises'
-import { DEFAULT_MAX_MODULE_BYTES, DEFAULT_MAX_WORKFLOW_BYTES, readBounded, refusal, type ReadLimit } from './read-bounded'
+import { DEFAULT_MAX_MODULE_BYTES, DEFAULT_MAX_WORKFLOW_BYTES, fetchBounded, readBounded, refusal, type ReadLimit } from './read-bounded'
 import { tmpdir } from 'node:os'
 import { dirname, isAbsolute, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Runtime as CoreRuntime, type RuntimeOptions } from '../runtime'
-import { fetchLoader, type SourceLoader } from '../wasm/loader'
+import type { SourceLoader } from '../wasm/loader'
 import { httpEgress, type HttpEgressOptions } from '../resources/http-egress'
 import { setTransformCache, type TransformCache } from '../wasm/asyncify'
 
@@ -29,7 +29,7 @@ export * from '../index'
 export { fileLog, fileLogResource, httpIngressResource, redisResource }
 export type { FileLogOptions } from './resources/file-log'
 export { ingressAddress } from './resources/http-ingress'
-export { DEFAULT_MAX_MODULE_BYTES, DEFAULT_MAX_WORKFLOW_BYTES, readBounded } from './read-bounded'
+export { DEFAULT_MAX_MODULE_BYTES, DEFAULT_MAX_WORKFLOW_BYTES, fetchBounded, readBounded } from './read-bounded'
 export type { ReadLimit } from './read-bounded'
 
 const moduleLimit = (maxBytes: number): ReadLimit => ({ what: 'a module', maxBytes, option: 'maxModuleBytes (CLI --max-module-bytes)' })
@@ -55,7 +55,7 @@ function limitedLoader(limitOf: (path: string) => ReadLimit): SourceLoader {
       const path = fileURLToPath(s)
       return readBounded(path, limitOf(path))
     }
-    if (/^[a-z][a-z0-9+.-]+:/i.test(s) && !/^[a-z]:[\\/]/i.test(s)) return fetchLoader(ref)
+    if (/^[a-z][a-z0-9+.-]+:/i.test(s) && !/^[a-z]:[\\/]/i.test(s)) return fetchBounded(s, limitOf(s))
     return readBounded(s, limitOf(s))
   }
 }
@@ -198,14 +198,15 @@ export class Runtime extends CoreRuntime {
 
   /** Run `f` with `w` (when a path) read under the workflow file limit. */
   private async asWorkflow<T>(w: unknown, f: () => Promise<T>): Promise<T> {
-    if (typeof w !== 'string') return f()
-    this.workflowPaths.set(w, (this.workflowPaths.get(w) ?? 0) + 1)
+    const key = typeof w === 'string' ? w : w instanceof URL ? w.href : undefined
+    if (key === undefined) return f()
+    this.workflowPaths.set(key, (this.workflowPaths.get(key) ?? 0) + 1)
     try {
       return await f()
     } finally {
-      const n = this.workflowPaths.get(w)! - 1
-      if (n === 0) this.workflowPaths.delete(w)
-      else this.workflowPaths.set(w, n)
+      const n = this.workflowPaths.get(key)! - 1
+      if (n === 0) this.workflowPaths.delete(key)
+      else this.workflowPaths.set(key, n)
     }
   }
 

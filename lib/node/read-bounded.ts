@@ -109,3 +109,48 @@ async function readRest(fh: Awaited<ReturnType<typeof open>>, max: number): Prom
   }
   return buf.subarray(0, got)
 }
+
+/**
+ * Fetch `url` and read its body incrementally, refusing it (`load-failed`, with the figure)
+ * once it passes `limit.maxBytes` — before reading when the server declares a larger
+ * `content-length`. For module sources given as `http(s):` or `data:` URLs.
+ *
+ * @example
+ * ```ts
+ * const bytes = await fetchBounded('https://example.com/fn.wasm', { what: 'a module', maxBytes: 1 << 28, option: 'maxModuleBytes' })
+ * ```
+ */
+export async function fetchBounded(url: string, limit: ReadLimit): Promise<Uint8Array> {
+  const res = await fetch(url)
+  if (!res.ok) {
+    await res.body?.cancel().catch(() => undefined)
+    throw new EdgelessError('load-failed', `Fetching ${url} answered HTTP ${res.status}. Check the URL.`, { source: url, status: res.status })
+  }
+  const over = (seen: string) => new EdgelessError('load-failed', `${url} is ${seen}, over the limit of ${limit.maxBytes} bytes for ${limit.what}; point to the right file, or raise ${limit.option} if it really is that big.`, { source: url, limit: limit.maxBytes })
+  const declared = Number(res.headers.get('content-length') ?? NaN)
+  if (Number.isFinite(declared) && declared > limit.maxBytes) {
+    await res.body?.cancel().catch(() => undefined)
+    throw over(`${declared} bytes (content-length)`)
+  }
+  if (!res.body) return new Uint8Array(0)
+  const reader = res.body.getReader()
+  const chunks: Uint8Array[] = []
+  let total = 0
+  for (;;) {
+    const { done, value } = await reader.read()
+    if (done) break
+    total += value.byteLength
+    if (total > limit.maxBytes) {
+      await reader.cancel().catch(() => undefined)
+      throw over(`more than ${limit.maxBytes} bytes`)
+    }
+    chunks.push(value)
+  }
+  const out = new Uint8Array(total)
+  let at = 0
+  for (const c of chunks) {
+    out.set(c, at)
+    at += c.byteLength
+  }
+  return out
+}

@@ -121,6 +121,26 @@ describe('(b) http-egress reach', () => {
     for (const ip of ['8.8.8.8', '172.32.0.1', '1.1.1.1', '2606:4700::1111', '::ffff:8.8.8.8', '192.169.0.1']) expect([ip, nonPublicRange(ip)]).toEqual([ip, undefined])
   })
 
+  test('patterns: exact names (IPv6 in brackets too), wildcards for subdomains only, "*" for any', async () => {
+    const check = (hosts: string[], url: string) => policyModule.egressPolicy({ allowHosts: hosts }).check(new URL(url))
+    expect(await check(['[::1]'], 'http://[::1]:8080/')).toBeUndefined()
+    expect(await check(['*.example.com'], 'http://a.b.example.com/')).toBeUndefined()
+    expect(await check(['*.example.com'], 'http://example.com/')).toMatch(/not in the allowed hosts/)
+    expect(await check(['*.example.com'], 'http://evilexample.com/')).toMatch(/not in the allowed hosts/)
+    expect(await check(['*'], 'http://127.0.0.1/')).toMatch(/loopback/) // "*" names no host exactly
+    expect(await check(['*'], 'http://93.184.216.34/')).toBeUndefined()
+  })
+
+  test('a host name is resolved and every address checked (Node: dns.lookup; any resolver)', async () => {
+    // This machine's own name resolves to a loopback or private address (/etc/hosts).
+    const { hostname } = await import('node:os')
+    const { rt, call } = await egressWorkflow()
+    expect(errText(await call(request(`${hostname()}:${target.port}`)))).toMatch(new RegExp(`the host ${hostname().toLowerCase()} resolves to \\S+, which is a (loopback|private) address`))
+    await rt.shutdown()
+    const policy = policyModule.egressPolicy({ resolve: async () => ['93.184.216.34', '::ffff:169.254.169.254'] })
+    expect(await policy.check(new URL('http://metadata.test/'))).toMatch(/resolves to ::ffff:169\.254\.169\.254, which is a link-local address/)
+  })
+
   test('a bad allow-host pattern is refused when the runtime is made', () => {
     expect(() => egressModule.httpEgress({ allowHosts: ['exa mple.com'] })).toThrow(/not a host pattern/)
   })

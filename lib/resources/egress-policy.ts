@@ -63,7 +63,8 @@ export interface EgressPolicy {
  * ```
  */
 export function egressPolicy(options: EgressPolicyOptions = {}): EgressPolicy {
-  const patterns = (options.allowHosts ?? []).map((p) => p.trim().toLowerCase()).filter((p) => p !== '')
+  // Brackets of an IPv6 literal ([::1]) and a trailing dot are dropped, as from the URL's host.
+  const patterns = (options.allowHosts ?? []).map((p) => p.trim().toLowerCase().replace(/^\[|\]$/g, '').replace(/\.$/, '')).filter((p) => p !== '')
   for (const p of patterns) {
     if (!/^(\*|(\*\.)?[a-z0-9_.:[\]-]+)$/.test(p)) throw new EdgelessError('invalid-argument', `"${p}" is not a host pattern: give a host name or address, "*.example.com" for its subdomains, or "*".`, { pattern: p })
   }

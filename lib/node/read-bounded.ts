@@ -9,10 +9,24 @@ import { constants, type Stats } from 'node:fs'
 import { open, stat } from 'node:fs/promises'
 import { EdgelessError } from '../errors'
 
-/** Default largest module file read: 256 MiB. */
+/**
+ * Default largest module file read: 256 MiB.
+ *
+ * @example
+ * ```ts
+ * new Runtime({ maxModuleBytes: DEFAULT_MAX_MODULE_BYTES * 2 })
+ * ```
+ */
 export const DEFAULT_MAX_MODULE_BYTES = 256 * 1024 * 1024
 
-/** Default largest workflow file read: 16 MiB. */
+/**
+ * Default largest workflow file read: 16 MiB.
+ *
+ * @example
+ * ```ts
+ * new Runtime({ maxWorkflowBytes: 1024 * 1024 })
+ * ```
+ */
 export const DEFAULT_MAX_WORKFLOW_BYTES = 16 * 1024 * 1024
 
 /** What a non-regular file is, in words. */
@@ -25,7 +39,14 @@ function kindOf(st: Stats): string {
   return 'not a regular file'
 }
 
-/** How a file named by input may be read: what it is for, its limit, the option that raises it. */
+/**
+ * How a file named by input may be read: what it is for, its limit, the option that raises it.
+ *
+ * @example
+ * ```ts
+ * { what: 'a module', maxBytes: DEFAULT_MAX_MODULE_BYTES, option: 'maxModuleBytes' }
+ * ```
+ */
 export interface ReadLimit {
   /** `a module`, `a workflow file`. */
   what: string

@@ -46,7 +46,14 @@ export interface EgressPolicyOptions {
   resolve?: (host: string) => Promise<string[]>
 }
 
-/** A compiled {@link EgressPolicyOptions}. */
+/**
+ * A compiled {@link EgressPolicyOptions}.
+ *
+ * @example
+ * ```ts
+ * const why = await egressPolicy({ allowHosts: ['api.example.com'] }).check(new URL('https://evil.test/'))
+ * ```
+ */
 export interface EgressPolicy {
   /** Why `url` may not be requested, or undefined when it may. */
   check(url: URL): Promise<string | undefined>
@@ -99,7 +106,14 @@ export function egressPolicy(options: EgressPolicyOptions = {}): EgressPolicy {
   }
 }
 
-/** An IP address as 4 (IPv4) or 16 (IPv6) bytes, or undefined when `s` is not one. */
+/**
+ * An IP address as 4 (IPv4) or 16 (IPv6) bytes, or undefined when `s` is not one.
+ *
+ * @example
+ * ```ts
+ * parseIp('::ffff:127.0.0.1') // [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 255, 255, 127, 0, 0, 1]
+ * ```
+ */
 export function parseIp(s: string): number[] | undefined {
   const v4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(s)
   if (v4) {
@@ -132,7 +146,15 @@ export function parseIp(s: string): number[] | undefined {
   return out
 }
 
-/** The name of the non-public range `ip` lies in, or undefined for a public address (or a non-address). */
+/**
+ * The name of the non-public range `ip` lies in, or undefined for a public address (or a non-address).
+ *
+ * @example
+ * ```ts
+ * nonPublicRange('169.254.169.254') // 'link-local'
+ * nonPublicRange('8.8.8.8')         // undefined
+ * ```
+ */
 export function nonPublicRange(ip: string): string | undefined {
   const b = parseIp(ip)
   if (!b) return undefined

@@ -57,7 +57,14 @@ import { encodeJson, methodToHttp, parseHttpRequest, type EdgelessHTTPRequest, t
 
 const DEFAULT_TIMEOUT_MS = 30_000
 
-/** Default cap of a response body: 16 MiB. */
+/**
+ * Default cap of a response body: 16 MiB.
+ *
+ * @example
+ * ```ts
+ * httpEgress({ maxResponseBytes: DEFAULT_MAX_RESPONSE_BYTES * 4 })
+ * ```
+ */
 export const DEFAULT_MAX_RESPONSE_BYTES = 16 * 1024 * 1024
 
 /** Redirects followed before giving up (fetch's own limit is 20). */

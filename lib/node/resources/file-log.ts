@@ -59,7 +59,14 @@ const HIGH_WATER_CHARS = 1 << 20
 
 const BOOL_KEYS = ['add-timestamp', 'add-source-id'] as const
 
-/** Options of a {@link fileLog} resource class. */
+/**
+ * Options of a {@link fileLog} resource class.
+ *
+ * @example
+ * ```ts
+ * fileLog({ logRoot: '/var/log/edgeless' })
+ * ```
+ */
 export interface FileLogOptions {
   /**
    * The folder every log file must lie in. Relative filenames resolve against it. Default:

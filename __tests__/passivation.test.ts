@@ -254,12 +254,13 @@ describe('lazy spawn', () => {
   })
 
   test('a workflow function annotated passivate=lazy starts hibernated; a bad value is a validation problem', async () => {
-    const rt = testRuntime()
+    // file-log writes only under the workflow's folder or a log root: /dev is the root here.
+    const rt = testRuntime({ logRoot: '/dev' })
     const wf: WorkflowSpec = {
       functions: [
         { name: 'crashy', class_specification: { id: 'crashy', function_type: 'RUST_WASM', version: '0.1', code: wasmPath('crashy'), outputs: ['out'] }, output_mapping: { out: 'log' }, annotations: { passivate: 'lazy' } },
       ],
-      resources: [{ name: 'log', class_type: 'file-log', output_mapping: {}, configurations: { filename: '/dev/null' } }],
+      resources: [{ name: 'log', class_type: 'file-log', output_mapping: {}, configurations: { filename: 'null' } }],
       annotations: {},
     }
     const h = await rt.startWorkflow(wf, { name: 'lazy-wf' })

@@ -9,7 +9,7 @@ import { EdgelessError, err, formatInstanceId, noReply, reply, utf8, type CallRe
 import { fileLogResource } from '../lib/node/resources/file-log'
 import { httpIngressResource, ingressAddress } from '../lib/node/resources/http-ingress'
 import { redisResource } from '../lib/node/resources/redis'
-import { httpEgressResource } from '../lib/resources/http-egress'
+import { httpEgress, httpEgressResource } from '../lib/resources/http-egress'
 import { encodeJson, methodFromHttp, methodToHttp, parseHttpRequest, parseHttpResponse, type EdgelessHTTPRequest, type EdgelessHTTPResponse } from '../lib/resources/http-types'
 import type { ResourceClass } from '../lib/workflow/resource'
 import { testRuntime, until, wasmPath } from './helpers/fixtures'
@@ -166,7 +166,7 @@ describe('file-log', () => {
       { config: { 'add-source-id': 'true' }, file: 'src.log' },
     ]
     const logs = []
-    for (const v of variants) logs.push(await rt.spawn({ name: v.file, fn: (await make(fileLogResource, v.file, { filename: join(dir, v.file), ...v.config })).fn }))
+    for (const v of variants) logs.push(await rt.spawn({ name: v.file, fn: (await make(fileLogResource, v.file, { filename: v.file, ...v.config }, dir)).fn }))
     const outputs = Object.fromEntries(logs.map((l, i) => [`log${i}`, l]))
     const sender = await rt.spawn({
       name: 'sender',
@@ -436,7 +436,8 @@ describe('http-egress', () => {
 
   async function egress(config: Record<string, string> = {}) {
     const rt = testRuntime()
-    const { fn, warnings } = await make(httpEgressResource, 'egress', config)
+    // The test server is on loopback, which the egress refuses unless allowed.
+    const { fn, warnings } = await make(httpEgress({ allowHosts: ['127.0.0.1'] }), 'egress', config)
     const ref = await rt.spawn({ name: 'egress', fn })
     return { rt, ref, warnings }
   }

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
-import { Runtime, type RuntimeOptions, type RuntimeEvents } from '../../lib/node/index'
+import { Runtime, type NodeRuntimeOptions, type RuntimeEvents } from '../../lib/node/index'
 
 /** Absolute path of a compiled fixture, e.g. `wasmPath('pong')`. */
 export function wasmPath(name: string): string {
@@ -20,7 +20,7 @@ export function wasm(name: string): Uint8Array {
 const denseProject = (globalThis as { EDGELESS_TEST_DENSE?: boolean }).EDGELESS_TEST_DENSE === true
 
 /** A quiet runtime for tests (no console output); dense by default in the "dense" project. */
-export function testRuntime(options: RuntimeOptions = {}): Runtime {
+export function testRuntime(options: NodeRuntimeOptions = {}): Runtime {
   return new Runtime({ consoleLog: false, ...(denseProject ? { dense: true } : {}), ...options })
 }
 

@@ -11,12 +11,12 @@ import { fileStore } from '../../adapters/file'
 import { isEdgelessError } from '../errors'
 import type { LogEvent } from '../events'
 import { formatProblem } from '../workflow/spec'
-import { Runtime, type RuntimeOptions, type WorkflowHandle } from './index'
+import { Runtime, type NodeRuntimeOptions, type WorkflowHandle } from './index'
 import { startInspector, type Inspector } from './inspector/server'
 
 const USAGE = `Usage:
-  edgeless run <workflow.json> [--duration <ms>] [--state-dir <dir>] [--http-port <port>] [--log-level <level>] [--inspect [port]]
-  edgeless validate <workflow.json>
+  edgeless run <workflow.json> [--duration <ms>] [--state-dir <dir>] [--http-port <port>] [--log-level <level>] [--log-root <dir>] [--allow-host <host>]... [--allow-private] [--fail-on-drop] [--inspect [port]]
+  edgeless validate <workflow.json> [--log-root <dir>] [--max-module-bytes <n>] [--max-workflow-bytes <n>]
   edgeless build <function.ts> -o <function.wasm> [--debug] [--no-optimize]
   edgeless --help | --version
 
@@ -27,12 +27,24 @@ run       starts the workflow and runs it until Ctrl-C (SIGINT), SIGTERM or --du
           --http-port <port>  port of http-ingress resources without a "port" (default 7008)
           --http-host <addr>  address they listen on (default 127.0.0.1)
           --log-level <l>     error | warn | info | debug | trace (default info)
+          --allow-host <h>    http-egress may reach host <h> only (repeatable; "*.example.com" for
+                              subdomains). Default: any public host
+          --allow-private     let http-egress reach loopback, link-local and private addresses
+                              (refused by default; a host named exactly by --allow-host may be one)
+          --max-response-bytes <n>  cut http-egress responses larger than <n> (default 16777216)
+          --fail-on-drop      exit 3 if any message was dropped (dead letters, full mailboxes);
+                              drops are always summed up on stderr, at most every 5 s and at exit
+          --max-module-bytes <n>    largest .wasm file read (default 268435456, 256 MiB)
+          --max-workflow-bytes <n>  largest workflow file read (default 16777216, 16 MiB);
+                              only regular files are read (not devices, FIFOs, sockets)
+          --log-root <dir>    file-log resources write under <dir> (default: the workflow's folder;
+                              a file-log filename outside it is refused)
           --inspect [port]    serve the live inspector on 127.0.0.1 (default port 7007)
 validate  checks the workflow (names, mappings, code, resources) and prints every problem.
 build     compiles an AssemblyScript function (edgeless/assembly) to an EDGELESS module
           (needs the assemblyscript package: npm install -D assemblyscript).`
 
-/** Exit codes: 0 ok, 1 the workflow could not run, 2 the command line is wrong. */
+/** Exit codes: 0 ok, 1 the workflow could not run, 2 the command line is wrong, 3 messages were dropped (--fail-on-drop). */
 class UsageError extends Error {}
 
 const LEVELS = ['error', 'warn', 'info', 'debug', 'trace'] as const
@@ -86,9 +98,10 @@ function parse(args: string[], options: ParseArgsConfig['options']) {
 }
 
 async function validate(args: string[], io: { out: (s: string) => void; err: (s: string) => void }): Promise<number> {
-  const { positionals } = parse(args, {})
+  const { positionals, values } = parse(args, { 'log-root': { type: 'string' }, ...SIZE_OPTIONS })
   const file = one(positionals, 'validate')
-  const rt = new Runtime({ consoleLog: false })
+  const logRoot = values['log-root'] as string | undefined
+  const rt = new Runtime({ consoleLog: false, ...(logRoot !== undefined ? { logRoot } : {}), ...sizeOptions(values) })
   const problems = await rt.validateWorkflow(file)
   await rt.shutdown()
   if (problems.length === 0) {
@@ -110,6 +123,15 @@ function intOption(v: unknown, name: string, min: number, max: number): number |
   const n = Number(v)
   if (typeof v !== 'string' || !/^\d+$/.test(v) || n < min || n > max) throw new UsageError(`--${name} must be an integer from ${min} to ${max}, got "${String(v)}".`)
   return n
+}
+
+/** Flags of both run and validate: how big a file named by the workflow (or the workflow) may be. */
+const SIZE_OPTIONS = { 'max-module-bytes': { type: 'string' }, 'max-workflow-bytes': { type: 'string' } } as const
+
+function sizeOptions(values: Record<string, unknown>): { maxModuleBytes?: number; maxWorkflowBytes?: number } {
+  const m = intOption(values['max-module-bytes'], 'max-module-bytes', 1, Number.MAX_SAFE_INTEGER)
+  const w = intOption(values['max-workflow-bytes'], 'max-workflow-bytes', 1, Number.MAX_SAFE_INTEGER)
+  return { ...(m !== undefined ? { maxModuleBytes: m } : {}), ...(w !== undefined ? { maxWorkflowBytes: w } : {}) }
 }
 
 /** Default port of `--inspect` given without one. */
@@ -154,8 +176,16 @@ async function run(argv: string[], io: { out: (s: string) => void; err: (s: stri
     'http-port': { type: 'string' },
     'http-host': { type: 'string' },
     'log-level': { type: 'string' },
+    'log-root': { type: 'string' },
+    'allow-host': { type: 'string', multiple: true },
+    'allow-private': { type: 'boolean' },
+    'max-response-bytes': { type: 'string' },
+    'fail-on-drop': { type: 'boolean' },
+    ...SIZE_OPTIONS,
   })
   const file = one(positionals, 'run')
+  const allowHosts = values['allow-host'] as string[] | undefined
+  const maxResponseBytes = intOption(values['max-response-bytes'], 'max-response-bytes', 0, Number.MAX_SAFE_INTEGER)
   const duration = intOption(values['duration'], 'duration', 1, 2 ** 31 - 1)
   const httpPort = intOption(values['http-port'], 'http-port', 0, 65535) ?? 7008
   const levelName = (values['log-level'] as string | undefined) ?? 'info'
@@ -163,8 +193,16 @@ async function run(argv: string[], io: { out: (s: string) => void; err: (s: stri
   if (rank === 0) throw new UsageError(`--log-level must be one of ${LEVELS.join(', ')}, got "${levelName}".`)
   const stateDir = values['state-dir'] as string | undefined
 
-  const options: RuntimeOptions = {
+  const logRoot = values['log-root'] as string | undefined
+  const options: NodeRuntimeOptions = {
     consoleLog: false,
+    ...(logRoot !== undefined ? { logRoot } : {}),
+    ...sizeOptions(values),
+    egress: {
+      ...(allowHosts !== undefined ? { allowHosts } : {}),
+      ...(values['allow-private'] === true ? { allowPrivate: true } : {}),
+      ...(maxResponseBytes !== undefined ? { maxResponseBytes } : {}),
+    },
     resourceConfig: { 'http-ingress': { port: String(httpPort), address: (values['http-host'] as string | undefined) ?? '127.0.0.1' } },
     ...(stateDir !== undefined ? { stateStore: fileStore({ dir: stateDir }) } : {}),
   }
@@ -182,6 +220,17 @@ async function run(argv: string[], io: { out: (s: string) => void; err: (s: stri
   rt.on('state-conflict', (e) => line('error', e.name, e.error.message))
   rt.on('restart', (e) => { if (rank >= 3) line('info', e.name, `restarted (restart #${e.restarts})`) })
   rt.on('escalation', (e) => line('error', e.name, `ESCALATION: ${e.reason.message}`))
+  // Every message the runtime could not deliver is a dead letter (a full mailbox, a stopped
+  // or failed receiver, ...). One line each would flood the terminal exactly when it
+  // matters, so they are counted and summed up: at most every DROP_REPORT_MS while they
+  // occur, and once at exit.
+  const drops = new DropCounter()
+  rt.on('dead-letter', (e) => drops.add(e.reason.code, e.name))
+  const dropTimer = setInterval(() => {
+    const recent = drops.sinceLastReport()
+    if (recent) io.err(`[edgeless] ${recent} in the last ${DROP_REPORT_MS / 1000} s`)
+  }, DROP_REPORT_MS)
+  dropTimer.unref()
 
   // Started before the workflow, so it sees the instantiation and init of every function.
   let inspector: Inspector | undefined
@@ -228,8 +277,56 @@ async function run(argv: string[], io: { out: (s: string) => void; err: (s: stri
   await wf.stop()
   await rt.shutdown()
   await inspector?.close()
+  clearInterval(dropTimer)
+  const total = drops.total()
+  if (total) io.err(`[edgeless] ${total}`)
   io.err('edgeless: stopped')
-  return escalated ? 1 : 0
+  if (escalated) return 1
+  return values['fail-on-drop'] === true && drops.count > 0 ? 3 : 0
+}
+
+/** How often, at most, the CLI sums up dropped messages while they occur. */
+const DROP_REPORT_MS = 5000
+
+/** Dropped messages by reason (error code) and receiver, in total and since the last report. */
+class DropCounter {
+  count = 0
+  private all = new Map<string, Map<string, number>>()
+  private recent = new Map<string, Map<string, number>>()
+  private recentCount = 0
+
+  add(reason: string, to: string): void {
+    this.count++
+    this.recentCount++
+    for (const m of [this.all, this.recent]) {
+      let byName = m.get(reason)
+      if (!byName) m.set(reason, (byName = new Map()))
+      byName.set(to, (byName.get(to) ?? 0) + 1)
+    }
+  }
+
+  /** `40000 messages dropped (mailbox-full: 40000 to "log")`, or '' when none. */
+  total(): string {
+    return describeDrops(this.count, this.all)
+  }
+
+  sinceLastReport(): string {
+    const s = describeDrops(this.recentCount, this.recent)
+    this.recent = new Map()
+    this.recentCount = 0
+    return s
+  }
+}
+
+function describeDrops(n: number, by: Map<string, Map<string, number>>): string {
+  if (n === 0) return ''
+  const parts = [...by].map(([reason, names]) => {
+    const sorted = [...names].sort((a, b) => b[1] - a[1])
+    const shown = sorted.slice(0, 5).map(([name, k]) => `${k} to ${JSON.stringify(name)}`)
+    if (sorted.length > 5) shown.push(`${sorted.slice(5).reduce((a, [, k]) => a + k, 0)} to ${sorted.length - 5} others`)
+    return `${reason}: ${shown.join(', ')}`
+  })
+  return `${n} message${n === 1 ? '' : 's'} dropped (${parts.join('; ')})`
 }
 
 async function build(args: string[], io: { out: (s: string) => void; err: (s: string) => void }): Promise<number> {

@@ -111,7 +111,7 @@ const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'obj
  */
 export function parseWorkflow(input: unknown, problems: WorkflowProblem[], file?: string): ParsedWorkflow {
   const out: ParsedWorkflow = { functions: [], resources: [], annotations: {} }
-  const at = (p: Omit<WorkflowProblem, 'file'>) => problems.push(file === undefined ? p : { file, ...p })
+  const at = (p: Omit<WorkflowProblem, 'file'>) => problems.push(boundProblem(file === undefined ? p : { file, ...p }))
   if (!isObject(input)) {
     at({ entity: 'workflow', field: '(root)', message: `a workflow must be a JSON object with "functions" and "resources" arrays, got ${Array.isArray(input) ? 'an array' : typeof input}` })
     return out
@@ -213,6 +213,40 @@ export function parseWorkflow(input: unknown, problems: WorkflowProblem[], file?
   return out
 }
 
+/** Longest problem message kept; a workflow's own values echoed in it are cut well before. */
+const MAX_MESSAGE_CHARS = 2000
+
+/**
+ * A value from a workflow, shown in a message: type and a short preview, never more than a
+ * few hundred characters, and never a throw — a hostile workflow may hold a value nested
+ * 100,000 deep (JSON.stringify overflows the stack) or megabytes long.
+ * @internal
+ */
+export function describeValue(v: unknown, depth = 0): string {
+  if (typeof v === 'string') return v.length <= 100 ? JSON.stringify(v) : `${JSON.stringify(v.slice(0, 100))}… (${v.length} characters)`
+  if (v === null || typeof v !== 'object') return String(v)
+  const inner = (x: unknown) => (depth >= 2 ? (Array.isArray(x) ? '[…]' : x !== null && typeof x === 'object' ? '{…}' : describeValue(x, depth + 1)) : describeValue(x, depth + 1))
+  if (Array.isArray(v)) {
+    const head = v.slice(0, 5).map(inner).join(', ')
+    const shown = `[${head}${v.length > 5 ? ', …' : ''}]`
+    return depth === 0 ? `an array of ${v.length} item${v.length === 1 ? '' : 's'} ${shown}` : shown
+  }
+  const keys = Object.keys(v)
+  const head = keys.slice(0, 5).map((k) => `${JSON.stringify(k.length > 40 ? `${k.slice(0, 40)}…` : k)}: ${inner((v as Record<string, unknown>)[k])}`).join(', ')
+  const shown = `{${head}${keys.length > 5 ? ', …' : ''}}`
+  return depth === 0 ? `an object of ${keys.length} key${keys.length === 1 ? '' : 's'} ${shown}` : shown
+}
+
+/**
+ * A problem whose message (and field) is cut to a readable size, the cut saying how much.
+ * @internal
+ */
+export function boundProblem(p: WorkflowProblem): WorkflowProblem {
+  const cut = (s: string, max: number) => (s.length <= max ? s : `${s.slice(0, max)}… (${s.length} characters, cut)`)
+  if (p.message.length <= MAX_MESSAGE_CHARS && p.field.length <= 200 && (p.name?.length ?? 0) <= 200) return p
+  return { ...p, field: cut(p.field, 200), message: cut(p.message, MAX_MESSAGE_CHARS), ...(p.name !== undefined ? { name: cut(p.name, 200) } : {}) }
+}
+
 /** An object whose values are all strings (annotations, mappings, configurations); `{}` when absent. */
 function strings(v: unknown, problem: (field: string, message: string) => void): Record<string, string> {
   if (v === undefined || v === null) return {}
@@ -223,7 +257,7 @@ function strings(v: unknown, problem: (field: string, message: string) => void):
   const out: Record<string, string> = {}
   for (const [k, val] of Object.entries(v)) {
     if (typeof val === 'string') out[k] = val
-    else problem(`.${k}`, `must be a string (upstream's values are all strings), got ${JSON.stringify(val)}; quote it`)
+    else problem(`.${k}`, `must be a string (upstream's values are all strings), got ${describeValue(val)}; quote it`)
   }
   return out
 }
@@ -273,7 +307,8 @@ export function workflowError(problems: WorkflowProblem[], label: string): Edgel
  * for (const p of err.details.problems) console.error(formatProblem(p))
  * ```
  */
-export function formatProblem(p: WorkflowProblem): string {
+export function formatProblem(problem: WorkflowProblem): string {
+  const p = boundProblem(problem)
   const where = p.entity === 'workflow' ? 'workflow' : `${p.entity} "${p.name ?? '?'}"`
   return `${p.file ? `${p.file}: ` : ''}${where}, ${p.field}: ${p.message}`
 }

@@ -17,7 +17,7 @@ import type { ActorRef, RefOwner } from '../runtime/actor-ref'
 import type { PreparedSpawn, Spawner } from '../runtime/spawner'
 import { resolveSupervision, Supervisor, type SupervisorEnv } from '../supervision/supervisor'
 import type { ResourceClass, WorkflowProblem } from './resource'
-import { parseWorkflow, workflowError, type ParsedFunction, type ParsedResource, type ParsedWorkflow, type WorkflowSpec } from './spec'
+import { boundProblem, parseWorkflow, workflowError, type ParsedFunction, type ParsedResource, type ParsedWorkflow, type WorkflowSpec } from './spec'
 
 /**
  * How to start (or validate) a workflow.
@@ -93,7 +93,8 @@ export interface WorkflowEnv {
 export async function checkWorkflow(env: WorkflowEnv, spec: unknown, options: WorkflowOptions, file: string | undefined): Promise<{ problems: WorkflowProblem[]; validated: ValidatedWorkflow }> {
   const problems: WorkflowProblem[] = []
   const parsed = parseWorkflow(spec, problems, file)
-  const at = (p: Omit<WorkflowProblem, 'file'>) => problems.push(file === undefined ? p : { file, ...p })
+  // Bounded: messages echo the workflow's own values, which may be megabytes long.
+  const at = (p: Omit<WorkflowProblem, 'file'>) => problems.push(boundProblem(file === undefined ? p : { file, ...p }))
   const modules = new Map<string, FunctionModule>()
   await Promise.all(parsed.functions.map(async (f) => {
     // Functions whose type or code field is already reported are not loaded (one problem each),

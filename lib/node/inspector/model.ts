@@ -78,6 +78,23 @@ export interface InspectorState {
 const MAX_LOGS = 100
 const MAX_CRASHES = 50
 const MAX_ACTIVITY = 60
+/**
+ * Longest text kept per log line, crash or activity entry. A guest decides what it logs:
+ * 120 lines of 6 MiB once made the state too long for one JavaScript string.
+ */
+export const MAX_TEXT_CHARS = 4096
+/** Longest name or log target kept (also the guest's to choose). */
+const MAX_NAME_CHARS = 200
+
+/** `text` cut to `max` characters, the cut saying how long it was. */
+function cut(text: string, max = MAX_TEXT_CHARS): string {
+  if (text.length <= max) return text
+  // Copied, not sliced: a V8 slice keeps the whole original string alive.
+  const head = decoder.decode(encoder.encode(text.slice(0, max)))
+  return `${head}… [cut: ${text.length} characters]`
+}
+const encoder = new TextEncoder()
+const decoder = new TextDecoder()
 
 interface Counter { messages: number; crashes: number; last: number; lastAt: number; rate: number }
 
@@ -126,46 +143,51 @@ export class InspectorModel {
       case 'actor-crashed':
         this.counter(e.instance.function).crashes++
         this.totals.crashes++
-        pushBounded(this.crashes, { time: e.time, name: e.name, handler: e.handler, trap: e.trap, message: e.error.message, trace: e.trace }, MAX_CRASHES)
+        pushBounded(this.crashes, { time: e.time, name: cut(e.name, MAX_NAME_CHARS), handler: e.handler, trap: e.trap, message: cut(e.error.message), trace: e.trace }, MAX_CRASHES)
         break
       case 'log':
         this.totals.logs++
-        pushBounded(this.logs, { time: e.time, name: e.name, level: e.level, levelName: e.levelName, target: e.target, text: e.text, trace: e.trace }, MAX_LOGS)
+        pushBounded(this.logs, { time: e.time, name: cut(e.name, MAX_NAME_CHARS), level: e.level, levelName: e.levelName, target: cut(e.target, MAX_NAME_CHARS), text: cut(e.text), trace: e.trace }, MAX_LOGS)
         break
       case 'lifecycle':
-        pushBounded(this.activity, { time: e.time, name: e.name, type: 'lifecycle', text: `${e.from} → ${e.to}` }, MAX_ACTIVITY)
+        this.act({ time: e.time, name: e.name, type: 'lifecycle', text: `${e.from} → ${e.to}` })
         break
       case 'actor-restarted':
         this.totals.restarts++
-        pushBounded(this.activity, { time: e.time, name: e.name, type: 'restart', text: `restarted (#${e.restarts})` }, MAX_ACTIVITY)
+        this.act({ time: e.time, name: e.name, type: 'restart', text: `restarted (#${e.restarts})` })
         break
       case 'actor-restart-scheduled':
-        pushBounded(this.activity, { time: e.time, name: e.name, type: 'restart-scheduled', text: `restarting ${e.restarting.join(', ')} in ${Math.round(e.delayMs)} ms` }, MAX_ACTIVITY)
+        this.act({ time: e.time, name: e.name, type: 'restart-scheduled', text: `restarting ${e.restarting.join(', ')} in ${Math.round(e.delayMs)} ms` })
         break
       case 'actor-escalated':
-        pushBounded(this.activity, { time: e.time, name: e.name, type: 'escalation', text: e.reason.message }, MAX_ACTIVITY)
+        this.act({ time: e.time, name: e.name, type: 'escalation', text: e.reason.message })
         break
       case 'dead-letter':
         this.totals.deadLetters++
-        pushBounded(this.activity, { time: e.time, name: e.name, type: 'dead-letter', text: `${e.kind} of ${e.bytes} bytes: ${e.reason.message}` }, MAX_ACTIVITY)
+        this.act({ time: e.time, name: e.name, type: 'dead-letter', text: `${e.kind} of ${e.bytes} bytes: ${e.reason.message}` })
         break
       case 'warning':
-        pushBounded(this.activity, { time: e.time, name: e.name, type: 'warning', text: e.message }, MAX_ACTIVITY)
+        this.act({ time: e.time, name: e.name, type: 'warning', text: e.message })
         break
       case 'call-timed-out':
       case 'call-cycle':
-        pushBounded(this.activity, { time: e.time, name: e.name, type: e.type, text: e.error.message }, MAX_ACTIVITY)
+        this.act({ time: e.time, name: e.name, type: e.type, text: e.error.message })
         break
       case 'state-failed':
-        pushBounded(this.activity, { time: e.time, name: e.name, type: `state-${e.reason}`, text: e.error.message }, MAX_ACTIVITY)
+        this.act({ time: e.time, name: e.name, type: `state-${e.reason}`, text: e.error.message })
         break
       case 'workflow-started':
       case 'workflow-stopped':
-        pushBounded(this.activity, { time: e.time, name: e.workflow, type: e.type, text: e.type === 'workflow-started' ? `started: ${e.instances.join(', ')}` : 'stopped' }, MAX_ACTIVITY)
+        this.act({ time: e.time, name: e.workflow, type: e.type, text: e.type === 'workflow-started' ? `started: ${e.instances.join(', ')}` : 'stopped' })
         break
       default:
         break
     }
+  }
+
+  /** One activity entry, its text and name cut (warnings and errors quote guest data). */
+  private act(a: InspectorState['activity'][number]): void {
+    pushBounded(this.activity, { ...a, name: cut(a.name, MAX_NAME_CHARS), text: cut(a.text) }, MAX_ACTIVITY)
   }
 
   /** Once a second: messages per second of every instance; forget instances that are gone. */
@@ -193,7 +215,7 @@ export class InspectorModel {
       restarts: i.restarts, timers: i.timers,
       messages: c?.messages ?? 0, rate: Math.round((c?.rate ?? 0) * 10) / 10, crashes: c?.crashes ?? 0,
       ...(i.waitingOn !== undefined ? { waitingOn: i.waitingOn } : {}),
-      ...(i.lastError !== undefined ? { lastError: i.lastError.message } : {}),
+      ...(i.lastError !== undefined ? { lastError: cut(i.lastError.message) } : {}),
     }
   }
 

@@ -40,6 +40,10 @@ export const INSPECTOR_PAGE = `<!doctype html>
   svg .node .n-name { font-weight:700; font-size:13px; }
   svg .node .n-class { fill:var(--muted); font-size:11px; }
   svg .node.pulse rect { animation: pulse .6s ease-out; }
+  svg .node.alert rect { stroke-width:3.5; filter: drop-shadow(0 0 4px rgba(198,40,40,.45)); }
+  svg .node .n-alert { font-size:11px; font-weight:700; fill:var(--bad); }
+  tr.alert td { background:#fdeaea; }
+  .totals div.alert b { color:var(--bad); }
   @keyframes pulse { from { filter: drop-shadow(0 0 6px #42a5f5); } to { filter:none; } }
   svg .edge path { fill:none; stroke:#7a8299; stroke-width:1.6; }
   svg .edge rect { fill:#fff; stroke:#d0d4de; }
@@ -82,6 +86,8 @@ export const INSPECTOR_PAGE = `<!doctype html>
   var SVG = 'http://www.w3.org/2000/svg';
   var W = 184, H = 74, COLW = 270, ROWH = 112, PAD = 24;
   var COLORS = { starting:'#1565c0', running:'#2e7d32', crashed:'#c62828', restarting:'#c77700', failed:'#8e0000', hibernating:'#5e35b1', hibernated:'#7e57c2', activating:'#1565c0', stopping:'#687086', stopped:'#9aa1b2' };
+  // States that mean trouble: shown loudly (red ring, a label with the last error), not just tinted.
+  var ALERT = { crashed:1, restarting:1, failed:1 };
   var TINTS = { starting:'#e8f0fb', running:'#eaf5ea', crashed:'#fdeaea', restarting:'#fff4e0', failed:'#f7e1e1', hibernating:'#efe9fa', hibernated:'#efe9fa', activating:'#e8f0fb', stopping:'#f0f1f4', stopped:'#f0f1f4' };
   var lastMessages = {};
 
@@ -167,7 +173,7 @@ export const INSPECTOR_PAGE = `<!doctype html>
       var key = g.id + '/' + n.id;
       var changed = lastMessages[key] !== undefined && lastMessages[key] !== n.messages;
       lastMessages[key] = n.messages;
-      var cls = 'node ' + n.kind + (n.busy ? ' busy' : '') + (changed ? ' pulse' : '');
+      var cls = 'node ' + n.kind + (n.busy ? ' busy' : '') + (changed ? ' pulse' : '') + (ALERT[n.status] ? ' alert' : '');
       var ng = s('g', { 'class':cls, transform:'translate(' + p.x + ',' + p.y + ')', 'data-name':n.name, 'data-status':n.status, 'data-messages':n.messages, 'data-mailbox':n.mailbox });
       ng.appendChild(s('rect', { width:W, height:H, rx:10, fill:TINTS[n.status] || '#fff', stroke:COLORS[n.status] || '#888' }));
       ng.appendChild(s('circle', { cx:W - 14, cy:14, r:5, fill:COLORS[n.status] || '#888' }));
@@ -175,6 +181,10 @@ export const INSPECTOR_PAGE = `<!doctype html>
       ng.appendChild(s('text', { x:10, y:34, 'class':'n-class' }, (n.classType ? n.classType + ' · ' : '') + n.kind));
       ng.appendChild(s('text', { x:10, y:50, 'class':'n-status' }, n.status + ' · mailbox ' + n.mailbox));
       ng.appendChild(s('text', { x:10, y:66, 'class':'n-msgs' }, n.messages + ' msgs · ' + fmtRate(n.rate) + '/s' + (n.restarts ? ' · ' + n.restarts + ' restarts' : '')));
+      if (ALERT[n.status]) {
+        var said = n.status.toUpperCase() + (n.lastError ? ': ' + n.lastError : '');
+        ng.appendChild(s('text', { x:10, y:H + 14, 'class':'n-alert' }, said.length > 48 ? said.slice(0, 47) + '…' : said));
+      }
       var title = s('title', {}, n.name + ' (' + n.id + ')' + (n.lastError ? '\\nlast error: ' + n.lastError : ''));
       ng.appendChild(title);
       svg.appendChild(ng);
@@ -186,8 +196,9 @@ export const INSPECTOR_PAGE = `<!doctype html>
     document.getElementById('meta').textContent = 'node ' + st.nodeId.slice(0, 8) + ' · updated ' + clock(st.time);
     var tot = document.getElementById('totals');
     tot.replaceChildren();
-    var items = [['messages', st.totals.messages], ['crashes', st.totals.crashes], ['restarts', st.totals.restarts], ['dead letters', st.totals.deadLetters], ['log lines', st.totals.logs], ['instances', st.graphs.reduce(function (a, g) { return a + g.nodes.length; }, 0)]];
-    items.forEach(function (it) { var d = h('div', { 'data-total':it[0] }); d.appendChild(h('b', {}, it[1])); d.appendChild(document.createTextNode(it[0])); tot.appendChild(d); });
+    var failed = st.graphs.reduce(function (a, g) { return a + g.nodes.filter(function (n) { return n.status === 'failed'; }).length; }, 0);
+    var items = [['messages', st.totals.messages], ['crashes', st.totals.crashes], ['restarts', st.totals.restarts], ['dead letters', st.totals.deadLetters], ['log lines', st.totals.logs], ['instances', st.graphs.reduce(function (a, g) { return a + g.nodes.length; }, 0)], ['failed', failed]];
+    items.forEach(function (it) { var d = h('div', { 'data-total':it[0], 'class':it[0] === 'failed' && it[1] > 0 ? 'alert' : '' }); d.appendChild(h('b', {}, it[1])); d.appendChild(document.createTextNode(it[0])); tot.appendChild(d); });
 
     var graphs = document.getElementById('graphs');
     graphs.replaceChildren();
@@ -203,7 +214,7 @@ export const INSPECTOR_PAGE = `<!doctype html>
     tb.replaceChildren();
     st.graphs.forEach(function (g) {
       g.nodes.forEach(function (n) {
-        var tr = h('tr', { 'data-name':n.name });
+        var tr = h('tr', { 'data-name':n.name, 'class':ALERT[n.status] ? 'alert' : '' });
         tr.appendChild(h('td', {}, n.name));
         tr.appendChild(h('td', {}, g.id ? g.name : '–'));
         tr.appendChild(h('td', {}, n.kind + (n.classType ? ' (' + n.classType + ')' : '')));

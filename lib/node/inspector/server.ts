@@ -34,6 +34,17 @@ export interface Inspector {
   state(): InspectorState
   /** Stop serving and stop observing the runtime (it is back to zero cost). Idempotent. */
   close(): Promise<void>
+  /** The model behind the pages (tests). @internal */
+  readonly model: InspectorModel
+}
+
+/** JSON of the state, or the reason it could not be written (the handler must not throw). */
+function stateJson(model: InspectorModel): { json: string } | { error: string } {
+  try {
+    return { json: JSON.stringify(model.state()) }
+  } catch (e) {
+    return { error: `The inspector could not serialise its state: ${(e as Error)?.message ?? String(e)}. This is a bug in edgeless (guest data is bounded before it is kept); the inspector keeps serving.\n` }
+  }
 }
 
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1', '[::1]'])
@@ -63,11 +74,24 @@ export async function startInspector(runtime: Runtime, options: InspectorOptions
 
   const push = () => {
     if (clients.size === 0) return
-    const frame = `data: ${JSON.stringify(model.state())}\n\n`
+    const s = stateJson(model)
+    // A state that cannot be written is skipped with an SSE comment: the page keeps the last one.
+    const frame = 'json' in s ? `data: ${s.json}\n\n` : `: ${s.error.replace(/\n/g, ' ')}\n\n`
     for (const res of clients) res.write(frame)
   }
 
   const onRequest = (req: IncomingMessage, res: ServerResponse) => {
+    try {
+      handle(req, res)
+    } catch (e) {
+      // Nothing a request does may take the host down: answer 500 and keep serving.
+      const body = `The inspector failed to answer ${req.url ?? ''}: ${(e as Error)?.message ?? String(e)}\n`
+      if (!res.headersSent) send(res, 500, 'text/plain; charset=utf-8', body)
+      else res.end()
+    }
+  }
+
+  const handle = (req: IncomingMessage, res: ServerResponse) => {
     // Bound to loopback, the page must only answer loopback host names: a web page elsewhere
     // that rebinds its DNS name to 127.0.0.1 must not read the state.
     if (loopbackOnly) {
@@ -83,14 +107,18 @@ export async function startInspector(runtime: Runtime, options: InspectorOptions
       case '/':
       case '/index.html':
         return send(res, 200, 'text/html; charset=utf-8', INSPECTOR_PAGE, req.method === 'HEAD')
-      case '/state':
-        return send(res, 200, 'application/json; charset=utf-8', JSON.stringify(model.state()), req.method === 'HEAD')
+      case '/state': {
+        const s = stateJson(model)
+        if ('error' in s) return send(res, 500, 'text/plain; charset=utf-8', s.error)
+        return send(res, 200, 'application/json; charset=utf-8', s.json, req.method === 'HEAD')
+      }
       case '/metrics':
         return send(res, 200, PROMETHEUS_CONTENT_TYPE, toPrometheus(model.metrics.snapshot()), req.method === 'HEAD')
       case '/events': {
         res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', connection: 'keep-alive', 'x-content-type-options': 'nosniff' })
         if (req.method === 'HEAD') return res.end()
-        res.write(`retry: 1000\n\ndata: ${JSON.stringify(model.state())}\n\n`)
+        const first = stateJson(model)
+        res.write(`retry: 1000\n\n${'json' in first ? `data: ${first.json}` : `: ${first.error.replace(/\n/g, ' ')}`}\n\n`)
         clients.add(res)
         pusher ??= setInterval(push, intervalMs)
         req.on('close', () => {
@@ -141,6 +169,7 @@ export async function startInspector(runtime: Runtime, options: InspectorOptions
     url,
     port: bound.port,
     state: () => model.state(),
+    model,
     close(): Promise<void> {
       closing ??= (async () => {
         if (pusher) clearInterval(pusher)

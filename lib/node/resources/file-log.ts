@@ -5,7 +5,13 @@
  * Configuration:
  * - `filename` (required): the file to append to. A relative path resolves against the
  *   workflow file's folder (`baseDir`), or the working directory when there is none.
- *   Missing parent folders are created.
+ *   Missing parent folders are created. The file must stay inside that folder: a workflow
+ *   is input, and `"../../etc/cron.d/x"` or `"/home/me/.bashrc"` must not become a write
+ *   anywhere the process can reach. Absolute paths and paths that climb out with `..` are
+ *   refused at validation. To write elsewhere, give the runtime a log root (Runtime option
+ *   `logRoot`, CLI `--log-root <dir>`, or {@link fileLog}`({ logRoot })`): relative names
+ *   then resolve against it, and absolute ones must lie inside it. (Symbolic links inside
+ *   the folder are followed: whoever can create them already writes there.)
  * - `add-timestamp`: `"true"` prefixes each line with the UTC time the line was written,
  *   RFC 3339 with milliseconds (`2026-11-28T14:30:00.123Z`).
  * - `add-source-id`: `"true"` prefixes each line with the sender's instance id as
@@ -40,7 +46,7 @@
  */
 import type { FileHandle } from 'node:fs/promises'
 import { mkdir, open } from 'node:fs/promises'
-import { dirname, resolve } from 'node:path'
+import { dirname, isAbsolute, relative, resolve, sep } from 'node:path'
 import { err, noReply } from '../../call-result'
 import { EdgelessError } from '../../errors'
 import { formatInstanceId, type InstanceId } from '../../ids'
@@ -53,16 +59,66 @@ const HIGH_WATER_CHARS = 1 << 20
 
 const BOOL_KEYS = ['add-timestamp', 'add-source-id'] as const
 
-function checkConfig(config: Readonly<Record<string, string>>): Array<{ field: string; message: string }> {
+/**
+ * Options of a {@link fileLog} resource class.
+ *
+ * @example
+ * ```ts
+ * fileLog({ logRoot: '/var/log/edgeless' })
+ * ```
+ */
+export interface FileLogOptions {
+  /**
+   * The folder every log file must lie in. Relative filenames resolve against it. Default:
+   * none, and each workflow's files must lie in the workflow file's own folder (the working
+   * directory for a workflow given as an object).
+   */
+  logRoot?: string
+}
+
+/** `path` is strictly inside `root` (both absolute). */
+function inside(root: string, path: string): boolean {
+  const rel = relative(root, path)
+  return rel !== '' && rel !== '..' && !rel.startsWith(`..${sep}`) && !isAbsolute(rel)
+}
+
+/** A value echoed in a message, cut to a readable size (a hostile workflow may hold megabytes). */
+function shown(v: string): string {
+  return v.length <= 200 ? JSON.stringify(v) : `${JSON.stringify(v.slice(0, 200))}… (${v.length} characters)`
+}
+
+/** Why `filename` may not be written, or undefined when it may (see the module documentation). */
+function escapes(filename: string, logRoot: string | undefined, baseDir: string | undefined): string | undefined {
+  if (logRoot !== undefined) {
+    const root = resolve(logRoot)
+    if (inside(root, resolve(root, filename))) return undefined
+    return `${shown(filename)} is outside the log root ${root}; give a path inside it (relative paths resolve against it)`
+  }
+  // Absolute paths are refused even when they happen to point inside the folder: a
+  // workflow folder whose files name themselves relatively works wherever it is copied.
+  if (isAbsolute(filename)) {
+    return `${shown(filename)} is an absolute path; file-log writes only inside the workflow's folder: give a path relative to it, or start the runtime with a log root that contains the file (CLI --log-root <dir>, Runtime option logRoot)`
+  }
+  const root = resolve(baseDir ?? process.cwd())
+  if (inside(root, resolve(root, filename))) return undefined
+  return `${shown(filename)} climbs out of the workflow's folder with ".."; file-log writes only inside it: give a path relative to it without "..", or start the runtime with a log root that contains the file (CLI --log-root <dir>, Runtime option logRoot)`
+}
+
+function checkConfig(config: Readonly<Record<string, string>>, logRoot?: string): Array<{ field: string; message: string }> {
   const problems: Array<{ field: string; message: string }> = []
   // A missing `filename` is reported by the runner from `required`; only an empty one here.
   const filename = config['filename']
   if (filename !== undefined && filename.trim() === '') {
     problems.push({ field: 'filename', message: 'must name the file to append to (relative paths resolve against the workflow file\'s folder), got ""' })
+  } else if (filename !== undefined) {
+    // Validation does not get the workflow's folder, but whether a relative path climbs out
+    // does not depend on it (any stand-in folder answers the same). create() checks again.
+    const why = escapes(filename, logRoot, logRoot === undefined ? '/folder' : undefined)
+    if (why) problems.push({ field: 'filename', message: why })
   }
   for (const k of BOOL_KEYS) {
     const v = config[k]
-    if (v !== undefined && v !== 'true' && v !== 'false') problems.push({ field: k, message: `must be "true" or "false", got ${JSON.stringify(v)}` })
+    if (v !== undefined && v !== 'true' && v !== 'false') problems.push({ field: k, message: `must be "true" or "false", got ${shown(v)}` })
   }
   return problems
 }
@@ -120,87 +176,104 @@ class OrderedAppender {
 }
 
 /**
- * The `file-log` resource class. See the module documentation for the line format.
+ * A `file-log` resource class whose files must lie in `logRoot` (see {@link FileLogOptions}).
+ * The Node {@link Runtime} registers `fileLog({ logRoot })` from its `logRoot` option.
+ *
+ * @example
+ * ```ts
+ * const rt = new Runtime({ resources: [fileLog({ logRoot: '/var/log/edgeless' })] })
+ * ```
+ */
+export function fileLog(options: FileLogOptions = {}): ResourceClass {
+  const logRoot = options.logRoot
+  return {
+    classType: 'file-log',
+    description: 'Appends each message it receives to a file as one line, optionally prefixed by a timestamp and the sender\'s instance id.',
+    required: ['filename'],
+    validate: (config) => checkConfig(config, logRoot),
+    create(init): EdgeFunction {
+      const problem = init.config['filename'] === undefined
+        ? { field: 'filename', message: 'is required: set it to the file to append to' }
+        : checkConfig(init.config, logRoot)[0]
+      if (problem) throw new EdgelessError('resource-failed', `file-log "${init.name}": configurations.${problem.field} ${problem.message}.`, { name: init.name, field: problem.field })
+      const escape = escapes(init.config['filename']!, logRoot, init.baseDir)
+      if (escape) throw new EdgelessError('resource-failed', `file-log "${init.name}": configurations.filename ${escape}.`, { name: init.name, field: 'filename' })
+      const path = resolve(logRoot ?? init.baseDir ?? process.cwd(), init.config['filename']!)
+      const addTimestamp = init.config['add-timestamp'] === 'true'
+      const addSourceId = init.config['add-source-id'] === 'true'
+      const who = `file-log "${init.name}"`
+      let fh: FileHandle | undefined
+      let out: OrderedAppender | undefined
+
+      const line = (src: InstanceId, msg: Uint8Array): string => {
+        let s = ''
+        if (addTimestamp) s += `${new Date().toISOString()} `
+        if (addSourceId) s += `${formatInstanceId(src)} `
+        return `${s}${utf8(msg)}\n`
+      }
+      const writeFailed = (e: unknown): string => {
+        const message = `${who}: writing to ${path} failed: ${(e as Error)?.message ?? String(e)}`
+        init.warn(message, { path })
+        return message
+      }
+
+      return {
+        async handleInit() {
+          // The file is opened here, not in create, so that the instance that owns it is the
+          // one whose handleStop closes it (a restarted instance reopens it).
+          try {
+            await mkdir(dirname(path), { recursive: true })
+            fh = await open(path, 'a')
+          } catch (e) {
+            const code = (e as NodeJS.ErrnoException).code
+            throw new EdgelessError(
+              'resource-failed',
+              `${who}: cannot open ${path} for appending (${code ?? (e as Error).message}). Make sure its folder exists or can be created and is writable, or set configurations.filename to another path.`,
+              { name: init.name, path, code },
+              { cause: e },
+            )
+          }
+          out = new OrderedAppender(fh)
+        },
+
+        async handleCast(src, msg) {
+          if (!out) return
+          const written = out.append(line(src, msg))
+          written.catch(writeFailed)
+          // Backpressure: a sender much faster than the disk waits instead of growing the queue.
+          if (out.backlog > HIGH_WATER_CHARS) await written.catch(() => undefined)
+        },
+
+        async handleCall(src, msg) {
+          if (!out) return err(`${who} is not open`)
+          try {
+            await out.append(line(src, msg))
+          } catch (e) {
+            return err(writeFailed(e))
+          }
+          return noReply()
+        },
+
+        async handleStop() {
+          const f = fh
+          const o = out
+          fh = undefined
+          out = undefined
+          if (o) await o.drain()
+          if (f) await f.close()
+        },
+      }
+    },
+  }
+}
+
+/**
+ * The `file-log` resource class with the default confinement: each workflow's files lie in
+ * its own folder. See the module documentation for the line format.
  *
  * @example
  * ```ts
  * rt.registerResource(fileLogResource)
  * ```
  */
-export const fileLogResource: ResourceClass = {
-  classType: 'file-log',
-  description: 'Appends each message it receives to a file as one line, optionally prefixed by a timestamp and the sender\'s instance id.',
-  required: ['filename'],
-  validate: checkConfig,
-  create(init): EdgeFunction {
-    const problem = init.config['filename'] === undefined
-      ? { field: 'filename', message: 'is required: set it to the file to append to' }
-      : checkConfig(init.config)[0]
-    if (problem) throw new EdgelessError('resource-failed', `file-log "${init.name}": configurations.${problem.field} ${problem.message}.`, { name: init.name, field: problem.field })
-    const path = resolve(init.baseDir ?? process.cwd(), init.config['filename']!)
-    const addTimestamp = init.config['add-timestamp'] === 'true'
-    const addSourceId = init.config['add-source-id'] === 'true'
-    const who = `file-log "${init.name}"`
-    let fh: FileHandle | undefined
-    let out: OrderedAppender | undefined
-
-    const line = (src: InstanceId, msg: Uint8Array): string => {
-      let s = ''
-      if (addTimestamp) s += `${new Date().toISOString()} `
-      if (addSourceId) s += `${formatInstanceId(src)} `
-      return `${s}${utf8(msg)}\n`
-    }
-    const writeFailed = (e: unknown): string => {
-      const message = `${who}: writing to ${path} failed: ${(e as Error)?.message ?? String(e)}`
-      init.warn(message, { path })
-      return message
-    }
-
-    return {
-      async handleInit() {
-        // The file is opened here, not in create, so that the instance that owns it is the
-        // one whose handleStop closes it (a restarted instance reopens it).
-        try {
-          await mkdir(dirname(path), { recursive: true })
-          fh = await open(path, 'a')
-        } catch (e) {
-          const code = (e as NodeJS.ErrnoException).code
-          throw new EdgelessError(
-            'resource-failed',
-            `${who}: cannot open ${path} for appending (${code ?? (e as Error).message}). Make sure its folder exists or can be created and is writable, or set configurations.filename to another path.`,
-            { name: init.name, path, code },
-            { cause: e },
-          )
-        }
-        out = new OrderedAppender(fh)
-      },
-
-      async handleCast(src, msg) {
-        if (!out) return
-        const written = out.append(line(src, msg))
-        written.catch(writeFailed)
-        // Backpressure: a sender much faster than the disk waits instead of growing the queue.
-        if (out.backlog > HIGH_WATER_CHARS) await written.catch(() => undefined)
-      },
-
-      async handleCall(src, msg) {
-        if (!out) return err(`${who} is not open`)
-        try {
-          await out.append(line(src, msg))
-        } catch (e) {
-          return err(writeFailed(e))
-        }
-        return noReply()
-      },
-
-      async handleStop() {
-        const f = fh
-        const o = out
-        fh = undefined
-        out = undefined
-        if (o) await o.drain()
-        if (f) await f.close()
-      },
-    }
-  },
-}
+export const fileLogResource: ResourceClass = fileLog()

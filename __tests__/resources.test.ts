@@ -302,34 +302,35 @@ describe('http-ingress', () => {
     expect([...new Uint8Array(await res.arrayBuffer())]).toEqual([...body].reverse())
 
     const req = h.requests[0]!
-    expect(req).toMatchObject({ method: 'Post', protocol: 'HTTP', host: `127.0.0.1:${port}`, path: '/items/7?x=1&y=%20z', body: [...body] })
+    expect(req).toMatchObject({ method: 'Post', protocol: 'Unknown', host: `127.0.0.1:${port}`, path: '/items/7?x=1&y=%20z', body: [...body] })
     expect(req.headers['x-custom']).toBe('abc')
     expect(Object.keys(req.headers).every((k) => k === k.toLowerCase())).toBe(true)
 
-    // An empty body is null; the reply's null body is an empty answer.
+    // An empty body is [] (upstream sends Some(bytes)); the reply's null body is an empty answer.
     const get = await fetch(`${base}/`)
     expect(get.status).toBe(201)
     expect(await get.text()).toBe('')
-    expect(h.requests[1]).toMatchObject({ method: 'Get', body: null, path: '/' })
+    expect(h.requests[1]).toMatchObject({ method: 'Get', body: [], path: '/' })
     expect(warnings).toEqual([])
     await rt.shutdown()
   })
 
-  test('sync mode: Err, NoReply and an invalid response answer 500 with the reason', async () => {
+  test('sync mode: Err and NoReply answer 404 as upstream (Err is a warning); an invalid response answers 500 with the reason', async () => {
     const { rt, base, warnings } = await startIngress({}, echoHandler().fn)
     const e = await fetch(`${base}/err`)
-    expect(e.status).toBe(500)
-    expect(await e.text()).toMatch(/answered Err \(call-err: .*refused by the handler\)/)
+    expect(e.status).toBe(404)
+    expect(await e.text()).toBe('Not Found')
+    expect(warnings[0]).toMatch(/GET \/err with 404 Not Found because the function answered Err \(call-err: .*refused by the handler\)/)
     const n = await fetch(`${base}/none`)
-    expect(n.status).toBe(500)
-    expect(await n.text()).toMatch(/NoReply/)
+    expect(n.status).toBe(404)
+    expect(await n.text()).toBe('Not Found')
     const b = await fetch(`${base}/bad`)
     expect(b.status).toBe(500)
     expect(await b.text()).toMatch(/not a valid EdgelessHTTPResponse \(EdgelessHTTPResponse: the message is not JSON/)
     const s = await fetch(`${base}/badstatus`)
     expect(s.status).toBe(500)
     expect(await s.text()).toMatch(/`status` must be an integer HTTP status code 100\.\.599, got 42/)
-    expect(warnings.length).toBe(2)
+    expect(warnings.length).toBe(3)
     await rt.shutdown()
   })
 
@@ -353,24 +354,28 @@ describe('http-ingress', () => {
     await b.rt.shutdown()
   })
 
-  test('the host filter ignores the port and case; the method filter (and the `methods` alias) answer 404 otherwise', async () => {
+  test('the host filter compares the whole Host header (as upstream); the method filter answers 404 otherwise; `methods` is not read', async () => {
     const h = echoHandler()
     const hosted = await startIngress({ host: 'demo.edgeless.com', method: 'POST, get' }, h.fn)
     const miss = await fetch(`${hosted.base}/`, { method: 'POST', body: 'x' }) // Host: 127.0.0.1:<port>
     expect(miss.status).toBe(404)
     expect(await miss.text()).toBe('Not Found')
-    const hit = await rawRequest(hosted.port, { method: 'POST', path: '/p', headers: { host: 'Demo.Edgeless.COM:7035' }, body: new Uint8Array([1]) })
+    // Upstream compares the header whole: another case or a port is another host.
+    expect((await rawRequest(hosted.port, { method: 'POST', headers: { host: 'Demo.Edgeless.COM' }, body: new Uint8Array([1]) })).status).toBe(404)
+    expect((await rawRequest(hosted.port, { method: 'POST', headers: { host: 'demo.edgeless.com:7035' }, body: new Uint8Array([1]) })).status).toBe(404)
+    const hit = await rawRequest(hosted.port, { method: 'POST', path: '/p', headers: { host: 'demo.edgeless.com' }, body: new Uint8Array([1]) })
     expect(hit.status).toBe(201)
-    expect(h.requests.at(-1)!.host).toBe('Demo.Edgeless.COM:7035')
+    expect(h.requests.at(-1)!.host).toBe('demo.edgeless.com')
     expect((await rawRequest(hosted.port, { method: 'GET', headers: { host: 'demo.edgeless.com' } })).status).toBe(201)
     expect((await rawRequest(hosted.port, { method: 'DELETE', headers: { host: 'demo.edgeless.com' } })).status).toBe(404)
     expect((await rawRequest(hosted.port, { method: 'OPTIONS', headers: { host: 'demo.edgeless.com' } })).status).toBe(404)
     await hosted.rt.shutdown()
 
-    // Upstream examples write `methods`; it is honoured when `method` is absent.
+    // Upstream examples write `methods`; upstream reads only `method`, so nothing is filtered (and a warning says so).
     const alias = await startIngress({ methods: 'PUT' }, echoHandler().fn)
-    expect((await fetch(`${alias.base}/`, { method: 'POST', body: 'x' })).status).toBe(404)
+    expect((await fetch(`${alias.base}/`, { method: 'POST', body: 'x' })).status).toBe(201)
     expect((await fetch(`${alias.base}/`, { method: 'PUT', body: 'x' })).status).toBe(201)
+    expect(alias.warnings).toEqual([expect.stringMatching(/configurations\.methods is not read .*every method is accepted; rename it to "method"/)])
     await alias.rt.shutdown()
   })
 

@@ -6,27 +6,29 @@
  * - `filename` (required): the file to append to. A relative path resolves against the
  *   workflow file's folder (`baseDir`), or the working directory when there is none.
  *   Missing parent folders are created.
- * - `add-timestamp`: `"true"` prefixes each line with the UTC time the line was written,
- *   RFC 3339 with milliseconds (`2026-11-28T14:30:00.123Z`).
- * - `add-source-id`: `"true"` prefixes each line with the sender's instance id as
- *   `formatInstanceId` prints it (`<node uuid>/<function uuid>`).
+ * - `add-timestamp`: prefixes each line with the UTC time the line was written, as
+ *   upstream's chrono `Utc::now().to_rfc3339()` prints it: nanoseconds (trailing zero
+ *   groups of three dropped) and `+00:00` (`2026-11-28T14:30:00.123456789+00:00`).
+ * - `add-source-id`: prefixes each line with the sender's instance id as upstream's
+ *   `InstanceId` prints it: `InstanceId(node_id: <uuid>, function_id: <uuid>)`.
  *
- * Both options must be `"true"` or `"false"`. Upstream enables an option when the key is
- * merely present (so upstream's `"add-timestamp": "false"` adds timestamps); here the
- * value counts, and anything but true/false is a validation error rather than a surprise.
+ * As upstream (`resources/file_log.rs`, which asks `contains_key`), an option is on when
+ * its key is present, whatever the value: `"add-timestamp": "false"` adds timestamps. A
+ * value other than `"true"` is therefore a warning when the resource is created, so the
+ * surprise is visible; remove the key to turn the option off.
  *
  * Line format (fields separated by one space, absent fields leave no gap):
  * ```
  * [<timestamp> ][<source-id> ]<text>\n
- * 2026-11-28T14:30:00.123Z 1b4e28ba-2fa1-11d2-883f-0016d3cca427/9f0c…-… hello
+ * 2026-11-28T14:30:00.123456789+00:00 InstanceId(node_id: 1b4e28ba-…, function_id: 9f0c…) hello
  * ```
  * `<text>` is the payload decoded as UTF-8 (invalid bytes become U+FFFD), written as is:
  * a payload containing newlines spans several lines, as upstream's `writeln!` does.
  *
  * Delivery: a cast is queued and written in order with its neighbours (consecutive
- * lines go out in one write); a call answers NoReply only once its line — and every line
- * received before it — is written to the file. A failed write is a warning (and Err for
- * a call). Stopping the resource writes what is queued, then closes the file.
+ * lines go out in one write); a call answers an empty reply, as upstream's `Reply("")`,
+ * only once its line — and every line received before it — is written to the file. A
+ * failed write is a warning (and Err for a call, where upstream logs and still replies). Stopping the resource writes what is queued, then closes the file.
  *
  * @example
  * ```json
@@ -41,9 +43,9 @@
 import type { FileHandle } from 'node:fs/promises'
 import { mkdir, open } from 'node:fs/promises'
 import { dirname, resolve } from 'node:path'
-import { err, noReply } from '../../call-result'
+import { err, reply } from '../../call-result'
 import { EdgelessError } from '../../errors'
-import { formatInstanceId, type InstanceId } from '../../ids'
+import type { InstanceId } from '../../ids'
 import type { EdgeFunction } from '../../js-function'
 import { utf8 } from '../../payload'
 import type { ResourceClass } from '../../workflow/resource'
@@ -51,7 +53,51 @@ import type { ResourceClass } from '../../workflow/resource'
 /** Casts stop being accepted without waiting once this many characters are queued. */
 const HIGH_WATER_CHARS = 1 << 20
 
-const BOOL_KEYS = ['add-timestamp', 'add-source-id'] as const
+/** Options upstream turns on by the key's presence alone. */
+const PRESENCE_KEYS = ['add-timestamp', 'add-source-id'] as const
+
+/**
+ * A time as chrono's `DateTime<Utc>::to_rfc3339()` writes it (upstream's file-log
+ * timestamps): `YYYY-MM-DDTHH:MM:SS`, then the fraction with 0, 3, 6 or 9 digits (the
+ * fewest that show every non-zero digit), then `+00:00`.
+ *
+ * @param epochNanos nanoseconds since 1970-01-01T00:00:00Z.
+ * @example
+ * ```ts
+ * chronoRfc3339(1_700_000_000_123_000_000n) // '2023-11-14T22:13:20.123+00:00'
+ * chronoRfc3339(1_700_000_000_000_000_001n) // '2023-11-14T22:13:20.000000001+00:00'
+ * ```
+ */
+export function chronoRfc3339(epochNanos: bigint): string {
+  const seconds = epochNanos / 1_000_000_000n
+  const nanos = Number(epochNanos % 1_000_000_000n)
+  const whole = new Date(Number(seconds) * 1000).toISOString().slice(0, 19)
+  const digits = String(nanos).padStart(9, '0')
+  const fraction = nanos === 0 ? '' : nanos % 1_000_000 === 0 ? `.${digits.slice(0, 3)}` : nanos % 1000 === 0 ? `.${digits.slice(0, 6)}` : `.${digits}`
+  return `${whole}${fraction}+00:00`
+}
+
+/** Wall-clock nanoseconds: Date's milliseconds give the epoch, hrtime the digits below. */
+let anchorWall = 0n
+let anchorHr = 0n
+function nowNanos(): bigint {
+  const hr = process.hrtime.bigint()
+  const wall = BigInt(Date.now()) * 1_000_000n
+  let t = anchorWall + (hr - anchorHr)
+  // Re-anchored at first use and whenever the wall clock moved away from the monotonic one
+  // (an NTP step, a suspend): a timestamp never strays more than a couple of ms from Date.
+  if (anchorHr === 0n || t < wall - 1_000_000n || t > wall + 2_000_000n) {
+    anchorWall = wall
+    anchorHr = hr
+    t = wall
+  }
+  return t
+}
+
+/** The sender as upstream's `impl Display for InstanceId` prints it. */
+function upstreamInstanceId(id: InstanceId): string {
+  return `InstanceId(node_id: ${id.node}, function_id: ${id.function})`
+}
 
 function checkConfig(config: Readonly<Record<string, string>>): Array<{ field: string; message: string }> {
   const problems: Array<{ field: string; message: string }> = []
@@ -59,10 +105,6 @@ function checkConfig(config: Readonly<Record<string, string>>): Array<{ field: s
   const filename = config['filename']
   if (filename !== undefined && filename.trim() === '') {
     problems.push({ field: 'filename', message: 'must name the file to append to (relative paths resolve against the workflow file\'s folder), got ""' })
-  }
-  for (const k of BOOL_KEYS) {
-    const v = config[k]
-    if (v !== undefined && v !== 'true' && v !== 'false') problems.push({ field: k, message: `must be "true" or "false", got ${JSON.stringify(v)}` })
   }
   return problems
 }
@@ -138,16 +180,23 @@ export const fileLogResource: ResourceClass = {
       : checkConfig(init.config)[0]
     if (problem) throw new EdgelessError('resource-failed', `file-log "${init.name}": configurations.${problem.field} ${problem.message}.`, { name: init.name, field: problem.field })
     const path = resolve(init.baseDir ?? process.cwd(), init.config['filename']!)
-    const addTimestamp = init.config['add-timestamp'] === 'true'
-    const addSourceId = init.config['add-source-id'] === 'true'
     const who = `file-log "${init.name}"`
+    // Upstream: `configuration.contains_key(...)`; the value is not read.
+    const addTimestamp = init.config['add-timestamp'] !== undefined
+    const addSourceId = init.config['add-source-id'] !== undefined
+    for (const k of PRESENCE_KEYS) {
+      const v = init.config[k]
+      if (v !== undefined && v.toLowerCase() !== 'true') {
+        init.warn(`${who}: configurations.${k} is ${JSON.stringify(v)}, but as upstream the option is on whenever the key is present; remove the key to turn it off.`, { name: init.name, field: k })
+      }
+    }
     let fh: FileHandle | undefined
     let out: OrderedAppender | undefined
 
     const line = (src: InstanceId, msg: Uint8Array): string => {
       let s = ''
-      if (addTimestamp) s += `${new Date().toISOString()} `
-      if (addSourceId) s += `${formatInstanceId(src)} `
+      if (addTimestamp) s += `${chronoRfc3339(nowNanos())} `
+      if (addSourceId) s += `${upstreamInstanceId(src)} `
       return `${s}${utf8(msg)}\n`
     }
     const writeFailed = (e: unknown): string => {
@@ -190,7 +239,8 @@ export const fileLogResource: ResourceClass = {
         } catch (e) {
           return err(writeFailed(e))
         }
-        return noReply()
+        // Upstream answers a call with Reply(""): callers that wait for a reply get one.
+        return reply(new Uint8Array(0))
       },
 
       async handleStop() {

@@ -621,9 +621,9 @@ describe('redis', () => {
     const create = (config: Record<string, string>) => rejection(() => redisResource.create({ name: 's', workflowId: WORKFLOW_ID, config, warn: () => undefined }))
     expect((await create({ key: 'k' })).message).toMatch(/configurations\.url is required/)
     expect((await create({ url: 'http://x', key: 'k' })).message).toMatch(/redis:\/\/ or rediss:\/\//)
-    expect((await create({ url: REDIS_URL })).message).toMatch(/configurations\.key is required/)
-    expect(redisResource.validate!({ url: REDIS_URL, key: 'k', 'add-workflow-id': 'yes' }).map((p) => p.field)).toEqual(['add-workflow-id'])
+    // Upstream: `key` is optional and add-workflow-id is on by presence (any value).
+    expect(redisResource.validate!({ url: REDIS_URL, key: 'k', 'add-workflow-id': 'yes' })).toEqual([])
     expect(redisResource.validate!({})).toEqual([])
-    expect(redisResource.required).toEqual(['url', 'key'])
+    expect(redisResource.required).toEqual(['url'])
   })
 })

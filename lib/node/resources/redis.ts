@@ -18,8 +18,8 @@
  *
  * Messages:
  * - cast: `SET <key> <payload>`; the payload is stored as bytes, unchanged (binary-safe).
- *   Upstream's newer `"k:v"` form (a colon in the payload picks the key) is not
- *   supported: it would make any payload containing a colon go to another key.
+ *   The payload is always the value, never parsed for a key (upstream's redis.rs does
+ *   the same).
  * - call: `GET <payload as UTF-8>`; replies the value's bytes. A key that does not exist
  *   answers **NoReply** — distinct from an empty value (an empty reply) and from a
  *   failure (Err). Upstream answers Err for a missing key, conflating it with failures.

@@ -90,14 +90,15 @@ describe('edgeless build', () => {
 })
 
 describe('edgeless run', () => {
+  // Each function log line shows its target before the text, as upstream's telemetry prints `<target>: <message>`.
   test('runs ping-pong for --duration, logs one line per function log, stops gracefully, exit 0', async () => {
     const r = await cli(['run', pingPong, '--duration', '1500'])
     expect(r.code).toBe(0)
     const lines = r.stdout.trim().split('\n')
     for (const l of lines) expect(l).toMatch(LINE)
-    expect(lines.filter((l) => / INFO  pinger: Got Reply: PONG$/.test(l)).length).toBeGreaterThanOrEqual(2)
-    expect(lines.some((l) => / INFO  ponger: Ponger: 'Stop' called$/.test(l))).toBe(true)
-    expect(lines.some((l) => / INFO  pinger: Pinger: 'Stop' called$/.test(l))).toBe(true)
+    expect(lines.filter((l) => / INFO  pinger ping: Got Reply: PONG$/.test(l)).length).toBeGreaterThanOrEqual(2)
+    expect(lines.some((l) => / INFO  ponger pong: Ponger: 'Stop' called$/.test(l))).toBe(true)
+    expect(lines.some((l) => / INFO  pinger ping: Pinger: 'Stop' called$/.test(l))).toBe(true)
     expect(r.stderr).toMatch(/workflow "ping-pong\/workflow" .* started/)
     expect(r.stderr).toMatch(/stopping \(1500 ms elapsed\)/)
   })
@@ -151,7 +152,7 @@ describe('edgeless run', () => {
     const crash = lines.findIndex((l) => / ERROR counter: CRASH in handle_cast: .*unreachable \(a Rust panic/.test(l))
     expect(crash).toBeGreaterThanOrEqual(0)
     // The pinger kept going after the crash.
-    expect(lines.slice(crash + 1).some((l) => /pinger: Got Reply: PONG/.test(l))).toBe(true)
+    expect(lines.slice(crash + 1).some((l) => /pinger ping: Got Reply: PONG/.test(l))).toBe(true)
   })
 
   test('a function that keeps crashing: restarts are logged, then the supervisor escalates and the run ends with exit 1', async () => {

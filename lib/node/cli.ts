@@ -22,7 +22,7 @@ const USAGE = `Usage:
 
 run       starts the workflow and runs it until Ctrl-C (SIGINT), SIGTERM or --duration,
           then stops it gracefully (every stop handler runs, pending state is written).
-          Function logs go to stdout, one line each: time, level, function, text.
+          Function logs go to stdout, one line each: time, level, function, log target, text.
           --state-dir <dir>   keep function state as files in <dir> (a second run resumes)
           --http-port <port>  port of http-ingress resources without a "port" (default 7008)
           --http-host <addr>  address they listen on (default 127.0.0.1)
@@ -209,7 +209,9 @@ async function run(argv: string[], io: { out: (s: string) => void; err: (s: stri
   const rt = new Runtime(options)
   const now = () => new Date().toISOString()
   const line = (level: string, who: string, text: string) => io.out(`${now()} ${level.toUpperCase().padEnd(5)} ${who}: ${text}`)
-  rt.on('log', (e: LogEvent) => { if (e.level <= rank) line(e.levelName, e.name, e.text) })
+  // Upstream's telemetry prints `<target>: <message>`; the target follows the function's name
+  // (left out when it is the name itself, a JS function's default target).
+  rt.on('log', (e: LogEvent) => { if (e.level <= rank) line(e.levelName, e.target && e.target !== e.name ? `${e.name} ${e.target}` : e.name, e.text) })
   // A crash is reported like a log line; the rest of the workflow keeps running.
   rt.on('crash', (e) => line('error', e.name, `CRASH in handle_${e.handler}: ${e.error.message}`))
   rt.on('warning', (e) => { if (rank >= 2) line('warn', e.name, e.message) })

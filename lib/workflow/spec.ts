@@ -157,7 +157,7 @@ export function parseWorkflow(input: unknown, problems: WorkflowProblem[], file?
     }
     const ft = cs['function_type']
     if (typeof ft !== 'string') problem('class_specification.function_type', 'is required: set it to "RUST_WASM"')
-    else if (ft !== 'RUST_WASM') problem('class_specification.function_type', `"${ft}" is not supported here: this runtime runs WebAssembly functions only ("RUST_WASM"); run ${ft} functions on an EDGELESS node`)
+    else if (ft !== 'RUST_WASM') problem('class_specification.function_type', `"${ft}" is not supported here: this runtime runs WebAssembly functions only ("RUST_WASM"). Build the function as a .wasm module (function_type "RUST_WASM", "code" its path), or stand a JS function in for it with startWorkflow(file, { replace: { ${JSON.stringify(name ?? label)}: fn } }) (docs/workflows.md, "Container functions")`)
     const code = cs['code']
     const rawBinary = cs['binary']
     let binary: Uint8Array | undefined

@@ -61,6 +61,16 @@ export interface WorkflowInstanceInfo extends InstanceInfo {
   classType: string
 }
 
+/** Upstream resource classes not implemented here, with what they are (named in the validation problem). */
+const UPSTREAM_ONLY_CLASSES: Record<string, string> = {
+  dda: 'resource for a Data Distribution Agent (coatyio/dda)',
+  'kafka-egress': 'Apache Kafka producer',
+  sqlx: 'SQL database resource',
+  ollama: 'Ollama chatbot resource',
+  'http-poster': 'resource that posts each cast to a web server',
+  'file-pusher': 'resource that casts files of a local folder periodically',
+}
+
 /** What validation produced: the parsed workflow, compiled modules and resource classes. @internal */
 export interface ValidatedWorkflow {
   parsed: ParsedWorkflow
@@ -93,6 +103,12 @@ export interface WorkflowEnv {
 export async function checkWorkflow(env: WorkflowEnv, spec: unknown, options: WorkflowOptions, file: string | undefined): Promise<{ problems: WorkflowProblem[]; validated: ValidatedWorkflow }> {
   const problems: WorkflowProblem[] = []
   const parsed = parseWorkflow(spec, problems, file)
+  // A function a JS stand-in replaces runs none of its own code, so its type (upstream's
+  // CONTAINER, say) is no obstacle: that is the documented way to run such a workflow here.
+  const replacedType = (p: WorkflowProblem) =>
+    p.entity === 'function' && p.field === 'class_specification.function_type' && options.replace?.[p.name ?? ''] !== undefined &&
+    parsed.functions.some((f) => f.name === p.name && f.functionType !== '')
+  problems.splice(0, problems.length, ...problems.filter((p) => !replacedType(p)))
   // Bounded: messages echo the workflow's own values, which may be megabytes long.
   const at = (p: Omit<WorkflowProblem, 'file'>) => problems.push(boundProblem(file === undefined ? p : { file, ...p }))
   const modules = new Map<string, FunctionModule>()
@@ -131,7 +147,11 @@ export async function checkWorkflow(env: WorkflowEnv, spec: unknown, options: Wo
     if (options.replace?.[r.name]) continue
     const cls = env.resourceClass(r.classType)
     if (!cls) {
-      at({ entity: 'resource', name: r.name, field: 'class_type', message: `"${r.classType}" is not a resource class of this runtime (known: ${env.resourceClasses().join(', ')}); fix the name or register the class with runtime.registerResource()` })
+      const upstreamOnly = UPSTREAM_ONLY_CLASSES[r.classType]
+      const hint = upstreamOnly === undefined
+        ? 'fix the name or register the class with runtime.registerResource()'
+        : `it is upstream's ${upstreamOnly}, which this runtime does not implement: register a class of that name with runtime.registerResource(), or stand a JS function in for the resource with startWorkflow(file, { replace: { ${JSON.stringify(r.name)}: fn } }) (docs/workflows.md, "Container functions")`
+      at({ entity: 'resource', name: r.name, field: 'class_type', message: `"${r.classType}" is not a resource class of this runtime (known: ${env.resourceClasses().join(', ')}); ${hint}` })
       continue
     }
     classes.set(r.name, cls)

@@ -12,14 +12,16 @@
  *   `logRoot`, CLI `--log-root <dir>`, or {@link fileLog}`({ logRoot })`): relative names
  *   then resolve against it, and absolute ones must lie inside it. (Symbolic links inside
  *   the folder are followed: whoever can create them already writes there.)
- * - `add-timestamp`: `"true"` prefixes each line with the UTC time the line was written,
- *   RFC 3339 with milliseconds (`2026-11-28T14:30:00.123Z`).
- * - `add-source-id`: `"true"` prefixes each line with the sender's instance id as
- *   `formatInstanceId` prints it (`<node uuid>/<function uuid>`).
+ * - `add-timestamp`: prefixes each line with the UTC time the line was written, as
+ *   upstream's chrono `Utc::now().to_rfc3339()` prints it: nanoseconds (trailing zero
+ *   groups of three dropped) and `+00:00` (`2026-11-28T14:30:00.123456789+00:00`).
+ * - `add-source-id`: prefixes each line with the sender's instance id as upstream's
+ *   `InstanceId` prints it: `InstanceId(node_id: <uuid>, function_id: <uuid>)`.
  *
- * Both options must be `"true"` or `"false"`. Upstream enables an option when the key is
- * merely present (so upstream's `"add-timestamp": "false"` adds timestamps); here the
- * value counts, and anything but true/false is a validation error rather than a surprise.
+ * As upstream (`resources/file_log.rs`, which asks `contains_key`), an option is on when
+ * its key is present, whatever the value: `"add-timestamp": "false"` adds timestamps. A
+ * value other than `"true"` is therefore a warning when the resource is created, so the
+ * surprise is visible; remove the key to turn the option off.
  *
  * Line format (fields separated by one space, absent fields leave no gap):
  * ```
@@ -47,9 +49,9 @@
 import type { FileHandle } from 'node:fs/promises'
 import { mkdir, open } from 'node:fs/promises'
 import { dirname, isAbsolute, relative, resolve, sep } from 'node:path'
-import { err, noReply } from '../../call-result'
+import { err, reply } from '../../call-result'
 import { EdgelessError } from '../../errors'
-import { formatInstanceId, type InstanceId } from '../../ids'
+import type { InstanceId } from '../../ids'
 import type { EdgeFunction } from '../../js-function'
 import { utf8 } from '../../payload'
 import type { ResourceClass } from '../../workflow/resource'
@@ -57,7 +59,51 @@ import type { ResourceClass } from '../../workflow/resource'
 /** Casts stop being accepted without waiting once this many characters are queued. */
 const HIGH_WATER_CHARS = 1 << 20
 
-const BOOL_KEYS = ['add-timestamp', 'add-source-id'] as const
+/** Options upstream turns on by the key's presence alone. */
+const PRESENCE_KEYS = ['add-timestamp', 'add-source-id'] as const
+
+/**
+ * A time as chrono's `DateTime<Utc>::to_rfc3339()` writes it (upstream's file-log
+ * timestamps): `YYYY-MM-DDTHH:MM:SS`, then the fraction with 0, 3, 6 or 9 digits (the
+ * fewest that show every non-zero digit), then `+00:00`.
+ *
+ * @param epochNanos nanoseconds since 1970-01-01T00:00:00Z.
+ * @example
+ * ```ts
+ * chronoRfc3339(1_700_000_000_123_000_000n) // '2023-11-14T22:13:20.123+00:00'
+ * chronoRfc3339(1_700_000_000_000_000_001n) // '2023-11-14T22:13:20.000000001+00:00'
+ * ```
+ */
+export function chronoRfc3339(epochNanos: bigint): string {
+  const seconds = epochNanos / 1_000_000_000n
+  const nanos = Number(epochNanos % 1_000_000_000n)
+  const whole = new Date(Number(seconds) * 1000).toISOString().slice(0, 19)
+  const digits = String(nanos).padStart(9, '0')
+  const fraction = nanos === 0 ? '' : nanos % 1_000_000 === 0 ? `.${digits.slice(0, 3)}` : nanos % 1000 === 0 ? `.${digits.slice(0, 6)}` : `.${digits}`
+  return `${whole}${fraction}+00:00`
+}
+
+/** Wall-clock nanoseconds: Date's milliseconds give the epoch, hrtime the digits below. */
+let anchorWall = 0n
+let anchorHr = 0n
+function nowNanos(): bigint {
+  const hr = process.hrtime.bigint()
+  const wall = BigInt(Date.now()) * 1_000_000n
+  let t = anchorWall + (hr - anchorHr)
+  // Re-anchored at first use and whenever the wall clock moved away from the monotonic one
+  // (an NTP step, a suspend): a timestamp never strays more than a couple of ms from Date.
+  if (anchorHr === 0n || t < wall - 1_000_000n || t > wall + 2_000_000n) {
+    anchorWall = wall
+    anchorHr = hr
+    t = wall
+  }
+  return t
+}
+
+/** The sender as upstream's `impl Display for InstanceId` prints it. */
+function upstreamInstanceId(id: InstanceId): string {
+  return `InstanceId(node_id: ${id.node}, function_id: ${id.function})`
+}
 
 /**
  * Options of a {@link fileLog} resource class.
@@ -115,10 +161,6 @@ function checkConfig(config: Readonly<Record<string, string>>, logRoot?: string)
     // does not depend on it (any stand-in folder answers the same). create() checks again.
     const why = escapes(filename, logRoot, logRoot === undefined ? '/folder' : undefined)
     if (why) problems.push({ field: 'filename', message: why })
-  }
-  for (const k of BOOL_KEYS) {
-    const v = config[k]
-    if (v !== undefined && v !== 'true' && v !== 'false') problems.push({ field: k, message: `must be "true" or "false", got ${shown(v)}` })
   }
   return problems
 }
@@ -199,16 +241,23 @@ export function fileLog(options: FileLogOptions = {}): ResourceClass {
       const escape = escapes(init.config['filename']!, logRoot, init.baseDir)
       if (escape) throw new EdgelessError('resource-failed', `file-log "${init.name}": configurations.filename ${escape}.`, { name: init.name, field: 'filename' })
       const path = resolve(logRoot ?? init.baseDir ?? process.cwd(), init.config['filename']!)
-      const addTimestamp = init.config['add-timestamp'] === 'true'
-      const addSourceId = init.config['add-source-id'] === 'true'
       const who = `file-log "${init.name}"`
+      // Upstream: `configuration.contains_key(...)`; the value is not read.
+      const addTimestamp = init.config['add-timestamp'] !== undefined
+      const addSourceId = init.config['add-source-id'] !== undefined
+      for (const k of PRESENCE_KEYS) {
+        const v = init.config[k]
+        if (v !== undefined && v.toLowerCase() !== 'true') {
+          init.warn(`${who}: configurations.${k} is ${JSON.stringify(v)}, but as upstream the option is on whenever the key is present; remove the key to turn it off.`, { name: init.name, field: k })
+        }
+      }
       let fh: FileHandle | undefined
       let out: OrderedAppender | undefined
 
       const line = (src: InstanceId, msg: Uint8Array): string => {
         let s = ''
-        if (addTimestamp) s += `${new Date().toISOString()} `
-        if (addSourceId) s += `${formatInstanceId(src)} `
+        if (addTimestamp) s += `${chronoRfc3339(nowNanos())} `
+        if (addSourceId) s += `${upstreamInstanceId(src)} `
         return `${s}${utf8(msg)}\n`
       }
       const writeFailed = (e: unknown): string => {
@@ -251,7 +300,8 @@ export function fileLog(options: FileLogOptions = {}): ResourceClass {
           } catch (e) {
             return err(writeFailed(e))
           }
-          return noReply()
+          // Upstream answers a call with Reply(""): callers that wait for a reply get one.
+          return reply(new Uint8Array(0))
         },
 
         async handleStop() {

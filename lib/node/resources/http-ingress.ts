@@ -2,13 +2,17 @@
  * The `http-ingress` resource (Node, `node:http`): an HTTP server whose requests become
  * messages to the function mapped to its `new_request` output.
  *
- * Configuration (all strings):
- * - `host`: only requests whose `Host` header matches are served; compared without the
- *   port and case-insensitively. Empty or absent: any host.
+ * Configuration (all strings), read as upstream's `resources/http_ingress.rs` reads it:
+ * - `host`: only requests whose `Host` header equals it — the whole value, port included,
+ *   case-sensitive, as upstream compares — are served (a request without a `Host` header is
+ *   compared as `<address>:<port>` it reached). Empty or absent: any host (upstream's
+ *   description promises this for an empty value; its code would match no request).
  * - `method`: comma list of allowed methods (`"POST,GET"`); empty or absent: any of
- *   GET, HEAD, POST, PUT, DELETE, PATCH. Upstream's examples sometimes write `methods`;
- *   upstream ignores that key, this resource honours it as an alias (used only when
- *   `method` is absent), so such workflows filter as their authors meant.
+ *   GET, HEAD, POST, PUT, DELETE, PATCH. Only this key is read: upstream's examples often
+ *   write `methods`, which upstream ignores, so such a workflow accepts every method there
+ *   and here (a warning at start says so).
+ * - `wf_id`: `"true"` serves only requests whose query carries `?wf_id=<workflow id>`
+ *   (the first `wf_id` parameter, compared as sent); `"false"` (default) does not look.
  * - `async`: `"true"` casts the body and answers `200 OK` at once; `"false"` (default)
  *   calls and answers with the function's reply.
  * - `encode_base64`: with `async`, cast the body as base64 text instead of raw bytes.
@@ -17,20 +21,25 @@
  * - `port`: required at run time, 0..65535; `0` picks a free port. The CLI supplies a
  *   default through the runtime's resource defaults.
  *
+ * `wf_id`, `async` and `encode_base64` take `true` or `false` in any case (upstream compares
+ * them case-insensitively); any other value is a validation problem here, where upstream
+ * would read it as false.
+ *
  * Each resource runs its own server (upstream shares one server per node and routes by
  * host): on one machine, a port per ingress is the simpler thing to reason about.
  *
  * Answers:
- * - no host/method match (or a verb EDGELESS cannot express): `404 Not Found`;
+ * - no host/method/wf_id match (or a verb EDGELESS cannot express): `404 Not Found`;
  * - a body over 16 MiB: `413`;
  * - not yet started or stopping: `503`;
- * - sync mode: the JSON {@link EdgelessHTTPRequest} (`protocol` `HTTP`, `path` with the
- *   query string, `body` null when empty, header names lowercase, repeated headers
- *   joined with `, `) is sent with `call('new_request')`; the {@link EdgelessHTTPResponse}
- *   it replies becomes the answer (`content-length`, `transfer-encoding` and `connection`
- *   from the reply are ignored: the server frames the body itself). An Err, a NoReply or
- *   a reply that is not a valid response: `500` with a short text naming the reason
- *   (upstream answers 404 for these, which hides the failure);
+ * - sync mode: the JSON {@link EdgelessHTTPRequest} (`protocol` `Unknown`, as upstream sets
+ *   it; `path` with the query string; `body` the bytes, `[]` when empty; header names
+ *   lowercase, repeated headers joined with `, `) is sent with `call('new_request')`; the
+ *   {@link EdgelessHTTPResponse} it replies becomes the answer (`content-length`,
+ *   `transfer-encoding` and `connection` from the reply are ignored: the server frames the
+ *   body itself). A NoReply or an Err answers `404 Not Found`, as upstream does (an Err
+ *   is also a warning); a reply that is not a valid response answers `500` with a short
+ *   text naming the reason (upstream drops the connection without an answer);
  * - async mode: `cast('new_request', body)` and `200 OK`.
  *
  * The bound port — the point of `port: "0"` — is logged at `info` level and returned by
@@ -80,21 +89,25 @@ export function ingressAddress(fn: EdgeFunction): { address: string; port: numbe
   return a ? { ...a } : undefined
 }
 
-const BOOL_KEYS = ['async', 'encode_base64'] as const
+const BOOL_KEYS = ['async', 'encode_base64', 'wf_id'] as const
+
+/** Upstream reads these flags with `eq_ignore_ascii_case("true")`: `"TRUE"` is true too. */
+function flag(v: string | undefined): boolean {
+  return v !== undefined && v.toLowerCase() === 'true'
+}
 
 function checkConfig(config: Readonly<Record<string, string>>): Array<{ field: string; message: string }> {
   const problems: Array<{ field: string; message: string }> = []
   for (const k of BOOL_KEYS) {
     const v = config[k]
-    if (v !== undefined && v !== 'true' && v !== 'false') problems.push({ field: k, message: `must be "true" or "false", got ${JSON.stringify(v)}` })
+    if (v !== undefined && v.toLowerCase() !== 'true' && v.toLowerCase() !== 'false') problems.push({ field: k, message: `must be "true" or "false", got ${JSON.stringify(v)}` })
   }
   const port = config['port']
   if (port !== undefined && parsePort(port) === undefined) {
     problems.push({ field: 'port', message: `must be a whole number 0..65535 (0 picks a free port), got ${JSON.stringify(port)}` })
   }
-  const methodKey = config['method'] !== undefined ? 'method' : 'methods'
-  for (const m of splitList(config[methodKey])) {
-    if (!methodFromHttp(m)) problems.push({ field: methodKey, message: `lists ${JSON.stringify(m)}, which is not one of GET, HEAD, POST, PUT, DELETE, PATCH` })
+  for (const m of splitList(config['method'])) {
+    if (!methodFromHttp(m)) problems.push({ field: 'method', message: `lists ${JSON.stringify(m)}, which is not one of GET, HEAD, POST, PUT, DELETE, PATCH` })
   }
   const address = config['address']
   if (address !== undefined && address.trim() === '') problems.push({ field: 'address', message: 'must be an interface address such as "127.0.0.1" or "0.0.0.0" (or be left out)' })
@@ -110,18 +123,6 @@ function parsePort(s: string): number | undefined {
 
 function splitList(s: string | undefined): string[] {
   return (s ?? '').split(',').map((x) => x.trim()).filter((x) => x !== '')
-}
-
-/** `Example.com:8080` -> `example.com`; `[::1]:80` -> `[::1]`. */
-function hostWithoutPort(h: string): string {
-  const s = h.trim().toLowerCase()
-  if (s.startsWith('[')) {
-    const end = s.indexOf(']')
-    return end === -1 ? s : s.slice(0, end + 1)
-  }
-  const colon = s.indexOf(':')
-  // More than one colon: a bare IPv6 address, which has no port.
-  return colon !== -1 && colon === s.lastIndexOf(':') ? s.slice(0, colon) : s
 }
 
 function text(res: ServerResponse, status: number, body: string, extra: Record<string, string> = {}): void {
@@ -153,11 +154,16 @@ export const httpIngressResource: ResourceClass = {
     }
     const port = parsePort(portText)!
     const address = init.config['address']?.trim() || '127.0.0.1'
-    const wantHost = init.config['host']?.trim() ? hostWithoutPort(init.config['host']) : undefined
-    const methodList = init.config['method'] !== undefined ? init.config['method'] : init.config['methods']
-    const allowed = new Set(splitList(methodList).map((m) => methodFromHttp(m)!))
-    const asyncMode = init.config['async'] === 'true'
-    const base64 = init.config['encode_base64'] === 'true'
+    // Compared whole, as upstream does; only an empty value means "any host" (see above).
+    const hostConfig = init.config['host']
+    const wantHost = hostConfig !== undefined && hostConfig !== '' ? hostConfig : undefined
+    const allowed = new Set(splitList(init.config['method']).map((m) => methodFromHttp(m)!))
+    if (init.config['methods'] !== undefined) {
+      init.warn(`${who}: configurations.methods is not read (upstream reads only "method"), so ${init.config['method'] === undefined ? 'every method is accepted' : 'only configurations.method filters'}; rename it to "method" to filter by it.`, { name: init.name, field: 'methods' })
+    }
+    const wantWorkflow = flag(init.config['wf_id']) ? init.workflowId : undefined
+    const asyncMode = flag(init.config['async'])
+    const base64 = flag(init.config['encode_base64'])
 
     let server: Server | undefined
     let ctx: FunctionContext | undefined
@@ -181,8 +187,10 @@ export const httpIngressResource: ResourceClass = {
       }
       const method = methodFromHttp(req.method ?? '')
       const hostHeader = req.headers.host
-      const hostOk = wantHost === undefined || (hostHeader !== undefined && hostWithoutPort(hostHeader) === wantHost)
-      if (!method || !hostOk || (allowed.size > 0 && !allowed.has(method))) {
+      const host = hostHeader ?? listenHost
+      const hostOk = wantHost === undefined || host === wantHost
+      const workflowOk = wantWorkflow === undefined || queryWfId(req.url ?? '') === wantWorkflow
+      if (!method || !hostOk || !workflowOk || (allowed.size > 0 && !allowed.has(method))) {
         req.resume()
         text(res, 404, 'Not Found')
         return
@@ -205,19 +213,23 @@ export const httpIngressResource: ResourceClass = {
       }
       const request: EdgelessHTTPRequest = {
         method,
-        protocol: 'HTTP',
-        host: hostHeader ?? listenHost,
+        // Upstream sends Unknown: the server cannot tell whether a proxy in front used TLS.
+        protocol: 'Unknown',
+        host,
         path: req.url ?? '/',
-        body: body.length > 0 ? Array.from(body) : null,
+        // Upstream always sends Some(bytes): an empty body is [], never null.
+        body: Array.from(body),
         headers: requestHeaders(req),
       }
       const r = await c.call('new_request', encodeJson(request))
+      // Upstream answers only a Reply; anything else falls through to its 404.
       if (r.kind === 'err') {
-        text(res, 500, `Internal Server Error: the function answered Err (${r.error.code}: ${r.error.message})`)
+        init.warn(`${who}: answered ${req.method} ${req.url} with 404 Not Found because the function answered Err (${r.error.code}: ${r.error.message})`)
+        text(res, 404, 'Not Found')
         return
       }
       if (r.kind === 'noreply') {
-        text(res, 500, 'Internal Server Error: the function answered NoReply; it must reply a JSON EdgelessHTTPResponse')
+        text(res, 404, 'Not Found')
         return
       }
       let response: EdgelessHTTPResponse
@@ -279,7 +291,7 @@ export const httpIngressResource: ResourceClass = {
         serving = true
         const shown = bound.family === 'IPv6' ? `[${bound.address}]` : bound.address
         listenHost = `${shown}:${bound.port}`
-        c.log('info', `${who} listening on http://${shown}:${bound.port} (${asyncMode ? 'async' : 'sync'}, host ${wantHost ?? 'any'}, methods ${allowed.size ? [...allowed].join(',') : 'any'})`)
+        c.log('info', `${who} listening on http://${shown}:${bound.port} (${asyncMode ? 'async' : 'sync'}, host ${wantHost ?? 'any'}, methods ${allowed.size ? [...allowed].join(',') : 'any'}${wantWorkflow === undefined ? '' : `, requests must carry ?wf_id=${wantWorkflow}`})`)
       },
 
       async handleStop() {
@@ -297,6 +309,17 @@ export const httpIngressResource: ResourceClass = {
     }
     return fn
   },
+}
+
+/** The first `wf_id` parameter of a request target, undecoded (upstream splits on `&` and `=`). */
+function queryWfId(url: string): string | undefined {
+  const q = url.indexOf('?')
+  if (q === -1) return undefined
+  for (const param of url.slice(q + 1).split('&')) {
+    const eq = param.indexOf('=')
+    if (eq !== -1 && param.slice(0, eq) === 'wf_id') return param.slice(eq + 1)
+  }
+  return undefined
 }
 
 function requestHeaders(req: IncomingMessage): Record<string, string> {

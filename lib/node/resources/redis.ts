@@ -7,16 +7,19 @@
  * Configuration:
  * - `url` (required): the server, e.g. `redis://127.0.0.1:6379` (`rediss://` for TLS,
  *   credentials and database as ioredis accepts them: `redis://:pw@host:6379/2`).
- * - `key` (required): the key a cast SETs.
- * - `add-workflow-id`: `"true"` prefixes every key — the SET key and the keys a call
- *   GETs — with the workflow id: `<workflow-id>:<key>`, as upstream's current version
- *   does, so workflows sharing one server keep apart. `"false"` (default) does not.
- *   (Upstream enables it when the key is merely present, whatever its value.)
+ * - `key` (optional, as upstream): the key a cast SETs. Without it the resource only
+ *   GETs: a cast is dropped with a warning that counts the drops (upstream logs a warning
+ *   per cast: "Invalid SET operation requested on a redis resource without a 'key'").
+ * - `add-workflow-id`: prefixes every key — the SET key and the keys a call GETs — with
+ *   the workflow id: `<workflow-id>:<key>`, as upstream's current version does, so
+ *   workflows sharing one server keep apart. As upstream (`contains_key`), it is on when
+ *   the key is present, whatever its value; a value other than `"true"` is a warning at
+ *   creation, since `"false"` turning it on is a surprise. Remove the key to turn it off.
  *
  * Messages:
  * - cast: `SET <key> <payload>`; the payload is stored as bytes, unchanged (binary-safe).
- *   Upstream's newer `"k:v"` form (a colon in the payload picks the key) is not
- *   supported: it would make any payload containing a colon go to another key.
+ *   The payload is always the value, never parsed for a key (upstream's redis.rs does
+ *   the same).
  * - call: `GET <payload as UTF-8>`; replies the value's bytes. A key that does not exist
  *   answers **NoReply** — distinct from an empty value (an empty reply) and from a
  *   failure (Err). Upstream answers Err for a missing key, conflating it with failures.
@@ -71,7 +74,7 @@ type RedisConstructor = new (url: string, options: Record<string, unknown>) => R
 
 function checkConfig(config: Readonly<Record<string, string>>): Array<{ field: string; message: string }> {
   const problems: Array<{ field: string; message: string }> = []
-  // Missing `url`/`key` are reported by the runner from `required`; only their values here.
+  // A missing `url` is reported by the runner from `required`; only values here. `key` is optional.
   const url = config['url']
   if (url !== undefined) {
     let protocol: string | undefined
@@ -86,8 +89,6 @@ function checkConfig(config: Readonly<Record<string, string>>): Array<{ field: s
   }
   const key = config['key']
   if (key === '') problems.push({ field: 'key', message: 'must name the key a cast SETs, got ""' })
-  const add = config['add-workflow-id']
-  if (add !== undefined && add !== 'true' && add !== 'false') problems.push({ field: 'add-workflow-id', message: `must be "true" or "false", got ${JSON.stringify(add)}` })
   return problems
 }
 
@@ -112,24 +113,29 @@ function disconnect(c: RedisClient): void {
  */
 export const redisResource: ResourceClass = {
   classType: 'redis',
-  description: 'A cast SETs the configured key to the payload; a call GETs the key named by the payload and replies its value (NoReply if absent).',
-  required: ['url', 'key'],
+  description: 'A cast SETs the configured key (if any) to the payload; a call GETs the key named by the payload and replies its value (NoReply if absent).',
+  required: ['url'],
   validate: checkConfig,
   async create(init): Promise<EdgeFunction> {
     const who = `redis "${init.name}"`
     const problem = init.config['url'] === undefined
       ? { field: 'url', message: 'is required: set it to the Redis server, e.g. "redis://127.0.0.1:6379"' }
-      : init.config['key'] === undefined
-        ? { field: 'key', message: 'is required: set it to the key a cast SETs' }
-        : checkConfig(init.config)[0]
+      : checkConfig(init.config)[0]
     if (problem) throw new EdgelessError('resource-failed', `${who}: configurations.${problem.field} ${problem.message}.`, { name: init.name, field: problem.field })
     const Redis = await importIoredis<RedisConstructor>(
       (e) => new EdgelessError('resource-failed', 'the redis resource needs the ioredis package: npm install ioredis', { package: 'ioredis' }, { cause: e }),
       () => new EdgelessError('resource-failed', 'the redis resource could not find the Redis class in the installed ioredis package; install ioredis 5: npm install ioredis@5', { package: 'ioredis' }),
     )
     const url = init.config['url']!.trim()
-    const prefix = init.config['add-workflow-id'] === 'true' ? `${init.workflowId}:` : ''
-    const setKey = `${prefix}${init.config['key']!}`
+    // Upstream: `contains_key("add-workflow-id")`; the value is not read.
+    const addWorkflowId = init.config['add-workflow-id']
+    if (addWorkflowId !== undefined && addWorkflowId.toLowerCase() !== 'true') {
+      init.warn(`${who}: configurations.add-workflow-id is ${JSON.stringify(addWorkflowId)}, but as upstream the option is on whenever the key is present; remove the key to turn it off.`, { name: init.name, field: 'add-workflow-id' })
+    }
+    const prefix = addWorkflowId !== undefined ? `${init.workflowId}:` : ''
+    const setKey = init.config['key'] === undefined ? undefined : `${prefix}${init.config['key']}`
+    /** Casts dropped for want of a `key` (the figure each warning reports). */
+    let droppedSets = 0
 
     let client: RedisClient | undefined
     /** `initial`: connect() attempts are ours, ioredis must not retry; `running`: bounded reconnects; `stopping`: none. */
@@ -209,6 +215,11 @@ export const redisResource: ResourceClass = {
       async handleCast(_src, msg) {
         const c = client
         if (!c) return
+        if (setKey === undefined) {
+          droppedSets++
+          init.warn(`${who}: a cast was dropped: without configurations.key there is no key to SET (${droppedSets} dropped so far); add "key" to the resource's configurations, or only call it (GET).`, { name: init.name, dropped: droppedSets })
+          return
+        }
         // Pipelined: ioredis sends commands in order on one connection, so SETs stay ordered
         // (and a later GET sees them) without waiting for each answer.
         const p: Promise<void> = ensureConnected(c)

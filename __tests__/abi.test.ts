@@ -622,8 +622,8 @@ describe('cast_asm / call_asm aliases (probe.wat)', () => {
     expect(utf8(rec.got[0]!.msg)).toBe('after')
     expect(rec.calls).toEqual([])
     expect(warnings.map((w) => ({ code: w.code, name: w.name, details: w.details }))).toEqual([
-      { code: 'invalid-utf8', name: 'probe', details: { op: 'cast', bytes: [0x78, 0xff] } },
-      { code: 'invalid-utf8', name: 'probe', details: { op: 'call', bytes: [0x78, 0xff] } },
+      { code: 'invalid-utf8', name: 'probe', details: { op: 'cast', bytes: [0x78, 0xff], length: 2 } },
+      { code: 'invalid-utf8', name: 'probe', details: { op: 'call', bytes: [0x78, 0xff], length: 2 } },
     ])
     expect(warnings[0]!.instance).toEqual(p.id)
     expect(dead).toEqual([])
@@ -639,8 +639,8 @@ describe('cast_asm / call_asm aliases (probe.wat)', () => {
     rt.cast(p, castCmd('nope', 'x'))
     expect(arr(replyData(await rt.call(p, callCmd('nope', 'y'))))).toEqual([2])
     expect(warnings.map((w) => [w.code, w.details])).toEqual([
-      ['unknown-alias', { alias: 'nope', op: 'cast' }],
-      ['unknown-alias', { alias: 'nope', op: 'call' }],
+      ['unknown-alias', { alias: 'nope', aliasLength: 4, op: 'cast' }],
+      ['unknown-alias', { alias: 'nope', aliasLength: 4, op: 'call' }],
     ])
     expect(warnings[0]!.message).toMatch(/"nope"/)
     expect(crashes).toEqual([])

@@ -36,7 +36,7 @@ export type { EgressPolicy, EgressPolicyOptions } from './resources/egress-polic
 export { parseHttpRequest, parseHttpResponse } from './resources/http-types'
 export type { EdgelessHTTPRequest, EdgelessHTTPResponse } from './resources/http-types'
 export type { StatePolicy, RestartType, RestartStrategy, SupervisionOptions, BackoffOptions, OverflowPolicy, HostQuotas, StopOptions, IsolateGuest, EnumOption } from './options'
-export { DEFAULT_QUOTAS, DEFAULT_FUEL, OPTION_VALUES } from './options'
+export { DEFAULT_QUOTAS, DEFAULT_FUEL, DEFAULT_MAX_MEMORY_BYTES, OPTION_VALUES } from './options'
 export type { StateWriteOptions } from './state/writer'
 export type { PassivationOptions, PassivationStats } from './actor/passivation'
 export type { GuestLimits } from './wasm/limits'

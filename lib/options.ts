@@ -63,7 +63,7 @@ export interface RuntimeOptions {
   suspendBufferBytes?: number
   /** Fuel per invocation of every wasm guest (see {@link GuestLimits}). Default {@link DEFAULT_FUEL}; `Infinity` disables metering. */
   fuel?: number
-  /** Memory cap of every wasm guest, in bytes. Default: none. */
+  /** Memory cap of every wasm guest, in bytes. Default {@link DEFAULT_MAX_MEMORY_BYTES} (256 MiB) for a memory of its own; dense instances have their own rule. */
   maxMemoryBytes?: number
   /** Host quotas of every instance (see {@link HostQuotas}). */
   quotas?: HostQuotas
@@ -302,14 +302,45 @@ export type OverflowPolicy = 'reject' | 'drop-oldest'
 export interface HostQuotas {
   /** Delayed casts scheduled and not yet fired. Default 10,000. */
   maxPendingTimers?: number
-  /** Bytes of one cast, call, reply-to-host, delayed cast or sync payload. Default 16 MiB. */
+  /** Bytes of one cast, call, reply, delayed cast or sync payload. Default 16 MiB. */
   maxPayloadBytes?: number
   /** Log lines per second (more are dropped and counted). Default 1,000. */
   maxLogLinesPerSecond?: number
+  /**
+   * Payload bytes waiting in one mailbox. A message that would go over is treated as one
+   * over `mailboxCapacity` (refused, or the oldest dropped, by the overflow policy; a
+   * `mailbox-full` event with the figures). Default 64 MiB.
+   */
+  maxMailboxBytes?: number
+  /** Payload bytes held by one instance's pending delayed casts (more are dropped, a `quota` warning). Default 64 MiB. */
+  maxTimerBytes?: number
 }
 
 /** The defaults of {@link HostQuotas}. */
-export const DEFAULT_QUOTAS: Readonly<Required<HostQuotas>> = Object.freeze({ maxPendingTimers: 10_000, maxPayloadBytes: 16 * 1024 * 1024, maxLogLinesPerSecond: 1000 })
+export const DEFAULT_QUOTAS: Readonly<Required<HostQuotas>> = Object.freeze({
+  maxPendingTimers: 10_000,
+  maxPayloadBytes: 16 * 1024 * 1024,
+  maxLogLinesPerSecond: 1000,
+  maxMailboxBytes: 64 * 1024 * 1024,
+  maxTimerBytes: 64 * 1024 * 1024,
+})
+
+/**
+ * The memory cap of a wasm instance with a memory of its own when none is configured:
+ * upstream's example functions use a few MiB; a guest that grows past this fails its
+ * `memory.grow` (an `out-of-memory` crash) instead of taking the host's memory. Dense
+ * instances keep their own default (see {@link SpawnOptions.dense}).
+ */
+export const DEFAULT_MAX_MEMORY_BYTES = 256 * 1024 * 1024
+
+/**
+ * The memory cap an instance gets: the one asked for it, else the runtime's, else
+ * {@link DEFAULT_MAX_MEMORY_BYTES} for a memory of its own (a dense instance's region
+ * rule applies otherwise). @internal
+ */
+export function memoryCapFor(asked: number | undefined, runtime: number | undefined, dense: boolean): number | undefined {
+  return asked ?? runtime ?? (dense ? undefined : DEFAULT_MAX_MEMORY_BYTES)
+}
 
 /**
  * When a supervisor restarts an instance, by OTP's names:

@@ -64,6 +64,8 @@ export class Actor extends ActorHost implements Runnable, Passivating, Recipient
   private accepting = true
   /** Shared {@link IDLE_MAILBOX} until the first message: most lazily spawned instances never get one. */
   mailbox: Mailbox<Message> = IDLE_MAILBOX
+  /** Payload bytes waiting in the mailbox (bounded by `quotas.maxMailboxBytes`). */
+  private queuedBytes = 0
   readonly stopTimeoutMs: number
   readonly restartType: RestartType
   readonly mailboxCapacity: number
@@ -153,15 +155,19 @@ export class Actor extends ActorHost implements Runnable, Passivating, Recipient
       this.refuse(msg, this.status === 'failed' ? 'instance-failed' : 'instance-stopped')
       return
     }
-    if (this.mailbox.length >= this.mailboxCapacity) {
-      if (this.overflow === 'reject') {
+    const size = msg.payload.length
+    const maxBytes = this.quotas.maxMailboxBytes
+    if (this.mailbox.length >= this.mailboxCapacity || this.queuedBytes + size > maxBytes) {
+      // A message larger than the whole bound cannot be made room for.
+      if (this.overflow === 'reject' || size > maxBytes) {
         this.overflowed(msg)
         return
       }
-      this.overflowed(this.mailbox.shift()!)
+      while (this.mailbox.length > 0 && (this.mailbox.length >= this.mailboxCapacity || this.queuedBytes + size > maxBytes)) this.overflowed(this.take()!)
     }
     if (this.mailbox === IDLE_MAILBOX) this.mailbox = new Mailbox<Message>()
     this.mailbox.push(msg)
+    this.queuedBytes += size
     this.sys.observer?.enqueued?.(this, msg.kind === 0 ? 'cast' : 'call', msg.trace, this.mailbox.length)
     const s = this.status
     if (s === 'running') {
@@ -169,11 +175,20 @@ export class Actor extends ActorHost implements Runnable, Passivating, Recipient
     } else if (s === 'hibernated') activate(this)
   }
 
+  /** The next message of the mailbox, its bytes no longer counted as queued. */
+  private take(): Message | undefined {
+    const m = this.mailbox.shift()
+    if (m !== undefined) this.queuedBytes -= m.payload.length
+    return m
+  }
+
   private overflowed(msg: Message): void {
     const kind = msg.kind === 0 ? 'cast' : 'call'
-    const reason = new EdgelessError('mailbox-full', `"${this.name}"'s mailbox is full (${this.mailboxCapacity} messages); ${this.overflow === 'reject' ? `the new ${kind} was refused` : `the oldest queued ${kind} was dropped`}. Slow the sender down, raise mailboxCapacity, or pick the other overflow policy.`, { name: this.name, capacity: this.mailboxCapacity, policy: this.overflow })
+    const maxBytes = this.quotas.maxMailboxBytes
+    const full = this.mailbox.length >= this.mailboxCapacity ? `${this.mailboxCapacity} messages` : `${this.queuedBytes} of ${maxBytes} bytes queued, the ${kind} has ${msg.payload.length}`
+    const reason = new EdgelessError('mailbox-full', `"${this.name}"'s mailbox is full (${full}); ${this.overflow === 'reject' || msg.payload.length > maxBytes ? `the new ${kind} was refused` : `the oldest queued ${kind} was dropped`}. Slow the sender down, raise mailboxCapacity or quotas.maxMailboxBytes, or pick the other overflow policy.`, { name: this.name, capacity: this.mailboxCapacity, policy: this.overflow, queuedBytes: this.queuedBytes, maxBytes })
     msg.pending?.settle({ kind: 'err', error: reason })
-    this.sys.emit('mailbox-full', { name: this.name, instance: this.id, from: msg.src, kind, capacity: this.mailboxCapacity, policy: this.overflow })
+    this.sys.emit('mailbox-full', { name: this.name, instance: this.id, from: msg.src, kind, capacity: this.mailboxCapacity, policy: this.overflow, bytes: msg.payload.length, queuedBytes: this.queuedBytes, maxBytes })
     this.sys.emit('dead-letter', { name: this.name, instance: this.id, from: msg.src, kind, payload: msg.payload, reason })
   }
 
@@ -191,7 +206,7 @@ export class Actor extends ActorHost implements Runnable, Passivating, Recipient
   runSlice(max: number): number {
     let n = 0
     while (n < max && !this.busy && this.processing) {
-      const msg = this.mailbox.shift()
+      const msg = this.take()
       if (msg === undefined) break
       n++
       this.process(msg)
@@ -218,7 +233,7 @@ export class Actor extends ActorHost implements Runnable, Passivating, Recipient
       r.then(
         (v) => {
           this.busy = false
-          msg.pending?.settle(v as CallResult)
+          msg.pending?.settle(this.checkedReply(v as CallResult))
           if (!this.holdForSync()) this.afterAsync()
         },
         (e: unknown) => {
@@ -229,10 +244,16 @@ export class Actor extends ActorHost implements Runnable, Passivating, Recipient
       return
     }
     this.busy = false
-    msg.pending?.settle(r as CallResult)
+    msg.pending?.settle(this.checkedReply(r as CallResult))
     // The guest copied the payload into its memory: its pooled array can carry another.
     this.sys.bytes.handled(msg, this.guest)
     this.holdForSync()
+  }
+
+  /** A reply over `quotas.maxPayloadBytes` becomes Err `quota-exceeded` (and a `quota` warning), so a guest cannot hand the host an unbounded answer. */
+  private checkedReply(r: CallResult): CallResult {
+    if (r === undefined || r.kind !== 'reply' || r.data.length <= this.quotas.maxPayloadBytes) return r
+    return this.replyTooBig(r.data.length)
   }
 
   private afterAsync(): void {
@@ -249,7 +270,7 @@ export class Actor extends ActorHost implements Runnable, Passivating, Recipient
   }
 
   private refuseAll(code: 'instance-failed' | 'instance-stopped'): void {
-    for (let m = this.mailbox.shift(); m !== undefined; m = this.mailbox.shift()) this.refuse(m, code)
+    for (let m = this.take(); m !== undefined; m = this.take()) this.refuse(m, code)
   }
 
   /**

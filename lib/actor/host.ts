@@ -51,6 +51,14 @@ export const NO_OUTPUTS: ReadonlyMap<string, InstanceId> = new Map()
 
 const LEVEL_NAMES = ['error', 'error', 'warn', 'info', 'debug', 'trace'] as const
 
+/** How much of a guest's alias a warning shows (an alias is the guest's own bytes, of any length). */
+const SHOWN_ALIAS = 64
+
+/** An alias as a warning shows it: quoted, cut after {@link SHOWN_ALIAS} characters with its length. */
+function shownAlias(alias: string): string {
+  return alias.length > SHOWN_ALIAS ? `"${alias.slice(0, SHOWN_ALIAS)}…" (${alias.length} characters)` : `"${alias}"`
+}
+
 /**
  * The guest's host: every `env` import (and a JS function's context) lands on a method
  * here. Every method is safe with any input: what a quota refuses is a `warning` event
@@ -83,6 +91,8 @@ export abstract class ActorHost implements GuestHost, StatefulInstance, Recipien
   private logDropped = 0
   /** Pending delayed casts; allocated by the first (most instances never schedule one). */
   protected timers: Set<unknown> | null = null
+  /** Payload bytes the pending delayed casts hold (bounded by `quotas.maxTimerBytes`). */
+  private timerBytes = 0
   /** The wasm instance or JS function it drives. */
   abstract guest: Guest
   // The mailbox side of a recipient, implemented by the Actor.
@@ -118,11 +128,18 @@ export abstract class ActorHost implements GuestHost, StatefulInstance, Recipien
   /** Report an operation refused by a quota. */
   private overQuota(quota: keyof HostQuotas, op: string, details: Record<string, unknown>): void {
     const limit = this.quotas[quota]
+    const outcome = op === 'call' ? 'answered Err' : op === 'reply' ? 'replaced by Err for the caller' : 'dropped'
     this.sys.emit('warning', {
       code: 'quota', name: this.name, instance: this.id,
-      message: `"${this.name}" exceeded its ${quota} quota (${limit}) in ${op}; the ${op} was ${op === 'call' ? 'answered Err' : 'dropped'}. Fix the function, or raise quotas.${quota}.`,
+      message: `"${this.name}" exceeded its ${quota} quota (${limit}) in ${op}; the ${op} was ${outcome}. Fix the function, or raise quotas.${quota}.`,
       details: { quota, limit, op, ...details },
     })
+  }
+
+  /** The Err for a reply over the size quota, reported as a `quota` warning. */
+  protected replyTooBig(bytes: number): CallResult {
+    this.overQuota('maxPayloadBytes', 'reply', { bytes })
+    return errResult('quota-exceeded', `"${this.name}" answered with ${bytes} bytes, over its maxPayloadBytes quota (${this.quotas.maxPayloadBytes}); the caller got Err instead. Answer less, or raise quotas.maxPayloadBytes.`, { bytes, limit: this.quotas.maxPayloadBytes })
   }
 
   /** True (and reported) when a payload is over the size quota. */
@@ -138,8 +155,8 @@ export abstract class ActorHost implements GuestHost, StatefulInstance, Recipien
     if (id === undefined) {
       this.sys.emit('warning', {
         code: 'unknown-alias', name: this.name, instance: this.id,
-        message: `"${this.name}" used alias "${alias}" in ${op}, but its output mapping has no such alias (it has: ${[...this.outputs.keys()].join(', ') || 'none'}). The ${op} was dropped${op === 'call' ? ' and answered Err' : ''}; add the alias to the output mapping.`,
-        details: { alias, op },
+        message: `"${this.name}" used alias ${shownAlias(alias)} in ${op}, but its output mapping has no such alias (it has: ${[...this.outputs.keys()].join(', ') || 'none'}). The ${op} was dropped${op === 'call' ? ' and answered Err' : ''}; add the alias to the output mapping.`,
+        details: { alias: alias.length > SHOWN_ALIAS ? alias.slice(0, SHOWN_ALIAS) : alias, aliasLength: alias.length, op },
       })
     }
     return id
@@ -193,11 +210,17 @@ export abstract class ActorHost implements GuestHost, StatefulInstance, Recipien
       this.overQuota('maxPendingTimers', 'delayed_cast', { pending: timers.size })
       return
     }
+    if (this.timerBytes + payload.length > this.quotas.maxTimerBytes) {
+      this.overQuota('maxTimerBytes', 'delayed_cast', { bytes: payload.length, pendingBytes: this.timerBytes })
+      return
+    }
     const id = this.resolve(alias, 'delayed_cast')
     if (!id) return
     const trace = this.busy ? this.trace : 0
+    this.timerBytes += payload.length
     const timer = this.sys.clock.setTimeout(() => {
       timers.delete(timer)
+      this.timerBytes -= payload.length
       this.sys.observer?.timer?.(this, 'fired', delayMs, trace)
       const t = this.sys.lookup(id)
       if (t) this.sys.castTo(this.id, this.idBytes, t, payload, alias, trace)
@@ -214,6 +237,7 @@ export abstract class ActorHost implements GuestHost, StatefulInstance, Recipien
     if (this.sys.observer && timers.size) for (let i = 0; i < timers.size; i++) this.sys.observer.timer?.(this, 'cancelled', 0, 0)
     for (const t of timers) this.sys.clock.clearTimeout(t)
     this.timers = null
+    this.timerBytes = 0
   }
 
   /** Delayed casts this instance has scheduled and that have not fired. */
@@ -254,7 +278,8 @@ export abstract class ActorHost implements GuestHost, StatefulInstance, Recipien
     this.sys.emit('warning', {
       code: 'invalid-utf8', name: this.name, instance: this.id,
       message: `"${this.name}" used an alias that is not valid UTF-8 (${bytes.length} bytes) in ${op}; it is treated as an unknown alias and the ${op} ${op === 'call' ? 'answered Err' : 'dropped'}.`,
-      details: { op, bytes: [...bytes] },
+      // The first bytes only: a guest's alias may be megabytes, and an event is kept by listeners.
+      details: { op, bytes: [...bytes.subarray(0, SHOWN_ALIAS)], length: bytes.length },
     })
   }
 

@@ -12,7 +12,7 @@ import { EdgelessError } from '../errors'
 import type { RuntimeEvents } from '../events'
 import { isUuid, randomUuid, type InstanceId } from '../ids'
 import { OBSERVER_HOOKS, type Observer } from '../observer'
-import { checkCapacity, checkEnum, DEFAULT_FUEL, DEFAULT_QUOTAS, type CallOptions, type InstanceInfo, type RuntimeOptions, type SpawnOptions, type StopOptions } from '../options'
+import { checkCapacity, checkEnum, DEFAULT_FUEL, memoryCapFor, DEFAULT_QUOTAS, type CallOptions, type InstanceInfo, type RuntimeOptions, type SpawnOptions, type StopOptions } from '../options'
 import { ownBytes, type Payload } from '../payload'
 import { httpEgressResource } from '../resources/http-egress'
 import { memoryStore } from '../state/memory'
@@ -133,7 +133,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> implements RefOwner {
    * ```
    */
   load(source: ModuleSource): Promise<FunctionModule> {
-    return loadFunctionModule(source, this.loader, undefined, { fuel: this.fuel, maxMemoryBytes: this.maxMemoryBytes }, this.dense)
+    return loadFunctionModule(source, this.loader, undefined, { fuel: this.fuel, maxMemoryBytes: memoryCapFor(undefined, this.maxMemoryBytes, this.dense) }, this.dense)
   }
 
   /**

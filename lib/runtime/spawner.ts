@@ -12,7 +12,7 @@ import type { Guest, GuestHost } from '../guest'
 import { isUuid, randomUuid, type InstanceId } from '../ids'
 import { JsGuest } from '../js-function'
 import { wallNow } from '../observer'
-import { checkCapacity, checkEnum, denseConflict, type HostQuotas, type IsolateGuest, type OverflowPolicy, type SpawnOptions, type StatePolicy } from '../options'
+import { checkCapacity, checkEnum, denseConflict, memoryCapFor, type HostQuotas, type IsolateGuest, type OverflowPolicy, type SpawnOptions, type StatePolicy } from '../options'
 import { toBytes } from '../payload'
 import { checkRestartType, type Supervisor } from '../supervision/supervisor'
 import { denseFor } from '../wasm/dense'
@@ -114,9 +114,9 @@ export class Spawner {
     const given = Object.entries(o.outputs ?? {})
     const outputs = given.length === 0 ? (NO_OUTPUTS as Map<string, InstanceId>) : new Map<string, InstanceId>()
     for (const [alias, t] of given) outputs.set(alias, this.checkTarget(t, `outputs.${alias}`))
-    const limits: GuestLimits = { fuel: o.fuel ?? d.fuel, maxMemoryBytes: o.maxMemoryBytes ?? d.maxMemoryBytes }
     if (o.dense !== undefined && typeof o.dense !== 'boolean') throw new EdgelessError('invalid-argument', `${where}.dense must be a boolean, got ${JSON.stringify(o.dense)}.`)
     const dense = denseFor(o.dense, d.dense, o.isolation)
+    const limits: GuestLimits = { fuel: o.fuel ?? d.fuel, maxMemoryBytes: memoryCapFor(o.maxMemoryBytes, d.maxMemoryBytes, dense) }
     const conflict = denseConflict(dense, o.isolation)
     if (conflict) throw new EdgelessError('invalid-argument', `${where}: ${conflict}; choose one.`)
     const fm = o.module !== undefined ? await loadFunctionModule(o.module, d.loader, `function "${o.name}"`, limits, dense) : undefined

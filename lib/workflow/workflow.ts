@@ -12,7 +12,7 @@ import type { GuestLimits } from '../wasm/limits'
 import { loadFunctionModule } from '../wasm/loader'
 import { denseFor } from '../wasm/dense'
 import type { EdgeFunction } from '../js-function'
-import { annotationOptions, annotationProblems, FUNCTION_ANNOTATIONS, WORKFLOW_ANNOTATIONS, type InstanceInfo, type SpawnOptions, type StopOptions, type SupervisionOptions } from '../options'
+import { annotationOptions, annotationProblems, FUNCTION_ANNOTATIONS, memoryCapFor, WORKFLOW_ANNOTATIONS, type InstanceInfo, type SpawnOptions, type StopOptions, type SupervisionOptions } from '../options'
 import type { ActorRef, RefOwner } from '../runtime/actor-ref'
 import type { PreparedSpawn, Spawner } from '../runtime/spawner'
 import { resolveSupervision, Supervisor, type SupervisorEnv } from '../supervision/supervisor'
@@ -127,9 +127,9 @@ export async function checkWorkflow(env: WorkflowEnv, spec: unknown, options: Wo
     try {
       // Loaded with the limits it will run under, so the spawn reuses this compile.
       const own = annotatedLimits(f.annotations)
-      const limits = { fuel: own.fuel ?? env.limits.fuel, maxMemoryBytes: own.maxMemoryBytes ?? env.limits.maxMemoryBytes }
       const dv = f.annotations['dense']
       const dense = denseFor(dv === undefined ? undefined : dv === 'true', env.dense, f.annotations['isolation'])
+      const limits = { fuel: own.fuel ?? env.limits.fuel, maxMemoryBytes: memoryCapFor(own.maxMemoryBytes, env.limits.maxMemoryBytes, dense) }
       modules.set(f.name, await loadFunctionModule(source, env.loader, `function "${f.name}"`, limits, dense))
     } catch (e) {
       const msg = (e as Error).message

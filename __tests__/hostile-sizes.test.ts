@@ -1,9 +1,12 @@
 // Guest-controlled sizes must not become host memory (issue 18, item 3): mailboxes and
 // pending delayed casts are bounded in bytes as well as in count, replies are held to
 // maxPayloadBytes like every other payload, a guest's alias is echoed only in part, and a
-// memory of its own has a cap by default. Each bound is an event with its figures.
+// memory of its own has a cap by default; an http-ingress's body limit is what fits a call,
+// and its open connections are capped. Each bound is an event with its figures.
+import { connect, type Socket } from 'node:net'
 import { describe, expect, test } from '@jest/globals'
-import { DEFAULT_MAX_MEMORY_BYTES, reply, utf8, type EdgeFunction } from '../lib/node/index'
+import { DEFAULT_MAX_MEMORY_BYTES, parseHttpRequest, reply, utf8, type EdgeFunction } from '../lib/node/index'
+import { httpIngressResource, ingressAddress, MAX_CONNECTIONS, MAX_SYNC_BODY } from '../lib/node/resources/http-ingress'
 import { collect, testRuntime, until, wasmPath } from './helpers/fixtures'
 
 const MiB = 1024 * 1024
@@ -123,6 +126,56 @@ describe('a memory of its own has a cap by default', () => {
     expect(crashes[0]).toMatchObject({ name: 'bomb', trap: 'out-of-memory' })
     expect(crashes[0]!.error.details).toMatchObject({ maxMemoryBytes: DEFAULT_MAX_MEMORY_BYTES })
     await until(() => sizes.length > 0 && Math.max(...sizes) === DEFAULT_MAX_MEMORY_BYTES, 5000, 'the last growth report')
+    await rt.shutdown()
+  })
+})
+
+describe('http-ingress bounds (issue 18, item 7)', () => {
+  async function ingress(rt: ReturnType<typeof testRuntime>, handler: EdgeFunction, warnings: string[]) {
+    const target = await rt.spawn({ name: 'handler', fn: handler })
+    const fn = await httpIngressResource.create({ name: 'ingress', workflowId: 'wf', config: { port: '0' }, warn: (m) => { warnings.push(m) } })
+    await rt.spawn({ name: 'ingress', fn, outputs: { new_request: target } })
+    return ingressAddress(fn)!.port
+  }
+
+  test('sync mode: a body at the documented limit reaches the function whole (its JSON fits the payload quota); one byte more is 413', async () => {
+    const rt = testRuntime()
+    const warnings: string[] = []
+    const port = await ingress(rt, {
+      handleCall: (_s, m) => {
+        const req = parseHttpRequest(m)
+        const n = req.body?.length ?? -1
+        const allFF = req.body !== null && req.body !== undefined && req.body.every((b) => b === 0xff)
+        return reply(JSON.stringify({ status: 200, headers: {}, body: [...new TextEncoder().encode(`${n} ${allFF}`)] }))
+      },
+    }, warnings)
+    // 0xFF everywhere: the longest JSON ("255," per byte).
+    const r = await fetch(`http://127.0.0.1:${port}/`, { method: 'POST', body: new Uint8Array(MAX_SYNC_BODY).fill(0xff) })
+    expect(r.status).toBe(200)
+    expect(await r.text()).toBe(`${MAX_SYNC_BODY} true`)
+    const over = await fetch(`http://127.0.0.1:${port}/`, { method: 'POST', body: new Uint8Array(MAX_SYNC_BODY + 1) })
+    expect(over.status).toBe(413)
+    expect(await over.text()).toMatch(new RegExp(`the limit is ${MAX_SYNC_BODY} bytes in sync mode`))
+    await rt.shutdown()
+  })
+
+  test(`at most MAX_CONNECTIONS (${MAX_CONNECTIONS}) open connections: the newest are closed at accept, and a warning counts them`, async () => {
+    const rt = testRuntime()
+    const warnings: string[] = []
+    const port = await ingress(rt, { handleCall: () => reply('{"status":200,"headers":{},"body":[]}') }, warnings)
+    const sockets: Socket[] = []
+    let closedEarly = 0
+    for (let i = 0; i < MAX_CONNECTIONS + 40; i++) {
+      const s = connect(port, '127.0.0.1')
+      s.on('error', () => {})
+      s.on('close', () => { closedEarly++ })
+      sockets.push(s)
+      await new Promise((r) => s.once('connect', r).once('close', r))
+    }
+    await until(() => closedEarly >= 40 && warnings.length > 0, 5000, 'the refused connections and their warning')
+    expect(closedEarly).toBe(40)
+    expect(warnings[0]).toMatch(new RegExp(`connection\\(s\\) closed at accept so far: ${MAX_CONNECTIONS} were open already`))
+    for (const s of sockets) s.destroy()
     await rt.shutdown()
   })
 })

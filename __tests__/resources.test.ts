@@ -7,7 +7,7 @@ import { join } from 'node:path'
 import IORedis from 'ioredis'
 import { EdgelessError, err, noReply, reply, utf8, type CallResult, type EdgeFunction, type InstanceId } from '../lib/index'
 import { fileLogResource } from '../lib/node/resources/file-log'
-import { httpIngressResource, ingressAddress } from '../lib/node/resources/http-ingress'
+import { httpIngressResource, ingressAddress, MAX_SYNC_BODY } from '../lib/node/resources/http-ingress'
 import { redisResource } from '../lib/node/resources/redis'
 import { httpEgress, httpEgressResource } from '../lib/resources/http-egress'
 import { encodeJson, methodFromHttp, methodToHttp, parseHttpRequest, parseHttpResponse, type EdgelessHTTPRequest, type EdgelessHTTPResponse } from '../lib/resources/http-types'
@@ -383,9 +383,9 @@ describe('http-ingress', () => {
     await alias.rt.shutdown()
   })
 
-  test('a body over 16 MiB answers 413', async () => {
+  test('a body over the sync-mode limit (about 4 MiB: the body travels as a JSON array of numbers) answers 413', async () => {
     const { rt, port } = await startIngress({}, echoHandler().fn)
-    const r = await rawRequest(port, { method: 'POST', headers: { 'content-length': 16 * 1024 * 1024 + 1 } }).catch((e: Error) => e)
+    const r = await rawRequest(port, { method: 'POST', headers: { 'content-length': MAX_SYNC_BODY + 1 } }).catch((e: Error) => e)
     expect(r).not.toBeInstanceOf(Error)
     expect((r as { status: number }).status).toBe(413)
     await rt.shutdown()

@@ -30,7 +30,12 @@
  *
  * Answers:
  * - no host/method/wf_id match (or a verb EDGELESS cannot express): `404 Not Found`;
- * - a body over 16 MiB: `413`;
+ * - a body over the limit: `413` naming it ({@link MAX_SYNC_BODY}, about 4 MiB, in sync
+ *   mode, where the body becomes a JSON array of numbers; {@link MAX_ASYNC_BODY}, 16 MiB,
+ *   in async mode, 12 MiB with `encode_base64`);
+ * - more than {@link MAX_CONNECTIONS} connections at once: the newest is closed at accept
+ *   (a `warning` says how many, once a second at most); request headers must arrive
+ *   within 10 s;
  * - not yet started or stopping: `503`;
  * - sync mode: the JSON {@link EdgelessHTTPRequest} (`protocol` `Unknown`, as upstream sets
  *   it; `path` with the query string; `body` the bytes, `[]` when empty; header names
@@ -65,8 +70,19 @@ import type { EdgeFunction, FunctionContext } from '../../js-function'
 import type { ResourceClass } from '../../workflow/resource'
 import { encodeJson, methodFromHttp, parseHttpResponse, type EdgelessHTTPMethod, type EdgelessHTTPRequest, type EdgelessHTTPResponse } from '../../resources/http-types'
 
-/** Largest request body accepted, in bytes. */
-const MAX_BODY = 16 * 1024 * 1024
+/**
+ * Largest request body in sync mode, in bytes. The body travels as upstream's JSON array of
+ * numbers (up to 4 bytes per body byte, "255,"), and that JSON must fit the default
+ * `maxPayloadBytes` of a call (16 MiB) with room for the headers: so about 4 MiB, not 16.
+ */
+export const MAX_SYNC_BODY = Math.floor((16 * 1024 * 1024 - 64 * 1024) / 4)
+/** Largest request body in async mode (cast as it is), in bytes: the 16 MiB payload quota; 12 MiB with `encode_base64` (4/3 larger once encoded). */
+export const MAX_ASYNC_BODY = 16 * 1024 * 1024
+const MAX_ASYNC_BODY_BASE64 = 12 * 1024 * 1024
+/** Open connections one ingress serves at once; more are closed at accept (a `warning` with the count, once a second at most). */
+export const MAX_CONNECTIONS = 256
+/** How long a client may take to send its request headers, in ms (slowloris). */
+const HEADERS_TIMEOUT_MS = 10_000
 
 /** Response headers of a function's reply the server sets itself. */
 const FRAMING_HEADERS = new Set(['content-length', 'transfer-encoding', 'connection', 'keep-alive'])
@@ -195,9 +211,10 @@ export const httpIngressResource: ResourceClass = {
         text(res, 404, 'Not Found')
         return
       }
-      const body = await readBody(req)
+      const maxBody = !asyncMode ? MAX_SYNC_BODY : base64 ? MAX_ASYNC_BODY_BASE64 : MAX_ASYNC_BODY
+      const body = await readBody(req, maxBody)
       if (body === 'too-large') {
-        text(res, 413, `Payload Too Large (the limit is ${MAX_BODY} bytes)`, { connection: 'close' })
+        text(res, 413, `Payload Too Large (the limit is ${maxBody} bytes${asyncMode ? '' : ' in sync mode, where the body travels as a JSON array of numbers'})`, { connection: 'close' })
         return
       }
       if (body === 'aborted') return
@@ -264,7 +281,25 @@ export const httpIngressResource: ResourceClass = {
     const fn: EdgeFunction = {
       async handleInit(_payload, _state, c) {
         ctx = c
-        const srv = createServer(onRequest)
+        const srv = createServer({ headersTimeout: HEADERS_TIMEOUT_MS, requestTimeout: 60_000 }, onRequest)
+        // A cap on open connections (slow clients hold one each); refusals are counted and
+        // reported at most once a second.
+        srv.maxConnections = MAX_CONNECTIONS
+        let dropped = 0
+        let reportAt = 0
+        let pending: ReturnType<typeof setTimeout> | null = null
+        const report = () => {
+          pending = null
+          reportAt = Date.now() + 1000
+          init.warn(`${who}: ${dropped} connection(s) closed at accept so far: ${MAX_CONNECTIONS} were open already (the limit of one ingress).`, { dropped, maxConnections: MAX_CONNECTIONS })
+        }
+        srv.on('drop', () => {
+          dropped++
+          if (pending !== null) return
+          const wait = reportAt - Date.now()
+          if (wait <= 0) report()
+          else (pending = setTimeout(report, wait)).unref?.()
+        })
         try {
           await new Promise<void>((resolveListen, rejectListen) => {
             srv.once('error', rejectListen)
@@ -331,10 +366,10 @@ function requestHeaders(req: IncomingMessage): Record<string, string> {
   return out
 }
 
-function readBody(req: IncomingMessage): Promise<Uint8Array | 'too-large' | 'aborted'> {
+function readBody(req: IncomingMessage, maxBody: number): Promise<Uint8Array | 'too-large' | 'aborted'> {
   return new Promise((resolveBody) => {
     const declared = Number(req.headers['content-length'])
-    if (Number.isFinite(declared) && declared > MAX_BODY) {
+    if (Number.isFinite(declared) && declared > maxBody) {
       req.resume()
       resolveBody('too-large')
       return
@@ -350,7 +385,7 @@ function readBody(req: IncomingMessage): Promise<Uint8Array | 'too-large' | 'abo
     req.on('data', (chunk: Buffer) => {
       if (done) return
       size += chunk.length
-      if (size > MAX_BODY) {
+      if (size > maxBody) {
         chunks.length = 0
         finish('too-large')
         return

@@ -115,7 +115,8 @@ describe('edgeless run', () => {
         }
       },
     })
-    expect(first.code).toBe(0)
+    // Stopped by Ctrl-C: the shell's convention, 128 + SIGINT's 2.
+    expect(first.code).toBe(130)
     expect(first.stderr).toMatch(/stopping \(SIGINT\)/)
     expect(first.stdout).toMatch(/Pinger: 'Stop' called/)
     const files = readdirSync(stateDir).filter((f) => f.endsWith('.state'))
@@ -191,6 +192,26 @@ describe('edgeless run', () => {
       const help = await cli(['--help'])
       expect(help.code).toBe(0)
       expect(help.stdout).toMatch(/^Usage:/)
+    })
+
+    test('every command has --help; a mistyped flag or command gets a "did you mean"; --inspect with a word says what it takes', async () => {
+      for (const cmd of ['run', 'validate', 'build']) {
+        const r = await cli([cmd, '--help'])
+        expect(r.code).toBe(0)
+        expect(r.stdout).toMatch(new RegExp(`^Usage:\n  edgeless ${cmd} `))
+        // Only that command's paragraph, not the others'.
+        for (const other of ['run', 'validate', 'build'].filter((c) => c !== cmd)) expect(r.stdout).not.toMatch(new RegExp(`^${other} {2,}`, 'm'))
+        expect(r.stderr).toBe('')
+      }
+      const typo = await cli(['run', pingPong, '--stat-dir', 'x'])
+      expect(typo.code).toBe(2)
+      expect(typo.stderr).toMatch(/^edgeless: "run" has no option --stat-dir\. Did you mean --state-dir\?\n\nUsage:\n  edgeless run /)
+      const cmd = await cli(['valdate', pingPong])
+      expect(cmd.stderr).toMatch(/unknown command "valdate"\. Did you mean "validate"\?/)
+      const inspect = await cli(['run', '--inspect', 'abc', pingPong])
+      expect(inspect.code).toBe(2)
+      expect(inspect.stderr).toMatch(/--inspect takes a port number, and "abc" is not one/)
+      noStack(typo)
     })
 
     test('port in use', async () => {

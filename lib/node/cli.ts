@@ -15,13 +15,16 @@ import { Runtime, type NodeRuntimeOptions, type WorkflowHandle } from './index'
 import { startInspector, type Inspector } from './inspector/server'
 
 const USAGE = `Usage:
-  edgeless run <workflow.json> [--duration <ms>] [--state-dir <dir>] [--http-port <port>] [--log-level <level>] [--log-root <dir>] [--allow-host <host>]... [--allow-private] [--fail-on-drop] [--inspect [port]]
+  edgeless run <workflow.json> [--duration <ms>] [--state-dir <dir>] [--http-port <port>] [--http-host <addr>] [--log-level <level>] [--log-root <dir>] [--allow-host <host>]... [--allow-private] [--max-response-bytes <n>] [--max-module-bytes <n>] [--max-workflow-bytes <n>] [--fail-on-drop] [--inspect [port]]
   edgeless validate <workflow.json> [--log-root <dir>] [--max-module-bytes <n>] [--max-workflow-bytes <n>]
   edgeless build <function.ts> -o <function.wasm> [--debug] [--no-optimize]
-  edgeless --help | --version
+  edgeless <command> --help | edgeless --help | --version
 
 run       starts the workflow and runs it until Ctrl-C (SIGINT), SIGTERM or --duration,
           then stops it gracefully (every stop handler runs, pending state is written).
+          Exit code: 0 after --duration, 130 after Ctrl-C, 143 after SIGTERM, 1 when the
+          workflow could not run or its supervisor gave up, 2 for a wrong command line,
+          3 with --fail-on-drop when messages were dropped.
           Function logs go to stdout, one line each: time, level, function, log target, text.
           --state-dir <dir>   keep function state as files in <dir> (a second run resumes)
           --http-port <port>  port of http-ingress resources without a "port" (default 7008)
@@ -45,7 +48,11 @@ build     compiles an AssemblyScript function (edgeless/assembly) to an EDGELESS
           (needs the assemblyscript package: npm install -D assemblyscript).`
 
 /** Exit codes: 0 ok, 1 the workflow could not run, 2 the command line is wrong, 3 messages were dropped (--fail-on-drop). */
-class UsageError extends Error {}
+class UsageError extends Error {
+  constructor(message: string, readonly cmd?: keyof typeof COMMANDS) {
+    super(message)
+  }
+}
 
 const LEVELS = ['error', 'warn', 'info', 'debug', 'trace'] as const
 
@@ -68,13 +75,19 @@ export async function main(argv: string[], io: { out: (s: string) => void; err: 
       io.out(VERSION)
       return 0
     }
+    if (cmd in COMMANDS && rest.some((a) => a === '--help' || a === '-h')) {
+      io.out(commandUsage(cmd as keyof typeof COMMANDS))
+      return 0
+    }
     if (cmd === 'validate') return await validate(rest, io)
     if (cmd === 'build') return await build(rest, io)
     if (cmd === 'run') return await run(rest, io)
-    throw new UsageError(`unknown command "${cmd}".`)
+    const near = closest(cmd, Object.keys(COMMANDS))
+    throw new UsageError(`unknown command "${cmd}".${near ? ` Did you mean "${near}"?` : ''}`)
   } catch (e) {
     if (e instanceof UsageError) {
-      io.err(`edgeless: ${e.message}\n\n${USAGE}`)
+      // The usage of the command at hand (all of it for a command-less mistake).
+      io.err(`edgeless: ${e.message}\n\n${e.cmd ? commandUsage(e.cmd) : USAGE}`)
       return 2
     }
     if (isEdgelessError(e)) {
@@ -89,16 +102,60 @@ export async function main(argv: string[], io: { out: (s: string) => void; err: 
 declare const __EDGELESS_VERSION__: string | undefined
 const VERSION = typeof __EDGELESS_VERSION__ === 'string' ? __EDGELESS_VERSION__ : '0.0.0-dev'
 
-function parse(args: string[], options: ParseArgsConfig['options']) {
+/** The commands, each with the part of {@link USAGE} that is its own (for `edgeless <command> --help`). */
+const COMMANDS = { run: 'run', validate: 'validate', build: 'build' } as const
+
+/** The usage of one command: its synopsis line and its paragraph of USAGE. */
+function commandUsage(cmd: keyof typeof COMMANDS): string {
+  const lines = USAGE.split('\n')
+  const synopsis = lines.find((l) => l.trimStart().startsWith(`edgeless ${cmd} `)) ?? ''
+  const start = lines.findIndex((l) => l.startsWith(cmd.padEnd(10)))
+  let end = start + 1
+  while (end < lines.length && (lines[end]!.startsWith(' ') || lines[end] === '')) end++
+  return `Usage:\n${synopsis}\n\n${lines.slice(start, end).join('\n')}`
+}
+
+/** The known word nearest to `word` (edit distance at most 2, or a prefix of 3+ letters), if any. */
+function closest(word: string, known: readonly string[]): string | undefined {
+  const dist = (a: string, b: string): number => {
+    const d = Array.from({ length: b.length + 1 }, (_, j) => j)
+    for (let i = 1; i <= a.length; i++) {
+      let prev = d[0]!
+      d[0] = i
+      for (let j = 1; j <= b.length; j++) {
+        const cur = d[j]!
+        d[j] = Math.min(d[j]! + 1, d[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1))
+        prev = cur
+      }
+    }
+    return d[b.length]!
+  }
+  let best: string | undefined
+  let bestD = 3
+  for (const k of known) {
+    const dd = word.length >= 3 && k.startsWith(word) ? 1 : dist(word, k)
+    if (dd < bestD) { best = k; bestD = dd }
+  }
+  return best
+}
+
+function parse(args: string[], options: ParseArgsConfig['options'], cmd: keyof typeof COMMANDS) {
   try {
     return parseArgs({ args, options: options ?? {}, allowPositionals: true, strict: true })
   } catch (e) {
-    throw new UsageError(`${(e as Error).message.replace(/^TypeError \[[A-Z_]+\]: /, '')}.`)
+    const raw = (e as Error).message.replace(/^TypeError \[[A-Z_]+\]: /, '')
+    // Node's own text names the flag; add the nearest known one and where to read them all.
+    const flag = /Unknown option '(--?[^']+)'/.exec(raw)?.[1]
+    if (flag !== undefined) {
+      const near = closest(flag.replace(/^--?/, '').replace(/=.*$/, ''), [...Object.keys(options ?? {}), ...(cmd === 'run' ? ['inspect'] : [])])
+      throw new UsageError(`"${cmd}" has no option ${flag}.${near ? ` Did you mean --${near}?` : ''}`, cmd)
+    }
+    throw new UsageError(`${raw.replace(/\.$/, '')}.`, cmd)
   }
 }
 
 async function validate(args: string[], io: { out: (s: string) => void; err: (s: string) => void }): Promise<number> {
-  const { positionals, values } = parse(args, { 'log-root': { type: 'string' }, ...SIZE_OPTIONS })
+  const { positionals, values } = parse(args, { 'log-root': { type: 'string' }, ...SIZE_OPTIONS }, 'validate')
   const file = one(positionals, 'validate')
   const logRoot = values['log-root'] as string | undefined
   const rt = new Runtime({ consoleLog: false, ...(logRoot !== undefined ? { logRoot } : {}), ...sizeOptions(values) })
@@ -113,8 +170,8 @@ async function validate(args: string[], io: { out: (s: string) => void; err: (s:
   return 1
 }
 
-function one(positionals: string[], cmd: string): string {
-  if (positionals.length !== 1) throw new UsageError(`"${cmd}" takes exactly one workflow file, got ${positionals.length ? positionals.join(' ') : 'none'}.`)
+function one(positionals: string[], cmd: keyof typeof COMMANDS): string {
+  if (positionals.length !== 1) throw new UsageError(`"${cmd}" takes exactly one ${cmd === 'build' ? 'source file' : 'workflow file'}, got ${positionals.length ? positionals.join(' ') : 'none'}.`, cmd)
   return positionals[0]!
 }
 
@@ -141,9 +198,10 @@ const INSPECT_PORT = 7007
  * Take `--inspect`, `--inspect <port>` and `--inspect=<port>` out of `args` (parseArgs has no
  * option whose value is optional). Returns the remaining args and the port text, if given.
  */
-function takeInspect(args: string[]): { rest: string[]; inspect: string | undefined } {
+function takeInspect(args: string[]): { rest: string[]; inspect: string | undefined; afterInspect: string | undefined } {
   const rest: string[] = []
   let inspect: string | undefined
+  let afterInspect: string | undefined
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!
     if (a === '--') {
@@ -157,6 +215,9 @@ function takeInspect(args: string[]): { rest: string[]; inspect: string | undefi
         i++
       } else {
         inspect = String(INSPECT_PORT)
+        // `--inspect wf.json` is fine (the default port, then the file); remembered in case
+        // the word was meant as a port (`--inspect abc`), to say so.
+        if (next !== undefined && !next.startsWith('-')) afterInspect = next
       }
     } else if (a.startsWith('--inspect=')) {
       inspect = a.slice('--inspect='.length)
@@ -164,11 +225,11 @@ function takeInspect(args: string[]): { rest: string[]; inspect: string | undefi
       rest.push(a)
     }
   }
-  return { rest, inspect }
+  return { rest, inspect, afterInspect }
 }
 
 async function run(argv: string[], io: { out: (s: string) => void; err: (s: string) => void }): Promise<number> {
-  const { rest: args, inspect } = takeInspect(argv)
+  const { rest: args, inspect, afterInspect } = takeInspect(argv)
   const inspectPort = inspect === undefined ? undefined : intOption(inspect, 'inspect', 0, 65535)
   const { positionals, values } = parse(args, {
     duration: { type: 'string' },
@@ -182,7 +243,10 @@ async function run(argv: string[], io: { out: (s: string) => void; err: (s: stri
     'max-response-bytes': { type: 'string' },
     'fail-on-drop': { type: 'boolean' },
     ...SIZE_OPTIONS,
-  })
+  }, 'run')
+  if (positionals.length > 1 && afterInspect !== undefined && positionals.includes(afterInspect)) {
+    throw new UsageError(`--inspect takes a port number, and "${afterInspect}" is not one (nor a second workflow file: run takes one). Write --inspect <port>, or --inspect alone for port ${INSPECT_PORT}.`, 'run')
+  }
   const file = one(positionals, 'run')
   const allowHosts = values['allow-host'] as string[] | undefined
   const maxResponseBytes = intOption(values['max-response-bytes'], 'max-response-bytes', 0, Number.MAX_SAFE_INTEGER)
@@ -238,7 +302,7 @@ async function run(argv: string[], io: { out: (s: string) => void; err: (s: stri
   let inspector: Inspector | undefined
   if (inspectPort !== undefined) {
     try {
-      inspector = await startInspector(rt, { port: inspectPort })
+      inspector = await startInspector(rt, { port: inspectPort, portSetting: 'cli' })
     } catch (e) {
       await rt.shutdown().catch(() => {})
       throw e
@@ -284,7 +348,9 @@ async function run(argv: string[], io: { out: (s: string) => void; err: (s: stri
   if (total) io.err(`[edgeless] ${total}`)
   io.err('edgeless: stopped')
   if (escalated) return 1
-  return values['fail-on-drop'] === true && drops.count > 0 ? 3 : 0
+  if (values['fail-on-drop'] === true && drops.count > 0) return 3
+  // The shell's convention for a run ended by a signal: 128 + its number (SIGINT 2, SIGTERM 15).
+  return reason === 'SIGINT' ? 130 : reason === 'SIGTERM' ? 143 : 0
 }
 
 /** How often, at most, the CLI sums up dropped messages while they occur. */
@@ -336,7 +402,7 @@ async function build(args: string[], io: { out: (s: string) => void; err: (s: st
     out: { type: 'string', short: 'o' },
     debug: { type: 'boolean' },
     'no-optimize': { type: 'boolean' },
-  })
+  }, 'build')
   const entry = one(positionals, 'build')
   const out = values['out'] as string | undefined
   if (!out) throw new UsageError('build needs an output file: -o <function.wasm>.')

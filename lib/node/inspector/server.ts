@@ -23,6 +23,12 @@ export interface InspectorOptions {
   host?: string
   /** How often `/events` pushes the state, in ms. Default 500. */
   intervalMs?: number
+  /**
+   * How the caller sets the port, for error messages: `'api'` (default: "the `port`
+   * option") or `'cli'` ("--inspect <port>"), so a message speaks the language of where the
+   * user is.
+   */
+  portSetting?: 'api' | 'cli'
 }
 
 /** A running inspector. */
@@ -150,10 +156,12 @@ export async function startInspector(runtime: Runtime, options: InspectorOptions
   } catch (e) {
     model.close()
     const code = (e as NodeJS.ErrnoException).code
+    const cli = options.portSetting === 'cli'
+    const pick = cli ? '--inspect <port>, or --inspect 0 for any free port' : 'the `port` option of startInspector, or port: 0 for any free port'
     const message = code === 'EADDRINUSE'
-      ? `The inspector cannot listen on ${host}:${port}: the port is in use. Pick another port (--inspect <port>, or { port: 0 } for any free port), or stop the program that uses it.`
+      ? `The inspector cannot listen on ${host}:${port}: the port is in use. Pick another port (${pick}), or stop the program that uses it.`
       : code === 'EACCES'
-        ? `The inspector has no permission to listen on ${host}:${port}; use a port above 1023 (--inspect <port>).`
+        ? `The inspector has no permission to listen on ${host}:${port}; use a port above 1023 (${cli ? '--inspect <port>' : 'the `port` option'}).`
         : code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND'
           ? `The inspector cannot listen on address ${host} (${code}); use an address of this machine, e.g. 127.0.0.1.`
           : `The inspector cannot listen on ${host}:${port}: ${(e as Error).message}`

@@ -52,9 +52,9 @@ describe('host calls cost fuel: a flood on one import ends out of fuel after a b
     const logs = collect(rt, 'log')
     rt.cast(ref, 'l')
     await until(() => crashes.length === 1, 20_000, 'the crash')
-    outOfFuel(crashes[0])
     expect(logs.length).toBeGreaterThan(MAX_CALLS / 2)
     expect(logs.length).toBeLessThanOrEqual(MAX_CALLS)
+    outOfFuel(crashes[0])
     await rt.shutdown()
   })
 
@@ -66,10 +66,10 @@ describe('host calls cost fuel: a flood on one import ends out of fuel after a b
     const warnings = collect(rt, 'warning')
     rt.cast(ref, c)
     await until(() => crashes.length === 1, 20_000, 'the crash')
-    outOfFuel(crashes[0])
     const unknown = warnings.filter((w) => w.code === 'unknown-alias')
     expect(unknown.length).toBeGreaterThan(MAX_CALLS / 2)
     expect(unknown.length).toBeLessThanOrEqual(MAX_CALLS)
+    outOfFuel(crashes[0])
     await rt.shutdown()
   })
 
@@ -81,11 +81,11 @@ describe('host calls cost fuel: a flood on one import ends out of fuel after a b
     const dead = collect(rt, 'dead-letter')
     rt.cast(ref, c)
     await until(() => crashes.length === 1, 20_000, 'the crash')
-    outOfFuel(crashes[0])
     await settle()
     // Every cast past the 4 queued is a dead letter; so are those 4 once the instance is gone.
     expect(dead.length).toBeGreaterThan(MAX_CALLS / 2)
     expect(dead.length).toBeLessThanOrEqual(MAX_CALLS)
+    outOfFuel(crashes[0])
     await rt.shutdown()
   })
 
@@ -94,9 +94,9 @@ describe('host calls cost fuel: a flood on one import ends out of fuel after a b
     const written = collect(rt, 'state-written')
     rt.cast(ref, 'y')
     await until(() => crashes.length === 1, 20_000, 'the crash')
-    outOfFuel(crashes[0])
     await rt.shutdown()
     expect(written.length).toBeLessThanOrEqual(MAX_CALLS)
+    outOfFuel(crashes[0])
   })
 })
 

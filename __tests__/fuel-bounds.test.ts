@@ -172,6 +172,25 @@ describe('maxInvocationMs: an invocation that keeps calling the host ends as a d
     await rt.shutdown()
   })
 
+  test('the workflow annotation "max-invocation-ms" sets it; an illegal value is a validation problem', async () => {
+    const rt = testRuntime()
+    const crashes = collect(rt, 'crash')
+    const fn = (name: string, annotations: Record<string, string>) => ({
+      name,
+      class_specification: { id: name, function_type: 'RUST_WASM', version: '0.1', code: flood, outputs: [] },
+      output_mapping: {},
+      annotations,
+    })
+    const wf = await rt.startWorkflow({ functions: [fn('flood', { 'max-invocation-ms': '20', fuel: 'Infinity' })], resources: [], annotations: {} })
+    wf.get('flood')!.cast('c')
+    await until(() => crashes.length === 1, 20_000, 'the crash')
+    expect(crashes[0]).toMatchObject({ name: 'flood', trap: 'deadline' })
+    expect(crashes[0]!.error.details).toMatchObject({ maxInvocationMs: 20 })
+    await wf.stop()
+    await expect(rt.startWorkflow({ functions: [fn('bad', { 'max-invocation-ms': '0' })], resources: [], annotations: {} })).rejects.toThrow(/max-invocation-ms.*must be a positive integer \(milliseconds\) or "Infinity"/)
+    await rt.shutdown()
+  })
+
   test('bad values are refused at spawn and in the runtime options', async () => {
     const rt = testRuntime()
     for (const bad of [0, -5, Number.NaN, '100' as unknown as number]) {

@@ -30,11 +30,11 @@ let dir: string
 beforeAll(() => { dir = mkdtempSync(join(tmpdir(), 'edgeless-hostile-cli-')) })
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
 
-/** flood casts 50,000 lines to a file-log in its init; the log's mailbox holds 10,000. */
+/** cast_burst (its function "flood") casts 50,000 lines to a file-log in its init; the log's mailbox holds 10,000. */
 function floodWorkflow(): string {
   const file = join(dir, 'flood.json')
   writeFileSync(file, JSON.stringify({
-    functions: [{ name: 'flood', class_specification: { id: 'flood', function_type: 'RUST_WASM', version: '0.1', code: wasmPath('flood'), outputs: ['out'] }, output_mapping: { out: 'log' }, annotations: {} }],
+    functions: [{ name: 'flood', class_specification: { id: 'flood', function_type: 'RUST_WASM', version: '0.1', code: wasmPath('cast_burst'), outputs: ['out'] }, output_mapping: { out: 'log' }, annotations: {} }],
     resources: [{ name: 'log', class_type: 'file-log', output_mapping: {}, configurations: { filename: 'flood.log' } }],
     annotations: {},
   }))

@@ -16,7 +16,7 @@
 //
 // Environment knobs: BENCH_ONLY=1,3 (sections), BENCH_ROUNDS, BENCH_ROUND_MS,
 // BENCH_SPAWN_K, BENCH_SPAWN_ROUNDS, BENCH_SPAWN_BUDGET_MS; side benchmarks by name
-// (BENCH_ONLY=fuel,workers,inspect,passivation,dense,as); BENCH_ACTORS/BENCH_TOUCHES size the
+// (BENCH_ONLY=fuel,floods,workers,inspect,passivation,dense,as); BENCH_ACTORS/BENCH_TOUCHES size the
 // passivation run (default 100,000 addressable, 5,000 touched; dense: all touched);
 // BENCH_DENSE_N the live dense instances (default 100,000).
 import { writeFileSync } from 'node:fs'
@@ -639,6 +639,15 @@ if (want('fuel')) {
   }
   if (f.pong) recordPlain('metered pong call (default fuel)', 'ms/op', f.pong.meteredMsPerOp, f.pong.unmeteredMsPerOp, 'the same guest with fuel: Infinity', `Through the runtime; CPU-time ratio ${f.pong.cpuRatio.toFixed(3)}.`)
   if (f.vm) log(`   VmSize per live instance: ${JSON.stringify(f.vm)}`)
+}
+
+if (want('floods')) {
+  log('hostile floods: how long one invocation holds the event loop (bench/floods.mjs)')
+  const { benchFloods } = await import('./floods.mjs')
+  const fl = await benchFloods({ log })
+  for (const f of Object.values(fl)) {
+    recordPlain(`event loop held by a flood: ${f.name} (default settings)`, 'ms', f.heldMs, 300, 'the target: ~300 ms', `A guest looping forever on it (fixtures/wat/flood.wat) until fuel or maxInvocationMs ends it (${f.trap}); median of 3, max ${f.maxHeldMs.toFixed(0)} ms; ${fmt(f.events)} events emitted.`)
+  }
 }
 
 if (want('workers')) {

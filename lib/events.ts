@@ -24,7 +24,10 @@ export type TrapKind =
   | 'out-of-fuel'
   /** The guest tried to grow its memory beyond its cap. */
   | 'out-of-memory'
-  /** An invocation in a worker ran past its wall-clock deadline; the worker was terminated. */
+  /**
+   * An invocation in a worker ran past its wall-clock deadline (`deadlineMs`; the worker was
+   * terminated), or an inline one went on calling the host past `maxInvocationMs`.
+   */
   | 'deadline'
   | 'guest-fault'
   | 'exception'

@@ -65,6 +65,12 @@ export interface RuntimeOptions {
   fuel?: number
   /** Memory cap of every wasm guest, in bytes. Default {@link DEFAULT_MAX_MEMORY_BYTES} (256 MiB) for a memory of its own; dense instances have their own rule. */
   maxMemoryBytes?: number
+  /**
+   * How long one invocation of an inline wasm guest may hold the thread while calling the
+   * host, in ms (see {@link GuestLimits.maxInvocationMs}). Default
+   * {@link DEFAULT_MAX_INVOCATION_MS}; `Infinity` turns it off.
+   */
+  maxInvocationMs?: number
   /** Host quotas of every instance (see {@link HostQuotas}). */
   quotas?: HostQuotas
   /**
@@ -159,6 +165,18 @@ export interface SpawnSettings {
   fuel?: number
   /** Memory cap in bytes (wasm only). Default: the runtime's. */
   maxMemoryBytes?: number
+  /**
+   * How long one invocation may hold the thread while calling the host, in ms (inline wasm
+   * only; see {@link GuestLimits.maxInvocationMs}). Past it the instance crashes with a
+   * `deadline` trap. Default: the runtime's; a worker-isolated instance has none (its
+   * `deadlineMs` bounds it). Workflow annotation: `"max-invocation-ms"`.
+   *
+   * @example
+   * ```ts
+   * await rt.spawn({ name: 'exporter', module: './exporter.wasm', maxInvocationMs: 2000 })
+   * ```
+   */
+  maxInvocationMs?: number
   /**
    * Dense memory (wasm only): the instance lives in a region of a big memory shared with
    * other instances, instead of a memory of its own. A process then holds far more live
@@ -272,6 +290,14 @@ export type IsolateGuest = (fm: FunctionModule, host: GuestHost, limits: GuestLi
  * work), but finite, so an infinite loop ends as an `out-of-fuel` crash instead of a hang.
  */
 export const DEFAULT_FUEL = 1_000_000_000
+
+/**
+ * {@link GuestLimits.maxInvocationMs} when none is configured. With {@link DEFAULT_FUEL}
+ * (pure computation: ~0.1-0.5 s) it keeps any one invocation of an inline guest from holding
+ * the event loop much beyond a quarter of a second, however costly its host calls are: a
+ * guest looping on `cast` to its own full mailbox (~13 us a call) held it for minutes.
+ */
+export const DEFAULT_MAX_INVOCATION_MS = 250
 
 /**
  * Where a function's state lives, as upstream names the policies: `transient` (nothing is
@@ -448,6 +474,12 @@ export function checkEnum<K extends EnumOption>(key: K, v: unknown, where: strin
   return v as (typeof OPTION_VALUES)[K][number]
 }
 
+/** Check a maxInvocationMs: a positive number of milliseconds or Infinity. @internal */
+export function checkMaxInvocationMs(ms: number, what: string): number {
+  if (!(typeof ms === 'number' && ms > 0)) throw new EdgelessError('invalid-argument', `${what} must be a positive number of milliseconds (or Infinity to turn the limit off), got ${String(ms)}.`)
+  return ms
+}
+
 /** Check a mailbox capacity: a positive integer or Infinity. @internal */
 export function checkCapacity(n: number, what: string): number {
   if (!(Number.isInteger(n) && n >= 1) && n !== Infinity) throw new EdgelessError('invalid-argument', `${what} must be a positive integer (or Infinity), got ${n}.`)
@@ -500,6 +532,7 @@ export const FUNCTION_ANNOTATIONS: Readonly<Record<string, AnnotationRule>> = {
   'deadline-ms': { int: { min: 1, what: 'a positive integer (milliseconds)' }, options: (v) => ({ deadlineMs: int(v) }) },
   fuel: { int: { min: 1, infinity: true, what: 'a positive integer (fuel per invocation) or "Infinity"' }, options: (v) => ({ fuel: intOf(v) }) },
   'max-memory': { int: { min: 65536, what: 'an integer number of bytes, at least 65536 (one wasm page)' }, options: (v) => ({ maxMemoryBytes: int(v) }) },
+  'max-invocation-ms': { int: { min: 1, infinity: true, what: 'a positive integer (milliseconds) or "Infinity"' }, options: (v) => ({ maxInvocationMs: intOf(v) }) },
   'state-policy': { values: OPTION_VALUES.statePolicy, options: (v) => ({ statePolicy: v as StatePolicy }) },
   'state-sync': { values: OPTION_VALUES.sync, options: (v) => ({ sync: v as 'async' | 'wait' }) },
   passivate: { values: ['true', 'false', 'lazy'], options: (v) => (v === 'true' ? { passivate: true } : v === 'lazy' ? { lazy: true } : {}) },

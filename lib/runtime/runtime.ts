@@ -12,7 +12,7 @@ import { EdgelessError } from '../errors'
 import type { RuntimeEvents } from '../events'
 import { isUuid, randomUuid, type InstanceId } from '../ids'
 import { OBSERVER_HOOKS, type Observer } from '../observer'
-import { checkCapacity, checkEnum, DEFAULT_FUEL, memoryCapFor, DEFAULT_QUOTAS, type CallOptions, type InstanceInfo, type RuntimeOptions, type SpawnOptions, type StopOptions } from '../options'
+import { checkCapacity, checkEnum, checkMaxInvocationMs, DEFAULT_FUEL, DEFAULT_MAX_INVOCATION_MS, DEFAULT_QUOTAS, memoryCapFor, type CallOptions, type InstanceInfo, type RuntimeOptions, type SpawnOptions, type StopOptions } from '../options'
 import { ownBytes, type Payload } from '../payload'
 import { httpEgressResource } from '../resources/http-egress'
 import { memoryStore } from '../state/memory'
@@ -95,6 +95,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> implements RefOwner {
       suspendBufferBytes: options.suspendBufferBytes ?? 16 * 1024,
       fuel: this.fuel,
       maxMemoryBytes: this.maxMemoryBytes,
+      maxInvocationMs: checkMaxInvocationMs(options.maxInvocationMs ?? DEFAULT_MAX_INVOCATION_MS, 'RuntimeOptions.maxInvocationMs'),
       dense: this.dense,
       quotas: { ...DEFAULT_QUOTAS, ...options.quotas },
       mailboxCapacity,

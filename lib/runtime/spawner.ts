@@ -12,7 +12,7 @@ import type { Guest, GuestHost } from '../guest'
 import { isUuid, randomUuid, type InstanceId } from '../ids'
 import { JsGuest } from '../js-function'
 import { wallNow } from '../observer'
-import { checkCapacity, checkEnum, denseConflict, memoryCapFor, type HostQuotas, type IsolateGuest, type OverflowPolicy, type SpawnOptions, type StatePolicy } from '../options'
+import { checkCapacity, checkEnum, checkMaxInvocationMs, denseConflict, memoryCapFor, type HostQuotas, type IsolateGuest, type OverflowPolicy, type SpawnOptions, type StatePolicy } from '../options'
 import { toBytes } from '../payload'
 import { checkRestartType, type Supervisor } from '../supervision/supervisor'
 import { denseFor } from '../wasm/dense'
@@ -41,6 +41,7 @@ export interface SpawnDefaults {
   readonly suspendBufferBytes: number
   readonly fuel: number
   readonly maxMemoryBytes: number | undefined
+  readonly maxInvocationMs: number
   readonly dense: boolean
   readonly quotas: Required<HostQuotas>
   readonly mailboxCapacity: number
@@ -137,6 +138,9 @@ export class Spawner {
     if (o.lazy !== undefined && typeof o.lazy !== 'boolean') throw new EdgelessError('invalid-argument', `${where}.lazy must be a boolean, got ${JSON.stringify(o.lazy)}.`)
     const deadlineMs = o.deadlineMs ?? 30_000
     if (!(deadlineMs > 0)) throw new EdgelessError('invalid-argument', `${where}.deadlineMs must be a positive number of milliseconds, got ${o.deadlineMs}.`)
+    // A worker holds its own thread, and its blocking calls wait in it: deadlineMs bounds it.
+    if (o.maxInvocationMs !== undefined) checkMaxInvocationMs(o.maxInvocationMs, `${where}.maxInvocationMs`)
+    limits.maxInvocationMs = isolation === 'worker' ? Infinity : (o.maxInvocationMs ?? d.maxInvocationMs)
     const makeGuest = fm
       ? this.wasmGuestFactory(fm, isolation, limits, deadlineMs)
       : (host: GuestHost) => new JsGuest(typeof o.fn === 'function' ? o.fn() : o.fn!, host)
@@ -170,7 +174,7 @@ export class Spawner {
   private readonly readState = (a: Parameters<System['state']['read']>[0]) => this.sys.state.read(a)
 
   private wasmGuestFactory(fm: FunctionModule, isolation: 'inline' | 'worker', limits: GuestLimits, deadlineMs: number): (host: GuestHost) => Promise<Guest> {
-    const key = `${isolation}:${limits.fuel}:${limits.maxMemoryBytes}:${deadlineMs}`
+    const key = `${isolation}:${limits.fuel}:${limits.maxMemoryBytes}:${limits.maxInvocationMs}:${deadlineMs}`
     let byKey = this.factories.get(fm)
     if (!byKey) this.factories.set(fm, (byKey = new Map()))
     let f = byKey.get(key)

@@ -11,7 +11,7 @@ import { isThenable, type Guest, type GuestHost, type LendingGuest } from '../gu
 import { instanceIdFromBytes, type InstanceId } from '../ids'
 import { ShortStrings, utf8, utf8Range, utf8Strict } from '../payload'
 import type { FunctionModule } from './loader'
-import { FUEL_EXPORT, GROW_EXPORT, RESET_EXPORT } from './meter'
+import { BULK_BYTES_PER_FUEL, FUEL_EXPORT, GROW_EXPORT, RESET_EXPORT } from './meter'
 import { BASE_EXPORT, DENSE_IMPORT, PAGES_EXPORT, START_EXPORT } from './dense'
 import { takeRegion } from './regions'
 
@@ -32,6 +32,32 @@ interface GuestExports {
 
 /** The largest budget handed to the meter (an f64 that converts to i64 exactly): what `fuel: Infinity` gets in a module that carries a meter anyway. */
 const MAX_BUDGET = 2 ** 62
+
+/**
+ * Fuel one host call (an `env` import) costs, before the bytes it copies (one unit per
+ * {@link BULK_BYTES_PER_FUEL}, as for bulk memory instructions). Without it a guest looping
+ * on an import used ~6 units per call, and the default budget let it make ~170 million
+ * calls: 13-45 s of host work holding the thread. The figure is about what a cheap host call
+ * costs the host in nanoseconds (a cast to an unknown alias, a rate-limited log line: ~150 ns
+ * here; a sync ~1 us), as a unit of fuel is about a nanosecond of guest work: the default
+ * budget (1e9) buys a million host calls. Host calls that cost more (a self-cast into a full
+ * mailbox, ~13 us, each a dead letter) are bounded by the clock ({@link GuestLimits.maxInvocationMs}).
+ */
+export const HOST_CALL_FUEL = 1000
+
+/**
+ * Host calls between two readings of the clock for {@link GuestLimits.maxInvocationMs}
+ * (`performance.now()` costs ~75 ns here, a cheap host call ~150 ns). The first reading of
+ * a run starts its clock: an invocation making fewer host calls never reads it.
+ */
+const CLOCK_EVERY = 32
+
+/**
+ * Most fuel the host's charges may owe the guest's fuel global before they are taken from it
+ * (reading and writing the i64 global from JS costs ~70 ns; a host call ~150 ns); at most
+ * 1/32 of the budget, so a small budget is kept to within ~3%.
+ */
+const MAX_DEBT = 65_536
 
 /** Bytes the host allocates per invocation: sender node id (16), component id (16), two out slots (4+4). */
 const SLOTS = 40
@@ -65,6 +91,16 @@ export class WasmGuest implements Guest {
   /** Sets the fuel to the budget and clears the flag: called before each invocation. */
   private reset: ((budget: number) => void) | undefined
   private budget = MAX_BUDGET
+  /** Fuel charged by host calls and not yet taken from the fuel global (see {@link charge}). */
+  private debt = 0
+  /** Debt at which it is paid: {@link MAX_DEBT}, or less for a small budget. */
+  private maxDebt = MAX_DEBT
+  /** Host calls made since the current run started (an invocation, or its resumption). */
+  private hostCalls = 0
+  /** When the clock of the current run started (performance.now(); 0: not yet read). */
+  private runStart = 0
+  /** {@link GuestLimits.maxInvocationMs}: how long a run may go on making host calls. */
+  private readonly maxRunMs: number
   /** Aliases and log targets named before, by their bytes (made on first use). */
   private aliases: ShortStrings | null = null
   private logTargets: ShortStrings | null = null
@@ -113,6 +149,7 @@ export class WasmGuest implements Guest {
     private readonly limits: GuestLimits,
   ) {
     this.label = `function "${host.name}"`
+    this.maxRunMs = limits.maxInvocationMs ?? Infinity
   }
 
   /**
@@ -161,13 +198,48 @@ export class WasmGuest implements Guest {
       g.growFailed = exports[GROW_EXPORT] as WebAssembly.Global
       if (fm.metered) g.fuel = exports[FUEL_EXPORT] as WebAssembly.Global
       g.budget = Math.min(Math.floor(limits.fuel), MAX_BUDGET)
+      g.maxDebt = Math.max(1, Math.min(MAX_DEBT, Math.floor(g.budget / 32)))
     }
     return g
   }
 
-  /** Start an invocation: a full fuel budget and no failed growth yet. */
+  /** Start an invocation: a full fuel budget, no failed growth yet, no host calls yet. */
   private refuel(): void {
     if (this.reset) this.reset(this.budget)
+    this.debt = 0
+    this.hostCalls = 0
+    this.runStart = 0
+  }
+
+  /**
+   * Charge a host call: {@link HOST_CALL_FUEL} plus `bytes` copied, taken from the guest's
+   * fuel, and every {@link CLOCK_EVERY} calls a look at the clock. Called first in every
+   * import, so a flood stops before the call that overdraws does its work. Throws a
+   * {@link LimitHit}, which {@link failed} names.
+   */
+  private charge(bytes: number): void {
+    if ((++this.hostCalls & (CLOCK_EVERY - 1)) === 0 && this.maxRunMs !== Infinity) this.checkClock()
+    if (this.fuel === undefined) return
+    if ((this.debt += HOST_CALL_FUEL + Math.floor(bytes / BULK_BYTES_PER_FUEL)) >= this.maxDebt) this.payDebt()
+  }
+
+  /**
+   * Take the host calls' charges from the fuel global. The meter wrote its fuel back to the
+   * global before the guest called the import and reads it again after, so the global is
+   * exact here. Going below zero leaves it negative, as the meter's own trap does.
+   */
+  private payDebt(): void {
+    const fuel = this.fuel!
+    const left = (fuel.value as bigint) - BigInt(this.debt)
+    this.debt = 0
+    fuel.value = left
+    if (left < 0n) throw new LimitHit('fuel')
+  }
+
+  private checkClock(): void {
+    const now = performance.now()
+    if (this.runStart === 0) this.runStart = now
+    else if (now - this.runStart > this.maxRunMs) throw new LimitHit('clock')
   }
 
   /**
@@ -177,12 +249,16 @@ export class WasmGuest implements Guest {
    * too big for the suspension buffer. Anything else passes through as it is.
    */
   private failed(e: unknown, handler: 'init' | 'cast' | 'call' | 'stop'): unknown {
-    if (!(e instanceof WebAssembly.RuntimeError || e instanceof RangeError || e instanceof EdgelessError)) return e
     const name = this.host.name
-    if (this.fuel && e instanceof WebAssembly.RuntimeError && (this.fuel.value as bigint) < 0n) {
-      const budget = this.limits.fuel
-      return new EdgelessError('trap', `${this.label} ran out of fuel in handle_${handler}: one invocation may use ${fmt(budget)} fuel (about one unit per wasm instruction run) and this one used it all, in an infinite loop or more work than the budget allows. The instance crashed; its supervisor restarts it or gives up according to its restart type. If the work is legitimate, raise the budget: SpawnOptions.fuel or RuntimeOptions.fuel, or the workflow annotation "fuel" (Infinity turns metering off).`, { name, handler, trap: 'out-of-fuel', fuel: budget }, { cause: e })
+    if (e instanceof LimitHit && e.limit === 'clock') {
+      const ms = this.maxRunMs
+      return new EdgelessError('trap', `${this.label} ran past its ${fmt(ms)} ms limit in handle_${handler}: it went on calling the host (${fmt(this.hostCalls)} host calls) for longer than one invocation may hold the thread, in a loop of casts, logs or syncs that does not end or more of them than the limit allows. The instance crashed; its supervisor restarts it or gives up according to its restart type. If the work is legitimate, raise the limit: SpawnOptions.maxInvocationMs or RuntimeOptions.maxInvocationMs, or the workflow annotation "max-invocation-ms" (Infinity turns it off).`, { name, handler, trap: 'deadline', maxInvocationMs: ms, hostCalls: this.hostCalls }, { cause: e })
     }
+    if (e instanceof LimitHit || (this.fuel && e instanceof WebAssembly.RuntimeError && (this.fuel.value as bigint) < 0n)) {
+      const budget = this.limits.fuel
+      return new EdgelessError('trap', `${this.label} ran out of fuel in handle_${handler}: one invocation may use ${fmt(budget)} fuel (about one unit per wasm instruction run, ${fmt(HOST_CALL_FUEL)} per host call, one per ${BULK_BYTES_PER_FUEL} bytes a bulk memory instruction or host call copies) and this one used it all, in an infinite loop or more work than the budget allows. The instance crashed; its supervisor restarts it or gives up according to its restart type. If the work is legitimate, raise the budget: SpawnOptions.fuel or RuntimeOptions.fuel, or the workflow annotation "fuel" (Infinity turns metering off).`, { name, handler, trap: 'out-of-fuel', fuel: budget, ...(e instanceof LimitHit ? { hostCalls: this.hostCalls } : {}) }, { cause: e })
+    }
+    if (!(e instanceof WebAssembly.RuntimeError || e instanceof RangeError || e instanceof EdgelessError)) return e
     const pages = this.growFailed ? (this.growFailed.value as number) >>> 0 : 0
     if (pages !== 0) {
       const size = this.memoryBytes()
@@ -322,16 +398,19 @@ export class WasmGuest implements Guest {
     const host = this.host
     return {
       cast_asm: (tp: number, tl: number, pp: number, pl: number) => {
+        this.charge((tl >>> 0) + (pl >>> 0))
         const alias = this.alias(tp, tl, 'cast')
         const payload = this.read(pp, pl, 'the payload')
         if (alias !== undefined) host.cast(alias, payload)
       },
       cast_raw_asm: (np: number, cp: number, pp: number, pl: number) => {
+        this.charge(pl >>> 0)
         const target = this.targetId(np, cp)
         host.castRaw(target, this.read(pp, pl, 'the payload'))
       },
       call_asm: (tp: number, tl: number, pp: number, pl: number, op: number, ol: number) => {
         if (this.rewinding) return this.resumed(op, ol)
+        this.charge((tl >>> 0) + (pl >>> 0))
         this.range(op, 4, 'out_ptr_ptr')
         this.range(ol, 4, 'out_len_ptr')
         const alias = this.alias(tp, tl, 'call')
@@ -346,6 +425,7 @@ export class WasmGuest implements Guest {
       },
       call_raw_asm: (np: number, cp: number, pp: number, pl: number, op: number, ol: number) => {
         if (this.rewinding) return this.resumed(op, ol)
+        this.charge(pl >>> 0)
         this.range(op, 4, 'out_ptr_ptr')
         this.range(ol, 4, 'out_len_ptr')
         const target = this.targetId(np, cp)
@@ -353,6 +433,7 @@ export class WasmGuest implements Guest {
         return this.answer(host.callRaw(target, this.read(pp, pl, 'the payload')), op, ol)
       },
       delayed_cast_asm: (delay: bigint, tp: number, tl: number, pp: number, pl: number) => {
+        this.charge((tl >>> 0) + (pl >>> 0))
         const alias = this.alias(tp, tl, 'delayed_cast')
         const payload = this.read(pp, pl, 'the payload')
         // The i64 is a u64 number of milliseconds in the Rust API.
@@ -360,6 +441,7 @@ export class WasmGuest implements Guest {
         if (alias !== undefined) host.delayedCast(ms, alias, payload)
       },
       telemetry_log_asm: (level: number, tp: number, tl: number, mp: number, ml: number) => {
+        this.charge((tl >>> 0) + (ml >>> 0))
         // Log text is decoded leniently: invalid UTF-8 becomes U+FFFD rather than failing the guest.
         const t = this.range(tp, tl, 'the log target')
         const target = (this.logTargets ??= new ShortStrings(utf8Range, 2)).get(this.u8, t, t + (tl >>> 0))!
@@ -367,12 +449,14 @@ export class WasmGuest implements Guest {
         host.log(level, target, text)
       },
       slf_asm: (np: number, cp: number) => {
+        this.charge(0)
         const n = this.range(np, 16, 'out_node_id_ptr')
         const c = this.range(cp, 16, 'out_component_id_ptr')
         this.u8.set(host.idBytes.subarray(0, 16), n)
         this.u8.set(host.idBytes.subarray(16, 32), c)
       },
       sync_asm: (dp: number, dl: number) => {
+        this.charge(dl >>> 0)
         host.sync(this.read(dp, dl, 'the state'))
       },
     }
@@ -424,6 +508,9 @@ export class WasmGuest implements Guest {
       this.suspension = null
       this.ex.asyncify_stop_unwind!()
       const value = await s.promise
+      // A new run on the thread: the clock of maxInvocationMs starts again (waiting is not holding it).
+      this.hostCalls = 0
+      this.runStart = 0
       this.rewinding = { buf: s.buf, value }
       this.ex.asyncify_start_rewind!(s.buf)
       ret = reinvoke()
@@ -645,6 +732,16 @@ function put(u8: Uint8Array, src: Uint8Array, p: number): void {
   const n = src.length
   if (n > 16) u8.set(src, p)
   else for (let i = 0; i < n; i++) u8[p + i] = src[i]!
+}
+
+/**
+ * Thrown by an import when the invocation is over a limit ({@link WasmGuest.charge}): out of
+ * fuel, or past its clock. It unwinds the guest like a trap; the handler's catch names it.
+ */
+class LimitHit extends Error {
+  constructor(readonly limit: 'fuel' | 'clock') {
+    super(limit === 'fuel' ? 'out of fuel in a host call' : 'past maxInvocationMs in a host call')
+  }
 }
 
 /** 1000000 -> "1,000,000". */

@@ -66,7 +66,7 @@ export interface WorkflowResourceSpec {
 export const PLACEMENT_ANNOTATIONS: readonly string[] = ['max_instances', 'node_id_match_any', 'label_match_all', 'resource_match_all', 'tee', 'tpm']
 
 /** The annotations this runtime acts on. */
-export const KNOWN_ANNOTATIONS: readonly string[] = ['init-payload', 'state-id', 'restart', 'mailbox-capacity', 'mailbox-overflow', 'fuel', 'max-memory', 'state-policy', 'state-sync', 'isolation', 'deadline-ms', 'passivate', 'dense']
+export const KNOWN_ANNOTATIONS: readonly string[] = ['init-payload', 'state-id', 'restart', 'mailbox-capacity', 'mailbox-overflow', 'fuel', 'max-memory', 'max-invocation-ms', 'state-policy', 'state-sync', 'isolation', 'deadline-ms', 'passivate', 'dense']
 
 /** Workflow-level annotations this runtime acts on (supervision of the workflow's instances). */
 export const WORKFLOW_ANNOTATIONS: readonly string[] = ['restart-strategy', 'max-restarts', 'restart-period-ms']

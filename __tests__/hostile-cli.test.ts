@@ -34,7 +34,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }))
 function floodWorkflow(): string {
   const file = join(dir, 'flood.json')
   writeFileSync(file, JSON.stringify({
-    functions: [{ name: 'flood', class_specification: { id: 'flood', function_type: 'RUST_WASM', version: '0.1', code: wasmPath('cast_burst'), outputs: ['out'] }, output_mapping: { out: 'log' }, annotations: {} }],
+    functions: [{ name: 'flood', class_specification: { id: 'flood', function_type: 'RUST_WASM', version: '0.1', code: wasmPath('cast_burst'), outputs: ['out'] }, output_mapping: { out: 'log' }, annotations: { 'max-invocation-ms': '60000' } }],
     resources: [{ name: 'log', class_type: 'file-log', output_mapping: {}, configurations: { filename: 'flood.log' } }],
     annotations: {},
   }))

@@ -36,8 +36,8 @@ const NEUTRAL = ['adapters/memory', 'adapters/indexeddb']
 const NODE_ONLY = ['./adapters/file', './adapters/redis', './adapters/sqlite']
 /** Subpaths exporting sources (the AssemblyScript SDK, compiled by asc from .ts), not built files. */
 const SOURCE_EXPORTS = ['./assembly', './assembly/*']
-// Built entries outside the exports map: the CLI (package.json bin) and the worker script of isolation: 'worker'.
-const BIN_ENTRIES = ['cli', 'worker-entry']
+// Built entries outside the exports map: the CLI (package.json bin) and the worker scripts (isolation: 'worker', asyncify).
+const BIN_ENTRIES = ['cli', 'worker-entry', 'asyncify-worker']
 const FORMATS = ['.js', '.cjs', '.d.ts', '.d.cts']
 
 /** The dist files that are published entries (not chunks, not source maps). */

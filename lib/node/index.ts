@@ -10,7 +10,8 @@ import { fileURLToPath } from 'node:url'
 import { Runtime as CoreRuntime } from '../runtime/runtime'
 import type { RuntimeOptions } from '../options'
 import { fetchLoader, type SourceLoader } from '../wasm/loader'
-import { setTransformCache, type TransformCache } from '../wasm/asyncify'
+import { setAsyncifyRunner, setTransformCache, type TransformCache } from '../wasm/asyncify'
+import { asyncifyInWorker } from './asyncify-client'
 
 export { setTransformCache }
 export type { TransformCache }
@@ -77,18 +78,34 @@ export function fileTransformCache(dir: string): TransformCache {
   }
 }
 
-let cacheInstalled = false
-function installDefaultCache(): void {
-  if (cacheInstalled) return
-  cacheInstalled = true
+/**
+ * The folder of the default transform cache: `$EDGELESS_CACHE_DIR`, else
+ * `<tmpdir>/edgeless-cache`; undefined when `EDGELESS_CACHE_DIR=off`.
+ * @internal
+ */
+export function defaultCacheDir(): string | undefined {
   const env = process.env['EDGELESS_CACHE_DIR']
-  if (env === 'off') return
-  setTransformCache(fileTransformCache(env || join(tmpdir(), 'edgeless-cache')))
+  if (env === 'off') return undefined
+  return env || join(tmpdir(), 'edgeless-cache')
+}
+
+let defaultsInstalled = false
+/**
+ * Node's defaults for preparing guests, installed by the first Runtime: the file cache, and
+ * asyncify in a worker thread (it loads binaryen whatever sandbox this thread runs in, e.g.
+ * jest's CommonJS VM, and keeps the seconds of the pass off this thread).
+ */
+function installNodeDefaults(): void {
+  if (defaultsInstalled) return
+  defaultsInstalled = true
+  setAsyncifyRunner(asyncifyInWorker)
+  const dir = defaultCacheDir()
+  if (dir !== undefined) setTransformCache(fileTransformCache(dir))
 }
 
 export class Runtime extends CoreRuntime {
   constructor(options: RuntimeOptions = {}) {
-    installDefaultCache()
+    installNodeDefaults()
     super({ loadSource: fileLoader, resolveRef: resolveCodePath, isolate: isolateInWorker, ...options, resources: [fileLogResource, httpIngressResource, redisResource, ...(options.resources ?? [])] })
   }
 

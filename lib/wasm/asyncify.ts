@@ -47,7 +47,9 @@ export async function asyncifyModule(bytes: Uint8Array, label: string): Promise<
     try { l(label) } catch { /* a listener's failure is not the module's */ }
   }
   const out = await runner(bytes, label)
-  if (cache && key) void Promise.resolve().then(() => cache.set(key!, out)).catch(() => {})
+  // Written before the module is used (milliseconds, after seconds of work): a process stopped
+  // right after its first reply, or killed, keeps what it paid for. A failed write is a miss next time.
+  if (cache && key) await cache.set(key, out).catch(() => {})
   return out
 }
 
@@ -134,7 +136,7 @@ export function asyncifyWith(binaryen: Binaryen, bytes: Uint8Array, label: strin
     mod.setFeatures(F.MVP | F.MutableGlobals | F.SignExt | F.NontrappingFPToInt | F.BulkMemory | ((F as unknown as { BulkMemoryOpt?: number }).BulkMemoryOpt ?? 0) | F.SIMD128 | F.Multivalue | F.ReferenceTypes)
     // Optimize level 0: asyncify then skips the cleanup it runs on every instrumented
     // function, about 3x faster (Rust ping.wasm, cold: 1.6 s instead of 4.4 s) for a larger
-    // module (104 KB instead of 66 KB) that V8 compiles in milliseconds and runs as fast.
+    // module (104 KB instead of 66 KB) that V8 compiles in milliseconds.
     binaryen.setOptimizeLevel(0)
     binaryen.setShrinkLevel(0)
     binaryen.setPassArgument('asyncify-imports', SUSPENDING_IMPORTS.map((n) => `env.${n}`).join(','))

@@ -52,6 +52,19 @@ test('the pinger pings every virtual second and every ping is answered PONG', as
 })
 `
 
+// The platform-neutral kit (no Node Runtime given) prepares modules in the test's own thread,
+// which jest's CommonJS sandbox does not let import binaryen: the error must say so, and how.
+const CORE_KIT_TEST = `import { fileLoader } from 'edgeless'
+import { createTestKit } from 'edgeless/testing'
+
+test('without the Node Runtime, a guest that calls cannot be prepared here, and the error says why', async () => {
+  const kit = createTestKit()
+  const bytes = await fileLoader('ping-pong/ping.wasm')
+  await expect(kit.runtime.spawn({ name: 'pinger', module: bytes })).rejects.toThrow(/refuses to import\\(\\) one.*createTestKit\\(\\{ Runtime \\}\\)/)
+  await kit.shutdown()
+})
+`
+
 // ts-jest's config:init writes `require(...)` into an ES module when the package is "type":
 // "module"; this is the native-ESM setup its documentation gives instead.
 const ESM_CONFIG = `import { createDefaultEsmPreset } from 'ts-jest'
@@ -107,6 +120,7 @@ beforeAll(() => {
   expect(existsSync(join(cjs, 'tsconfig.json'))).toBe(false)
   copyPingPong(cjs)
   writeFileSync(join(cjs, 'ping-pong.test.ts'), TEST)
+  writeFileSync(join(cjs, 'core-kit.test.ts'), CORE_KIT_TEST)
 
   // Native ESM: the same project as "type": "module" (same installed packages).
   esm = join(tmp, 'esm')
@@ -133,7 +147,7 @@ function firstRun(app: string, nodeArgs: string[]): { status: number | null; out
 
 test('CommonJS (ts-jest config:init, no tsconfig): the first run passes, types found', () => {
   const r = firstRun(cjs, [])
-  expect({ status: r.status, out: r.out }).toEqual({ status: 0, out: expect.stringContaining('Tests:       1 passed, 1 total') })
+  expect({ status: r.status, out: r.out }).toEqual({ status: 0, out: expect.stringContaining('Tests:       2 passed, 2 total') })
   // Cold for real: ping.wasm was asyncified in this run and cached.
   expect(r.cached).toHaveLength(1)
 }, 120_000)

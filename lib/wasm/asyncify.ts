@@ -121,7 +121,7 @@ export function binaryenLoadError(e: unknown, label: string): EdgelessError {
   const fix = missing
     ? 'Install the "binaryen" package (a dependency of edgeless): npm i binaryen.'
     : /dynamic import callback|experimental-vm-modules/.test(message)
-      ? 'binaryen is an ES module, and this environment (a CommonJS jest sandbox?) refuses to import() one. Use the Node entry of edgeless (its Runtime prepares modules in a worker thread), or run jest with NODE_OPTIONS=--experimental-vm-modules.'
+      ? 'binaryen is an ES module, and this environment (a CommonJS jest sandbox?) refuses to import() one. Use the Runtime of the Node entry, which prepares modules in a worker thread (in tests: createTestKit({ Runtime }) with Runtime from "edgeless"), or run jest with NODE_OPTIONS=--experimental-vm-modules.'
       : 'binaryen is installed but this environment cannot import it; load the module in Node (the Node entry prepares modules in a worker thread).'
   return new EdgelessError('load-failed', `Could not load binaryen, needed to prepare ${label} for blocking calls: ${message}. ${fix}`, {}, { cause: e })
 }

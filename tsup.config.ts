@@ -17,6 +17,8 @@ export default defineConfig({
     cli: 'lib/node/cli.ts',
     // Loaded by `new Worker(...)` for isolation: 'worker'; internal, not in the exports map.
     'worker-entry': 'lib/node/worker-entry.ts',
+    // The asyncify worker (lib/node/asyncify-client.ts starts it); internal too.
+    'asyncify-worker': 'lib/node/asyncify-worker.ts',
     'adapters/memory': 'adapters/memory.ts',
     'adapters/indexeddb': 'adapters/indexeddb.ts',
     'adapters/file': 'adapters/file.ts',

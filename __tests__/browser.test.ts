@@ -1,5 +1,6 @@
-// The browser build, proven in a real browser: Debian's Chromium (/usr/bin/chromium, which
-// .ci/run installs) driven by playwright-core. The example page (examples/browser, served by
+// The browser build, proven in a real browser: Chromium (Debian's /usr/bin/chromium when
+// installed, else the one packaged in @sparticuz/chromium: __tests__/helpers/browser.ts)
+// driven by playwright-core. The example page (examples/browser, served by
 // its own serve.mjs, which bundles it with esbuild through the package's "browser" export
 // condition) runs the ping-pong workflow with its state in IndexedDB; a reload resumes the
 // count. Then the IndexedDB adapter runs the StateStore conformance suite against the real
@@ -10,15 +11,12 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import * as esbuild from 'esbuild'
-import { chromium, type BrowserContext, type Page } from 'playwright-core'
+import type { BrowserContext, Page } from 'playwright-core'
 import type { StateStore } from '../lib/state/store'
 import { testStateStore } from '../lib/testing/store-conformance'
+import { launchChromium } from './helpers/browser'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
-const CHROMIUM = '/usr/bin/chromium'
-/** What this machine's Chromium needs (see the machine notes): no sandbox as root, and no
- *  background connections, which the closed network refuses. A fresh profile per run. */
-const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync']
 const SCREENSHOT = join(root, 'examples/browser/screenshot.png')
 /** The first start loads binaryen (15 MB) and asyncifies ping.wasm: seconds, on 2 cores. */
 const START_MS = 90_000
@@ -64,15 +62,12 @@ function startServer(): Promise<string> {
 
 beforeAll(async () => {
   if (!existsSync(join(root, 'dist/index.js'))) throw new Error('dist/ is missing: run `npm run build` first (npm test does)')
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(`${CHROMIUM} is missing: these tests need Debian's Chromium. Install it with \`apt-get install -y --no-install-recommends chromium\` (.ci/run does). Playwright cannot download a browser on this machine.`)
-  }
   exampleUrl = await startServer()
   base = new URL(exampleUrl).origin
   profile = mkdtempSync(join(tmpdir(), 'edgeless-chromium-'))
-  // A persistent context on a fresh, empty profile (Playwright wants it given this way, not
-  // as --user-data-dir); IndexedDB lives in it for the whole file, so reloads keep it.
-  context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: FLAGS, viewport: { width: 1100, height: 720 } })
+  // A persistent context on a fresh, empty profile; IndexedDB lives in it for the whole
+  // file, so reloads keep it.
+  context = await launchChromium(profile, { width: 1100, height: 720 })
 }, 120_000)
 
 afterAll(async () => {

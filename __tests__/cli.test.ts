@@ -16,9 +16,9 @@ const pingPong = join(root, 'examples', 'ping-pong', 'workflow.json')
 interface Run { code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }
 
 /** Run the CLI; `onStdout` may act on output as it arrives (e.g. send SIGINT). */
-function cli(args: string[], opts: { cwd?: string; onStdout?: (all: string, child: ReturnType<typeof spawn>) => void; timeoutMs?: number } = {}): Promise<Run> {
+function cli(args: string[], opts: { cwd?: string; env?: Record<string, string>; onStdout?: (all: string, child: ReturnType<typeof spawn>) => void; timeoutMs?: number } = {}): Promise<Run> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [bin, ...args], { cwd: opts.cwd ?? root, stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn(process.execPath, [bin, ...args], { cwd: opts.cwd ?? root, env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] })
     let stdout = ''
     let stderr = ''
     const killer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`CLI did not exit: ${args.join(' ')}\n${stdout}\n${stderr}`)) }, opts.timeoutMs ?? 20000)
@@ -102,6 +102,21 @@ describe('edgeless run', () => {
     expect(r.stderr).toMatch(/workflow "ping-pong\/workflow" .* started/)
     expect(r.stderr).toMatch(/stopping \(1500 ms elapsed\)/)
   })
+
+  test('an empty transform cache: one line says a guest is being prepared and where it is cached; the next run is silent', async () => {
+    const cache = mkdtempSync(join(dir, 'cache-'))
+    const first = await cli(['run', pingPong, '--duration', '300'], { env: { EDGELESS_CACHE_DIR: cache }, timeoutMs: 60_000 })
+    expect(first.code).toBe(0)
+    const notes = first.stderr.split('\n').filter((l) => /preparing/.test(l))
+    expect(notes).toEqual([`edgeless: preparing function "pinger" for blocking calls (asyncify, a few seconds; cached in ${cache} afterwards)`])
+    // Before the workflow's start line: it explains the wait, not what came after it.
+    expect(first.stderr.indexOf('preparing')).toBeLessThan(first.stderr.indexOf('started'))
+    expect(readdirSync(cache).filter((f) => f.endsWith('.wasm'))).toHaveLength(1)
+    const again = await cli(['run', pingPong, '--duration', '300'], { env: { EDGELESS_CACHE_DIR: cache } })
+    expect(again.code).toBe(0)
+    expect(again.stderr).not.toMatch(/preparing/)
+    expect(again.stdout).toMatch(/Got Reply: PONG/)
+  }, 90_000)
 
   test('--state-dir: a second run resumes where the first stopped; SIGINT stops with the state written', async () => {
     const stateDir = join(dir, 'state')

@@ -2,27 +2,26 @@
 // ping-pong and sensor-pipeline workflows, the crashy fixture), metrics with upstream's
 // parity and their Prometheus text, trace ids that reconstruct one request's path, the
 // OpenTelemetry export through a recording tracer, the inspector's HTTP server and the CLI's
-// --inspect, and the live page in a real Chromium (Debian's /usr/bin/chromium through
+// --inspect, and the live page in a real Chromium (__tests__/helpers/browser.ts finds one, driven by
 // playwright-core), which also saves docs/inspector-screenshot.png.
-import { existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { request as httpRequest } from 'node:http'
 import { createServer as createNetServer, type Server as NetServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, describe, expect, test } from '@jest/globals'
-import { chromium, type BrowserContext, type Page } from 'playwright-core'
+import type { BrowserContext, Page } from 'playwright-core'
 import { reply, Runtime, utf8, type EdgeFunction, type RuntimeEvents } from '../lib/node/index'
 import { collectMetrics, exportToOpenTelemetry, INSPECTION_EVENT_TYPES, inspectStream, toPrometheus, traceOf, tracePath, type InspectionEvent, type InspectionEventType, type SpanAttributeValue } from '../lib/inspect/index'
 import { startInspector, type InspectorState } from '../lib/node/inspector/index'
 import { main } from '../lib/node/cli'
+import { launchChromium } from './helpers/browser'
 import { until, wasmPath } from './helpers/fixtures'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 const PING_PONG = join(root, 'examples/ping-pong/workflow.json')
 const SENSOR = join(root, 'examples/sensor-pipeline/workflow.json')
-const CHROMIUM = '/usr/bin/chromium'
-const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync']
 const SCREENSHOT = join(root, 'docs/inspector-screenshot.png')
 
 const runtimes: Runtime[] = []
@@ -550,7 +549,6 @@ describe('the inspector page in Chromium', () => {
   })
 
   test('draws the workflow graph and updates it live', async () => {
-    if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: install it with \`apt-get install -y --no-install-recommends chromium\`.`)
     const rt = runtime()
     const inspector = await startInspector(rt)
     await rt.startWorkflow(PING_PONG)
@@ -562,7 +560,7 @@ describe('the inspector page in Chromium', () => {
     crashy.cast('panic')
 
     profile = mkdtempSync(join(tmpdir(), 'edgeless-inspector-chromium-'))
-    context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: FLAGS, viewport: { width: 1280, height: 900 } })
+    context = await launchChromium(profile, { width: 1280, height: 900 })
     const page: Page = context.pages()[0] ?? await context.newPage()
     const problems: string[] = []
     page.on('console', (m) => { if (m.type() === 'error') problems.push(`console.error: ${m.text()}`) })

@@ -19,6 +19,7 @@ const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as {
   main?: string
   module?: string
   types?: string
+  typesVersions?: Record<string, Record<string, string[]>>
   exports: Record<string, unknown>
   dependencies?: Record<string, string>
   bin?: Record<string, string>
@@ -36,8 +37,8 @@ const NEUTRAL = ['adapters/memory', 'adapters/indexeddb']
 const NODE_ONLY = ['./adapters/file', './adapters/redis', './adapters/sqlite']
 /** Subpaths exporting sources (the AssemblyScript SDK, compiled by asc from .ts), not built files. */
 const SOURCE_EXPORTS = ['./assembly', './assembly/*']
-// Built entries outside the exports map: the CLI (package.json bin) and the worker script of isolation: 'worker'.
-const BIN_ENTRIES = ['cli', 'worker-entry']
+// Built entries outside the exports map: the CLI (package.json bin) and the worker scripts (isolation: 'worker', asyncify).
+const BIN_ENTRIES = ['cli', 'worker-entry', 'asyncify-worker']
 const FORMATS = ['.js', '.cjs', '.d.ts', '.d.cts']
 
 /** The dist files that are published entries (not chunks, not source maps). */
@@ -148,6 +149,26 @@ describe('exports map and build agree', () => {
     for (const field of ['main', 'module', 'types', 'browser'] as const) {
       const f = pkg[field]
       if (f !== undefined) expect({ field, exists: existsSync(join(root, f)) }).toEqual({ field, exists: true })
+    }
+  })
+
+  // TypeScript without a tsconfig (ts-jest's default: node10 resolution) ignores the exports
+  // map; typesVersions must send every subpath to the declarations its ESM import gets.
+  test('typesVersions maps every subpath with declarations to the same file as the exports map', () => {
+    const map = pkg.typesVersions?.['*'] ?? {}
+    const viaTypesVersions = (sub: string): string | undefined => {
+      for (const [pattern, [target]] of Object.entries(map)) {
+        const m = new RegExp(`^${pattern.replace(/[.]/g, '\\.').replace('*', '(.+)')}$`).exec(sub)
+        if (m && target) return norm(target.replace('*', m[1] ?? ''))
+      }
+      return undefined
+    }
+    const wanted = exportTargets().filter((t) => t.subpath !== '.' && t.conditions.at(-1) === 'types' && t.conditions.includes('import'))
+    expect(wanted.length).toBeGreaterThan(5)
+    for (const t of wanted) {
+      const got = viaTypesVersions(t.subpath.slice(2))
+      expect({ subpath: t.subpath, types: got }).toEqual({ subpath: t.subpath, types: norm(t.file) })
+      expect(existsSync(join(root, got!))).toBe(true)
     }
   })
 

@@ -16,7 +16,7 @@
 //
 // Environment knobs: BENCH_ONLY=1,3 (sections), BENCH_ROUNDS, BENCH_ROUND_MS,
 // BENCH_SPAWN_K, BENCH_SPAWN_ROUNDS, BENCH_SPAWN_BUDGET_MS; side benchmarks by name
-// (BENCH_ONLY=fuel,floods,workers,inspect,passivation,dense,as); BENCH_ACTORS/BENCH_TOUCHES size the
+// (BENCH_ONLY=fuel,floods,workers,inspect,passivation,dense,as,first-run); BENCH_ACTORS/BENCH_TOUCHES size the
 // passivation run (default 100,000 addressable, 5,000 touched; dense: all touched);
 // BENCH_DENSE_N the live dense instances (default 100,000).
 import { writeFileSync } from 'node:fs'
@@ -702,6 +702,15 @@ if (want('as')) {
   const { benchAsPong } = await import('./as-pong.mjs')
   const a = await benchAsPong()
   recordPlain('AssemblyScript pong call through the runtime', 'ns/call', a.asNsPerCall, a.rustNsPerCall, 'the Rust pong, same runtime, same run', `Bare guests without the runtime: AS ${a.raw.asNsPerCall.toFixed(0)} ns vs Rust ${a.raw.rustNsPerCall.toFixed(0)} ns (ratio ${a.raw.ratio.toFixed(3)}).`)
+}
+
+if (want('first-run')) {
+  log('first run of `edgeless run examples/ping-pong/workflow.json`, cold and warm cache (bench/first-run.mjs)')
+  const { benchFirstRun } = await import('./first-run.mjs')
+  const f = await benchFirstRun({ log })
+  const rounds = (xs) => xs.map((x) => x.toFixed(0)).join(', ')
+  recordPlain('edgeless run ping-pong: process start to first "Got Reply: PONG", empty cache (cold)', 'ms', f.coldMs, f.nodeMs, '`node -e 0` starting and exiting, same run', `Target <= 1000 ms. A fresh EDGELESS_CACHE_DIR per round: binaryen is loaded (in the asyncify worker) and ping.wasm asyncified. Rounds: ${rounds(f.cold)} ms.`)
+  recordPlain('edgeless run ping-pong: process start to first "Got Reply: PONG", warm cache', 'ms', f.warmMs, f.nodeMs, '`node -e 0` starting and exiting, same run', `Target <= 400 ms. The cache the cold round left: no binaryen. Rounds: ${rounds(f.warm)} ms.`)
 }
 
 // ---- output -------------------------------------------------------------------------

@@ -10,8 +10,9 @@ import { buildAssemblyScript } from './build'
 import { fileStore } from '../../adapters/file'
 import { isEdgelessError } from '../errors'
 import type { LogEvent } from '../events'
+import { onAsyncifyMiss } from '../wasm/asyncify'
 import { formatProblem } from '../workflow/spec'
-import { Runtime, type NodeRuntimeOptions, type WorkflowHandle } from './index'
+import { defaultCacheDir, Runtime, type NodeRuntimeOptions, type WorkflowHandle } from './index'
 import { startInspector, type Inspector } from './inspector/server'
 
 const USAGE = `Usage:
@@ -309,6 +310,10 @@ async function run(argv: string[], io: { out: (s: string) => void; err: (s: stri
     }
     io.err(`edgeless: inspector at ${inspector.url}`)
   }
+  // A guest that makes blocking calls and is not in the cache takes seconds to prepare
+  // (binaryen's asyncify): a line says so, so that a silent first start is not taken for a hang.
+  const cacheDir = defaultCacheDir()
+  const stopNotices = onAsyncifyMiss((label) => io.err(`edgeless: preparing ${label} for blocking calls (asyncify, a few seconds; ${cacheDir ? `cached in ${cacheDir} afterwards` : 'not cached: EDGELESS_CACHE_DIR=off'})`))
   let wf: WorkflowHandle
   try {
     wf = await rt.startWorkflow(file)
@@ -316,6 +321,8 @@ async function run(argv: string[], io: { out: (s: string) => void; err: (s: stri
     await inspector?.close()
     await rt.shutdown().catch(() => {})
     throw e
+  } finally {
+    stopNotices()
   }
   const fns = wf.instances()
   io.err(`edgeless: workflow "${wf.name}" (${wf.id}) started: ${fns.map((i) => `${i.name}@${i.id.function.slice(0, 8)}`).join(', ')}${duration ? `; stopping after ${duration} ms` : '; Ctrl-C to stop'}`)

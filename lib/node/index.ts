@@ -13,7 +13,8 @@ import { Runtime as CoreRuntime } from '../runtime/runtime'
 import type { RuntimeOptions } from '../options'
 import type { SourceLoader } from '../wasm/loader'
 import { httpEgress, type HttpEgressOptions } from '../resources/http-egress'
-import { setTransformCache, type TransformCache } from '../wasm/asyncify'
+import { setAsyncifyRunner, setTransformCache, type TransformCache } from '../wasm/asyncify'
+import { asyncifyInWorker } from './asyncify-client'
 
 export { setTransformCache }
 export type { TransformCache }
@@ -100,13 +101,29 @@ export function fileTransformCache(dir: string): TransformCache {
   }
 }
 
-let cacheInstalled = false
-function installDefaultCache(): void {
-  if (cacheInstalled) return
-  cacheInstalled = true
+/**
+ * The folder of the default transform cache: `$EDGELESS_CACHE_DIR`, else
+ * `<tmpdir>/edgeless-cache`; undefined when `EDGELESS_CACHE_DIR=off`.
+ * @internal
+ */
+export function defaultCacheDir(): string | undefined {
   const env = process.env['EDGELESS_CACHE_DIR']
-  if (env === 'off') return
-  setTransformCache(fileTransformCache(env || join(tmpdir(), 'edgeless-cache')))
+  if (env === 'off') return undefined
+  return env || join(tmpdir(), 'edgeless-cache')
+}
+
+let defaultsInstalled = false
+/**
+ * Node's defaults for preparing guests, installed by the first Runtime: the file cache, and
+ * asyncify in a worker thread (it loads binaryen whatever sandbox this thread runs in, e.g.
+ * jest's CommonJS VM, and keeps the seconds of the pass off this thread).
+ */
+function installNodeDefaults(): void {
+  if (defaultsInstalled) return
+  defaultsInstalled = true
+  setAsyncifyRunner(asyncifyInWorker)
+  const dir = defaultCacheDir()
+  if (dir !== undefined) setTransformCache(fileTransformCache(dir))
 }
 
 /**
@@ -148,7 +165,6 @@ async function resolveAll(host: string): Promise<string[]> {
   return (await lookup(host, { all: true, verbatim: true })).map((a) => a.address)
 }
 
-
 /**
  * The runtime with Node defaults: module sources may be file paths.
  *
@@ -165,7 +181,7 @@ export class Runtime extends CoreRuntime {
   private readonly workflowPaths: Map<string, number>
 
   constructor(options: NodeRuntimeOptions = {}) {
-    installDefaultCache()
+    installNodeDefaults()
     const { logRoot, egress, maxModuleBytes, maxWorkflowBytes, ...core } = options
     const fileLogClass = logRoot !== undefined ? fileLog({ logRoot }) : fileLogResource
     const egressClass = httpEgress({ ...egress, resolve: resolveAll })

@@ -21,7 +21,23 @@ const base = {
 // The wasm suites run twice: as they are, and with dense memory on by default
 // (__tests__/helpers/fixtures.ts reads the global), so every guest behaviour they test holds
 // for dense instances too. Browser, CLI, worker, store and packaging suites run once.
-const WASM_SUITES = ['abi', 'assemblyscript', 'bad-modules', 'calls', 'functions', 'fuel-bounds', 'passivation', 'quotas', 'runaway', 'runtime-options', 'smoke', 'state', 'supervision', 'wasm-calls', 'workflows']
+const WASM_SUITES = [
+  'abi',
+  'assemblyscript',
+  'bad-modules',
+  'calls',
+  'functions',
+  'fuel-bounds',
+  'passivation',
+  'quotas',
+  'runaway',
+  'runtime-options',
+  'smoke',
+  'state',
+  'supervision',
+  'wasm-calls',
+  'workflows',
+]
 
 /** @type {import('jest').Config} */
 export default {

@@ -41,9 +41,17 @@ export default defineConfig({
   // the drivers of optional adapters (ioredis, better-sqlite3), the AssemblyScript compiler
   // and jest are optional peers or the user's own, and binaryen is loaded lazily.
   external: [
-    'binaryen', 'eventemitter3', 'lru-cache', 'xstate',
-    'ioredis', 'better-sqlite3', 'assemblyscript', /^assemblyscript\//,
-    '@jest/globals', 'jest', /^node:/,
+    'binaryen',
+    'eventemitter3',
+    'lru-cache',
+    'xstate',
+    'ioredis',
+    'better-sqlite3',
+    'assemblyscript',
+    /^assemblyscript\//,
+    '@jest/globals',
+    'jest',
+    /^node:/,
   ],
   removeNodeProtocol: false,
   splitting: true,

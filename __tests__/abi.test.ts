@@ -20,7 +20,10 @@ function cat(...parts: Part[]): Uint8Array {
   const bufs = parts.map((p) => (typeof p === 'string' ? enc.encode(p) : p instanceof Uint8Array ? p : Uint8Array.from(p)))
   const out = new Uint8Array(bufs.reduce((n, b) => n + b.length, 0))
   let o = 0
-  for (const b of bufs) { out.set(b, o); o += b.length }
+  for (const b of bufs) {
+    out.set(b, o)
+    o += b.length
+  }
   return out
 }
 
@@ -37,8 +40,14 @@ function uuidBytes(uuid: string): number[] {
 const idBytes = (id: InstanceId) => [...uuidBytes(id.node), ...uuidBytes(id.function)]
 
 // probe.wat commands
-const castCmd = (alias: Part, payload: Part = []) => { const a = bytesOf(alias); return cat('c', [a.length], a, payload) }
-const callCmd = (alias: Part, payload: Part = []) => { const a = bytesOf(alias); return cat('k', [a.length], a, payload) }
+const castCmd = (alias: Part, payload: Part = []) => {
+  const a = bytesOf(alias)
+  return cat('c', [a.length], a, payload)
+}
+const callCmd = (alias: Part, payload: Part = []) => {
+  const a = bytesOf(alias)
+  return cat('k', [a.length], a, payload)
+}
 function delayedCmd(delay: bigint, alias: Part, payload: Part = []): Uint8Array {
   const d = new Uint8Array(8)
   new DataView(d.buffer).setBigInt64(0, BigInt.asIntN(64, delay), true)
@@ -52,7 +61,11 @@ function logCmd(level: number, target: Part, text: Part): Uint8Array {
   return cat('l', l, [t.length], t, text)
 }
 
-interface Got { src: InstanceId; msg: Uint8Array; t: number }
+interface Got {
+  src: InstanceId
+  msg: Uint8Array
+  t: number
+}
 
 /** A JS actor that records every cast it gets (and answers calls NoReply). */
 async function recorder(rt: Runtime, name = 'rec') {
@@ -61,8 +74,12 @@ async function recorder(rt: Runtime, name = 'rec') {
   const ref = await rt.spawn({
     name,
     fn: {
-      handleCast(src, msg) { got.push({ src, msg: msg.slice(), t: performance.now() }) },
-      handleCall(_src, msg) { calls.push(msg.slice()) },
+      handleCast(src, msg) {
+        got.push({ src, msg: msg.slice(), t: performance.now() })
+      },
+      handleCall(_src, msg) {
+        calls.push(msg.slice())
+      },
     },
   })
   return { ref, got, calls }
@@ -77,8 +94,17 @@ function replyData(r: Awaited<ReturnType<Runtime['call']>>): Uint8Array {
 
 // ---- memlog.wat: memory hygiene ------------------------------------------------------
 
-const ALLOC = 1, FREE = 2, CLEAR = 3, INIT = 4, CAST = 5, CALL = 6, STOP = 7
-interface Ev { tag: number; a: number[] }
+const ALLOC = 1,
+  FREE = 2,
+  CLEAR = 3,
+  INIT = 4,
+  CAST = 5,
+  CALL = 6,
+  STOP = 7
+interface Ev {
+  tag: number
+  a: number[]
+}
 
 function parseDump(d: Uint8Array): { clears: number; events: Ev[] } {
   expect((d.length - 4) % 28).toBe(0)
@@ -106,8 +132,7 @@ function invocations(events: Ev[]): Ev[][] {
   return out
 }
 
-const within = (blocks: Array<{ ptr: number; len: number }>, p: number, n: number) =>
-  blocks.some((b) => b.ptr <= p && p + n <= b.ptr + b.len)
+const within = (blocks: Array<{ ptr: number; len: number }>, p: number, n: number) => blocks.some((b) => b.ptr <= p && p + n <= b.ptr + b.len)
 
 /**
  * Check one invocation [clear, allocs..., handler, frees...]: clear first, exactly one
@@ -149,7 +174,12 @@ function checkInvocation(seg: Ev[], tag: number, payloadLen: number, complete = 
   for (const b of allocs) expect(used.some((p) => b.ptr <= p && p < b.ptr + Math.max(b.len, 1))).toBe(true)
   if (complete) {
     const key = (b: { ptr: number; len: number }) => `${b.ptr}:${b.len}`
-    expect(frees.map(key).sort()).toEqual(allocs.filter((b) => b.len > 0).map(key).sort())
+    expect(frees.map(key).sort()).toEqual(
+      allocs
+        .filter((b) => b.len > 0)
+        .map(key)
+        .sort(),
+    )
   } else {
     expect(frees).toEqual([])
   }
@@ -181,7 +211,12 @@ describe('memory hygiene (memlog.wat)', () => {
     expect(pa.a.slice(0, 1)).toEqual([3])
     expect(sa.a.slice(0, 1)).toEqual([5])
     expect(inv[0]![3]!.a.slice(0, 4)).toEqual([pa.a[1], 3, sa.a[1], 5])
-    expect([inv[0]![4]!.a.slice(0, 2), inv[0]![5]!.a.slice(0, 2)].sort()).toEqual([[pa.a[1], 3], [sa.a[1], 5]].sort())
+    expect([inv[0]![4]!.a.slice(0, 2), inv[0]![5]!.a.slice(0, 2)].sort()).toEqual(
+      [
+        [pa.a[1], 3],
+        [sa.a[1], 5],
+      ].sort(),
+    )
 
     checkInvocation(inv[1]!, CAST, 5)
     // The empty payload is allocated (as upstream does) but never freed.
@@ -198,7 +233,12 @@ describe('memory hygiene (memlog.wat)', () => {
     const prevFrees = d2.events.slice(0, firstClear)
     expect(prevFrees.every((x) => x.tag === FREE)).toBe(true)
     const key = (b: { ptr: number; len: number }) => `${b.ptr}:${b.len}`
-    expect(prevFrees.map((x) => key({ ptr: x.a[0]!, len: x.a[1]! })).sort()).toEqual(last.allocs.filter((b) => b.len > 0).map(key).sort())
+    expect(prevFrees.map((x) => key({ ptr: x.a[0]!, len: x.a[1]! })).sort()).toEqual(
+      last.allocs
+        .filter((b) => b.len > 0)
+        .map(key)
+        .sort(),
+    )
     const inv2 = invocations(d2.events.slice(firstClear))
     expect(inv2).toHaveLength(1)
     const third = checkInvocation(inv2[0]!, CALL, 3, false)
@@ -209,7 +249,17 @@ describe('memory hygiene (memlog.wat)', () => {
     const d3 = parseDump(rec.got[0]!.msg)
     expect(d3.clears).toBe(8)
     const c3 = d3.events.findIndex((x) => x.tag === CLEAR)
-    expect(d3.events.slice(0, c3).map((x) => key({ ptr: x.a[0]!, len: x.a[1]! })).sort()).toEqual(third.allocs.filter((b) => b.len > 0).map(key).sort())
+    expect(
+      d3.events
+        .slice(0, c3)
+        .map((x) => key({ ptr: x.a[0]!, len: x.a[1]! }))
+        .sort(),
+    ).toEqual(
+      third.allocs
+        .filter((b) => b.len > 0)
+        .map(key)
+        .sort(),
+    )
     expect(d3.events.slice(c3).map((x) => x.tag)).toEqual([CLEAR, STOP])
     expect(crashes).toEqual([])
     await rt.shutdown()
@@ -275,18 +325,32 @@ describe('a guest without edgeless_mem_clear (no_clear.wat)', () => {
 
 // ---- sender ids and slf ---------------------------------------------------------------
 
-describe('a guest whose edgeless_mem_clear does nothing (scratch_probe.wat, the Rust std SDK\'s pattern)', () => {
+describe("a guest whose edgeless_mem_clear does nothing (scratch_probe.wat, the Rust std SDK's pattern)", () => {
   /** The reply of scratch_probe: allocator calls so far, then the sender ids and the payload as the guest saw them. */
   const parse = (r: Awaited<ReturnType<Runtime['call']>>) => {
     if (r.kind !== 'reply') throw new Error(`scratch_probe answered ${r.kind}`)
     const v = new DataView(r.data.buffer, r.data.byteOffset, r.data.byteLength)
     return { allocs: v.getUint32(0, true), frees: v.getUint32(4, true), ids: r.data.slice(8, 40), payload: r.data.slice(40) }
   }
-  const idBytes = (id: InstanceId) => { const b = new Uint8Array(32); for (const [k, u] of [[0, id.node], [16, id.function]] as const) { const h = u.replace(/-/g, ''); for (let i = 0; i < 16; i++) b[k + i] = parseInt(h.slice(2 * i, 2 * i + 2), 16) } return b }
+  const idBytes = (id: InstanceId) => {
+    const b = new Uint8Array(32)
+    for (const [k, u] of [
+      [0, id.node],
+      [16, id.function],
+    ] as const) {
+      const h = u.replace(/-/g, '')
+      for (let i = 0; i < 16; i++) b[k + i] = parseInt(h.slice(2 * i, 2 * i + 2), 16)
+    }
+    return b
+  }
 
   test('is detected from the module bytes (Rust std guests yes; an arena, AssemblyScript, memlog no)', async () => {
     const rt = testRuntime()
-    const detected = Object.fromEntries(await Promise.all(['scratch_probe', 'echo', 'pong', 'nostd_arena', 'as_echo', 'memlog', 'no_clear'].map(async (n) => [n, (await rt.load(wasm(n))).clearIsNoop] as const)))
+    const detected = Object.fromEntries(
+      await Promise.all(
+        ['scratch_probe', 'echo', 'pong', 'nostd_arena', 'as_echo', 'memlog', 'no_clear'].map(async (n) => [n, (await rt.load(wasm(n))).clearIsNoop] as const),
+      ),
+    )
     expect(detected).toEqual({ scratch_probe: true, echo: true, pong: true, nostd_arena: false, as_echo: false, memlog: false, no_clear: false })
     await rt.shutdown()
   })
@@ -307,14 +371,36 @@ describe('a guest whose edgeless_mem_clear does nothing (scratch_probe.wat, the 
     // Before each call: 1 alloc for the first block; it grows (free + alloc) for 100 and for
     // 4096 bytes; 4097 and 70,000 bytes are past the block's limit and go per message (an
     // alloc of ids and payload before, their frees after).
-    expect(seen).toEqual([[1, 0], [1, 0], [1, 0], [1, 0], [1, 0], [2, 1], [2, 1], [3, 2], [5, 2], [7, 4], [7, 6], [7, 6]])
+    expect(seen).toEqual([
+      [1, 0],
+      [1, 0],
+      [1, 0],
+      [1, 0],
+      [1, 0],
+      [2, 1],
+      [2, 1],
+      [3, 2],
+      [5, 2],
+      [7, 4],
+      [7, 6],
+      [7, 6],
+    ])
     await rt.shutdown()
   })
 
   test('a different sender gets its own ids (the cached ids are copied again when the sender changes)', async () => {
     const rt = testRuntime()
     const p = await rt.spawn({ name: 'scratch', module: wasm('scratch_probe') })
-    const relay = await rt.spawn({ name: 'relay', fn: { handleCall: async (_s, m, ctx) => { const r = await ctx.call('p', m); return r.kind === 'reply' ? reply(r.data) : err('no reply') } }, outputs: { p } })
+    const relay = await rt.spawn({
+      name: 'relay',
+      fn: {
+        handleCall: async (_s, m, ctx) => {
+          const r = await ctx.call('p', m)
+          return r.kind === 'reply' ? reply(r.data) : err('no reply')
+        },
+      },
+      outputs: { p },
+    })
     const host = idBytes(rt.hostId)
     const viaRelay = idBytes(relay.id)
     const order: Array<'host' | 'relay'> = ['host', 'relay', 'relay', 'host', 'relay', 'host', 'host']
@@ -330,7 +416,14 @@ describe('short payloads the host casts are copied into reused arrays (lib/routi
   test('a wasm guest gets every byte of 300 casts of 0-16 bytes, in order, while their arrays are reused', async () => {
     const rt = testRuntime()
     const got: Uint8Array[] = []
-    const sink = await rt.spawn({ name: 'sink', fn: { handleCast: (_s, m) => { got.push(m) } } })
+    const sink = await rt.spawn({
+      name: 'sink',
+      fn: {
+        handleCast: (_s, m) => {
+          got.push(m)
+        },
+      },
+    })
     const echo = await rt.spawn({ name: 'echo', module: wasm('echo'), outputs: { out: sink } })
     await until(() => got.length === 2) // init's two casts
     got.length = 0
@@ -359,7 +452,14 @@ describe('short payloads the host casts are copied into reused arrays (lib/routi
   test('a JS function keeps the arrays it was given: they are never reused under it', async () => {
     const rt = testRuntime()
     const kept: Uint8Array[] = []
-    const js = await rt.spawn({ name: 'keeper', fn: { handleCast: (_s, m) => { kept.push(m) } } })
+    const js = await rt.spawn({
+      name: 'keeper',
+      fn: {
+        handleCast: (_s, m) => {
+          kept.push(m)
+        },
+      },
+    })
     for (let i = 0; i < 200; i++) rt.cast(js, new Uint8Array([i & 0xff, (i * 3) & 0xff]))
     await until(() => kept.length === 200)
     for (let i = 200; i < 400; i++) rt.cast(js, new Uint8Array([i & 0xff, 0]))
@@ -417,13 +517,16 @@ describe('sender ids (echo.wasm, probe.wat)', () => {
     rt.cast(p, cat('r', idBytes(ghost), 'x'))
     expect(arr(replyData(await rt.call(p, cat('K', idBytes(ghost), 'y'))))).toEqual([2])
     await until(() => warnings.length === 2, 2000, 'two warnings')
-    expect(warnings.map((w) => [w.code, w.details.op])).toEqual([['unknown-instance', 'cast'], ['unknown-instance', 'call']])
+    expect(warnings.map((w) => [w.code, w.details.op])).toEqual([
+      ['unknown-instance', 'cast'],
+      ['unknown-instance', 'call'],
+    ])
     expect(warnings.map((w) => w.details.target)).toEqual([ghost, ghost])
     expect(rec.got).toHaveLength(3)
     await rt.shutdown()
   })
 
-  test('slf_asm writes the instance\'s own node and component id', async () => {
+  test("slf_asm writes the instance's own node and component id", async () => {
     const rt = testRuntime()
     const rec = await recorder(rt)
     const e = await rt.spawn({ name: 'echo', module: wasm('echo'), outputs: { out: rec.ref } })
@@ -497,8 +600,16 @@ function recordingClock() {
   const handles: unknown[] = []
   const clock: Clock = {
     now: () => realClock.now(),
-    setTimeout(fn, ms) { delays.push(ms); const h = realClock.setTimeout(fn, ms); handles.push(h); return h },
-    clearTimeout(h) { cleared.push(h); realClock.clearTimeout(h) },
+    setTimeout(fn, ms) {
+      delays.push(ms)
+      const h = realClock.setTimeout(fn, ms)
+      handles.push(h)
+      return h
+    },
+    clearTimeout(h) {
+      cleared.push(h)
+      realClock.clearTimeout(h)
+    },
   }
   return { clock, delays, cleared, handles }
 }
@@ -595,7 +706,10 @@ describe('delayed_cast_asm (probe.wat)', () => {
     rt.cast(p, delayedCmd(5n, 'nope', 'x'))
     rt.cast(p, delayedCmd(5n, [0xff], 'x'))
     await until(() => warnings.length === 2, 2000, 'warnings')
-    expect(warnings.map((w) => [w.code, w.details.op])).toEqual([['unknown-alias', 'delayed_cast'], ['invalid-utf8', 'delayed_cast']])
+    expect(warnings.map((w) => [w.code, w.details.op])).toEqual([
+      ['unknown-alias', 'delayed_cast'],
+      ['invalid-utf8', 'delayed_cast'],
+    ])
     expect(warnings[0]!.details.alias).toBe('nope')
     expect(warnings[1]!.details.bytes).toEqual([0xff])
     expect(c.delays).toEqual([])
@@ -673,8 +787,12 @@ describe('call_asm that must wait (probe.wat, asyncify)', () => {
   test('a call answered later suspends the guest, which then gets 0/1/2 and the reply bytes', async () => {
     const rt = testRuntime()
     const crashes = collect(rt, 'crash')
-    const slow = (r: () => ReturnType<typeof reply> | ReturnType<typeof noReply> | ReturnType<typeof err>) =>
-      ({ handleCall: async () => { await sleep(10); return r() } })
+    const slow = (r: () => ReturnType<typeof reply> | ReturnType<typeof noReply> | ReturnType<typeof err>) => ({
+      handleCall: async () => {
+        await sleep(10)
+        return r()
+      },
+    })
     const rep = await rt.spawn({ name: 'rep', fn: slow(() => reply(Uint8Array.from([0, 0xfe, 0xff]))) })
     const nor = await rt.spawn({ name: 'nor', fn: slow(() => noReply()) })
     const bad = await rt.spawn({ name: 'bad', fn: slow(() => err('later')) })
@@ -825,7 +943,10 @@ describe('out-of-bounds pointers passed to host imports (probe.wat)', () => {
     expect([crashes[0]!.handler, crashes[0]!.trap, crashes[0]!.error.code]).toEqual(['cast', 'guest-fault', 'guest-fault'])
     // The crashing message itself is a dead letter with the crash as reason; what was queued
     // behind it is refused because a temporary instance is not restarted.
-    expect(dead.map((d) => [utf8(d.payload), d.reason.code])).toEqual([['x1', 'guest-fault'], ['after', 'instance-failed']])
+    expect(dead.map((d) => [utf8(d.payload), d.reason.code])).toEqual([
+      ['x1', 'guest-fault'],
+      ['after', 'instance-failed'],
+    ])
     await rt.shutdown()
   })
 
@@ -915,7 +1036,10 @@ describe('payloads are binary-safe (echo.wasm)', () => {
     expect(arr(replyData(await rt.call(e, rev)))).toEqual(arr(rev))
     const big = new Uint8Array(200_000)
     let x = 12345
-    for (let i = 0; i < big.length; i++) { x = (x * 1103515245 + 12345) >>> 0; big[i] = x >>> 24 }
+    for (let i = 0; i < big.length; i++) {
+      x = (x * 1103515245 + 12345) >>> 0
+      big[i] = x >>> 24
+    }
     const rb = replyData(await rt.call(e, big))
     expect(rb.length).toBe(big.length)
     expect(Buffer.compare(Buffer.from(rb), Buffer.from(big))).toBe(0)
@@ -943,7 +1067,9 @@ describe('handle_init_asm payload and state (echo.wasm)', () => {
     const rt = testRuntime(opts.store ? { stateStore: opts.store } : {})
     const rec = await recorder(rt)
     await rt.spawn({
-      name: 'echo', module: wasm('echo'), outputs: { out: rec.ref },
+      name: 'echo',
+      module: wasm('echo'),
+      outputs: { out: rec.ref },
       ...(opts.initPayload !== undefined ? { initPayload: opts.initPayload } : {}),
       ...(opts.stateId ? { stateId: opts.stateId } : {}),
       ...(opts.functionId ? { functionId: opts.functionId } : {}),

@@ -27,7 +27,10 @@ function cat(...parts: Array<string | number[] | Uint8Array>): Uint8Array {
   const bufs = parts.map((p) => (typeof p === 'string' ? enc.encode(p) : p instanceof Uint8Array ? p : Uint8Array.from(p)))
   const out = new Uint8Array(bufs.reduce((n, b) => n + b.length, 0))
   let o = 0
-  for (const b of bufs) { out.set(b, o); o += b.length }
+  for (const b of bufs) {
+    out.set(b, o)
+    o += b.length
+  }
   return out
 }
 
@@ -46,7 +49,14 @@ function testRuntime(options: RuntimeOptions = {}): Runtime {
 /** A JS actor recording what it is cast. */
 async function recorder(rt: Runtime, name = 'rec') {
   const got: Array<{ src: InstanceId; msg: Uint8Array }> = []
-  const ref = await rt.spawn({ name, fn: { handleCast(src, msg) { got.push({ src, msg: msg.slice() }) } } })
+  const ref = await rt.spawn({
+    name,
+    fn: {
+      handleCast(src, msg) {
+        got.push({ src, msg: msg.slice() })
+      },
+    },
+  })
   return { ref, got }
 }
 
@@ -68,7 +78,11 @@ describe('AssemblyScript modules have the shape of Rust ones', () => {
     expect(() => validateShape(asShape, `as_${name}`)).not.toThrow()
     expect(() => validateShape(rustShape, name)).not.toThrow()
     // The same function exports with the same signatures (Rust adds two globals, __data_end and __heap_base).
-    const fnExports = (s: typeof asShape) => s.exports.filter((e) => e.kind === 'function').map((e) => `${e.name}${JSON.stringify(e.sig)}`).sort()
+    const fnExports = (s: typeof asShape) =>
+      s.exports
+        .filter((e) => e.kind === 'function')
+        .map((e) => `${e.name}${JSON.stringify(e.sig)}`)
+        .sort()
     expect(fnExports(asShape)).toEqual(fnExports(rustShape))
     expect(fnExports(asShape).map((e) => e.split('{')[0])).toEqual(Object.keys(GUEST_EXPORTS).sort())
     expect(asShape.exports.filter((e) => e.kind !== 'function')).toEqual([{ name: 'memory', kind: 'memory' }])
@@ -152,7 +166,7 @@ describe('ping and pong, AssemblyScript and Rust mixed in one runtime', () => {
     const as = await pingPongScript('as_ping', 'as_pong')
     expect(as).toEqual(rust)
     expect(rust.crashes).toBe(0)
-    expect(rust.lines).toContainEqual(['pinger', 3, 'ping', 'Pinger: \'Cast\' called, MSG: café \uFFFD\uFFFD\u0020😀'])
+    expect(rust.lines).toContainEqual(['pinger', 3, 'ping', "Pinger: 'Cast' called, MSG: café \uFFFD\uFFFD\u0020😀"])
     expect(rust.lines).toContainEqual(['pinger', 3, 'ping', "Pinger: 'Call' called, MSG: [0, 1, 255]"])
     expect(rust.lines).toContainEqual(['pinger', 3, 'ping', "Pinger: 'Call' called, MSG: []"])
     expect(rust.lines).toContainEqual(['ponger', 3, 'pong', `Ponger: 'Cast' called, MSG: [${arr(ALL_BYTES).join(', ')}]`])
@@ -164,20 +178,23 @@ describe('ping and pong, AssemblyScript and Rust mixed in one runtime', () => {
     expect(r2.stored).toBe('{"count":42}')
   })
 
-  test.each(['{"count":"x"}', '{"cnt":1}', '\xff', '{"count":99999999999999999999}'])('a state that does not parse (%j) traps in init, like the Rust panic', async (state) => {
-    for (const name of ['ping', 'as_ping']) {
-      const store = memoryStore([['s', state === '\xff' ? Uint8Array.from([0xff]) : bytes(state)]])
-      const rt = testRuntime({ stateStore: store })
-      const logs = collect(rt, 'log')
-      const crashes = collect(rt, 'crash')
-      const ponger = await rt.spawn({ name: 'ponger', module: wasm('pong') })
-      await rt.spawn({ name: 'pinger', module: wasm(name), outputs: { ponger }, stateId: 's', restart: 'temporary' }).catch(() => undefined)
-      await until(() => crashes.length > 0, 2000, `${name} to crash`)
-      expect(crashes[0]).toMatchObject({ name: 'pinger', handler: 'init' })
-      expect(logs.filter((l) => l.name === 'pinger').map((l) => l.text)).toEqual(["Pinger: 'Init' called"])
-      await rt.shutdown()
-    }
-  })
+  test.each(['{"count":"x"}', '{"cnt":1}', '\xff', '{"count":99999999999999999999}'])(
+    'a state that does not parse (%j) traps in init, like the Rust panic',
+    async (state) => {
+      for (const name of ['ping', 'as_ping']) {
+        const store = memoryStore([['s', state === '\xff' ? Uint8Array.from([0xff]) : bytes(state)]])
+        const rt = testRuntime({ stateStore: store })
+        const logs = collect(rt, 'log')
+        const crashes = collect(rt, 'crash')
+        const ponger = await rt.spawn({ name: 'ponger', module: wasm('pong') })
+        await rt.spawn({ name: 'pinger', module: wasm(name), outputs: { ponger }, stateId: 's', restart: 'temporary' }).catch(() => undefined)
+        await until(() => crashes.length > 0, 2000, `${name} to crash`)
+        expect(crashes[0]).toMatchObject({ name: 'pinger', handler: 'init' })
+        expect(logs.filter((l) => l.name === 'pinger').map((l) => l.text)).toEqual(["Pinger: 'Init' called"])
+        await rt.shutdown()
+      }
+    },
+  )
 })
 
 // ---- counter ----------------------------------------------------------------------------
@@ -197,8 +214,20 @@ describe('counter (AssemblyScript and Rust)', () => {
 
   test('the init payload is the start value; both versions give the same first output', async () => {
     const cases: Array<[string | undefined, string]> = [
-      ['41', '42'], ['+5', '6'], ['-1', '0'], ['-0', '1'], ['2147483647', '-2147483648'], ['-2147483648', '-2147483647'],
-      ['2147483648', '1'], ['abc', '1'], [' 5', '1'], ['5 ', '1'], ['', '1'], ['+', '1'], ['-', '1'], [undefined, '1'],
+      ['41', '42'],
+      ['+5', '6'],
+      ['-1', '0'],
+      ['-0', '1'],
+      ['2147483647', '-2147483648'],
+      ['-2147483648', '-2147483647'],
+      ['2147483648', '1'],
+      ['abc', '1'],
+      [' 5', '1'],
+      ['5 ', '1'],
+      ['', '1'],
+      ['+', '1'],
+      ['-', '1'],
+      [undefined, '1'],
     ]
     for (const [payload, want] of cases) {
       expect([payload, await firstOutput('as_counter', payload)]).toEqual([payload, want])
@@ -245,7 +274,11 @@ describe('echo (AssemblyScript): payloads, ids and state are byte-exact', () => 
     const e = await rt.spawn({ name: 'echo', module: wasm('as_echo'), outputs: { out: rec.ref } })
     const js = await rt.spawn({ name: 'js', fn: { handleCast: (_s, msg, ctx) => ctx.cast('echo', msg) }, outputs: { echo: e } })
     await until(() => rec.got.length === 2, 2000, 'init casts')
-    const send = async (fn: () => void) => { const n = rec.got.length; fn(); await until(() => rec.got.length === n + 1, 2000, 'the echo') }
+    const send = async (fn: () => void) => {
+      const n = rec.got.length
+      fn()
+      await until(() => rec.got.length === n + 1, 2000, 'the echo')
+    }
     await send(() => rt.cast(e, ALL_BYTES))
     await send(() => rt.cast(js, Uint8Array.from([1, 2])))
     await send(() => rt.cast(e, 'slf'))
@@ -303,7 +336,9 @@ describe('guest memory', () => {
     let casts = 0
     const env = {
       telemetry_log_asm: () => {},
-      cast_asm: () => { casts++ },
+      cast_asm: () => {
+        casts++
+      },
       sync_asm: () => {},
       slf_asm: () => {},
     }
@@ -416,7 +451,16 @@ describe('guest memory', () => {
     }
     // A ponger that answers later: every call of as_ping suspends (asyncify) and resumes.
     let answered = 0
-    const ponger = await rt.spawn({ name: 'ponger', fn: { handleCall: async () => { await Promise.resolve(); answered++; return reply('PONG') } } })
+    const ponger = await rt.spawn({
+      name: 'ponger',
+      fn: {
+        handleCall: async () => {
+          await Promise.resolve()
+          answered++
+          return reply('PONG')
+        },
+      },
+    })
     const logs = collect(rt, 'log')
     const pinger = await rt.spawn({ name: 'pinger', module: wasm('as_ping'), outputs: { ponger } })
     expect((await rt.load(wasm('as_ping'))).canSuspend).toBe(true)
@@ -434,7 +478,8 @@ describe('guest memory', () => {
 // ---- parseInitPayload ---------------------------------------------------------------------
 
 /** sdk_init_payload.rs, in JavaScript: the reference the AssemblyScript parser must match. */
-const RUST_WS = /^[\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+|[\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+$/g
+const RUST_WS =
+  /^[\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+|[\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+$/g
 const rustTrim = (s: string) => s.replace(RUST_WS, '')
 
 function refF64(v: string): string {
@@ -471,7 +516,10 @@ function parseDump(d: Uint8Array): Array<[string, string, string, string]> {
   const s = utf8(d)
   if (s === '') return []
   expect(s.endsWith('\u0001')).toBe(true)
-  return s.slice(0, -1).split('\u0001').map((r) => r.split('\u0000') as [string, string, string, string])
+  return s
+    .slice(0, -1)
+    .split('\u0001')
+    .map((r) => r.split('\u0000') as [string, string, string, string])
 }
 
 describe('parseInitPayload (as_init_payload)', () => {
@@ -485,9 +533,19 @@ describe('parseInitPayload (as_init_payload)', () => {
   const parse = async (p: string | Uint8Array) => parseDump(replyData(await rt.call(probe, p)))
 
   test('key=value items, split on the first "=", trimmed, empty keys skipped, last one wins', async () => {
-    expect(await parse('a=1,b=2')).toEqual([['a', '1', '3ff0000000000000', '1'], ['b', '2', '4000000000000000', '2']])
-    expect((await parse(' a = b=c , verbose,=5,, ,x=\t')).map(([k, v]) => [k, v])).toEqual([['a', 'b=c'], ['verbose', ''], ['x', '']])
-    expect((await parse('k=1,j=2,k=3')).map(([k, v]) => [k, v])).toEqual([['j', '2'], ['k', '3']])
+    expect(await parse('a=1,b=2')).toEqual([
+      ['a', '1', '3ff0000000000000', '1'],
+      ['b', '2', '4000000000000000', '2'],
+    ])
+    expect((await parse(' a = b=c , verbose,=5,, ,x=\t')).map(([k, v]) => [k, v])).toEqual([
+      ['a', 'b=c'],
+      ['verbose', ''],
+      ['x', ''],
+    ])
+    expect((await parse('k=1,j=2,k=3')).map(([k, v]) => [k, v])).toEqual([
+      ['j', '2'],
+      ['k', '3'],
+    ])
     expect(await parse('')).toEqual([])
     expect(await parse(',,,')).toEqual([])
     // Rust's trim: U+0085 and U+3000 are whitespace, U+FEFF (which JS's trim removes) is not.
@@ -516,8 +574,36 @@ describe('parseInitPayload (as_init_payload)', () => {
 
   test('agrees with the Rust semantics (a JS model of sdk_init_payload.rs) on 3000 generated inputs', async () => {
     let seed = 12345
-    const rnd = (n: number) => { seed = (seed * 1103515245 + 12345) >>> 0; return seed % n }
-    const pieces = ['0', '1', '9', '5', '.', 'e', 'E', '-', '+', ' ', '\t', 'inf', 'nan', 'x', '=', ',', '00', '123456789', '\u00a0', '\u2003', 'é', 'infinity', '7', '3']
+    const rnd = (n: number) => {
+      seed = (seed * 1103515245 + 12345) >>> 0
+      return seed % n
+    }
+    const pieces = [
+      '0',
+      '1',
+      '9',
+      '5',
+      '.',
+      'e',
+      'E',
+      '-',
+      '+',
+      ' ',
+      '\t',
+      'inf',
+      'nan',
+      'x',
+      '=',
+      ',',
+      '00',
+      '123456789',
+      '\u00a0',
+      '\u2003',
+      'é',
+      'infinity',
+      '7',
+      '3',
+    ]
     const cases: string[] = []
     for (let i = 0; i < 3000; i++) {
       const n = 1 + rnd(12)
@@ -606,7 +692,9 @@ describe('SDK features (as_probe)', () => {
     expect(utf8(replyData(await rt.call(p, 'id')))).toBe(`${p.id.node}/${p.id.function}`)
     // Log levels 1..5.
     expect(await rt.call(p, 'log')).toEqual({ kind: 'noreply' })
-    expect(logs.map((l) => [l.level, l.levelName, l.target, l.text])).toEqual([1, 2, 3, 4, 5].map((l) => [l, ['error', 'warn', 'info', 'debug', 'trace'][l - 1], 'probe', `level ${l}`]))
+    expect(logs.map((l) => [l.level, l.levelName, l.target, l.text])).toEqual(
+      [1, 2, 3, 4, 5].map((l) => [l, ['error', 'warn', 'info', 'debug', 'trace'][l - 1], 'probe', `level ${l}`]),
+    )
     // delayedCast: arrives after the delay.
     const t0 = performance.now()
     rt.cast(p, cat('later:30:', [9, 0, 9]))
@@ -622,7 +710,9 @@ describe('SDK features (as_probe)', () => {
 
 describe('buildAssemblyScript', () => {
   let dir: string
-  beforeAll(() => { dir = mkdtempSync(join(tmpdir(), 'edgeless-as-')) })
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'edgeless-as-'))
+  })
   afterAll(() => rmSync(dir, { recursive: true, force: true }))
 
   test('builds examples/assemblyscript/template.ts; the module runs in a Runtime', async () => {
@@ -654,32 +744,47 @@ describe('buildAssemblyScript', () => {
 
   test('a compile error is an Error with the file:line:col of each diagnostic', async () => {
     const src = join(dir, 'broken.ts')
-    writeFileSync(src, [
-      'import { EdgeFunction, register } from "edgeless/assembly";',
-      'class F extends EdgeFunction {}',
-      'let n: i32 = "not a number";',
-      'register(new F());',
-      'export * from "edgeless/assembly/exports";',
-      '',
-    ].join('\n'))
-    const err = await buildAssemblyScript(src, join(dir, 'broken.wasm')).then(() => undefined, (e: unknown) => e as Error)
+    writeFileSync(
+      src,
+      [
+        'import { EdgeFunction, register } from "edgeless/assembly";',
+        'class F extends EdgeFunction {}',
+        'let n: i32 = "not a number";',
+        'register(new F());',
+        'export * from "edgeless/assembly/exports";',
+        '',
+      ].join('\n'),
+    )
+    const err = await buildAssemblyScript(src, join(dir, 'broken.wasm')).then(
+      () => undefined,
+      (e: unknown) => e as Error,
+    )
     expect(err).toBeInstanceOf(Error)
     expect(err!.message).toContain('AssemblyScript compilation of')
-    expect(err!.message).toMatch(new RegExp(`${src.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:3:14: ERROR TS2322: Type '~lib/string/String' is not assignable to type 'i32'`))
+    expect(err!.message).toMatch(
+      new RegExp(`${src.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:3:14: ERROR TS2322: Type '~lib/string/String' is not assignable to type 'i32'`),
+    )
   })
 
   test('a module the host would refuse (an import it does not provide, no ABI exports) is an Error naming it', async () => {
     const rnd = join(dir, 'random.ts')
-    writeFileSync(rnd, [
-      'import { CallRet, EdgeFunction, InstanceId, register, utf8 } from "edgeless/assembly";',
-      'class F extends EdgeFunction { handleCall(src: InstanceId, msg: Uint8Array): CallRet { return CallRet.reply(utf8(Math.random().toString())); } }',
-      'register(new F());',
-      'export * from "edgeless/assembly/exports";',
-      '',
-    ].join('\n'))
-    await expect(buildAssemblyScript(rnd, join(dir, 'random.wasm'))).rejects.toThrow(/imports what the EDGELESS host does not provide: env\.seed \(Math\.random/)
+    writeFileSync(
+      rnd,
+      [
+        'import { CallRet, EdgeFunction, InstanceId, register, utf8 } from "edgeless/assembly";',
+        'class F extends EdgeFunction { handleCall(src: InstanceId, msg: Uint8Array): CallRet { return CallRet.reply(utf8(Math.random().toString())); } }',
+        'register(new F());',
+        'export * from "edgeless/assembly/exports";',
+        '',
+      ].join('\n'),
+    )
+    await expect(buildAssemblyScript(rnd, join(dir, 'random.wasm'))).rejects.toThrow(
+      /imports what the EDGELESS host does not provide: env\.seed \(Math\.random/,
+    )
     const noExports = join(dir, 'no-exports.ts')
     writeFileSync(noExports, 'import { EdgeFunction, register } from "edgeless/assembly";\nclass F extends EdgeFunction {}\nregister(new F());\n')
-    await expect(buildAssemblyScript(noExports, join(dir, 'no-exports.wasm'))).rejects.toThrow(/lacks the EDGELESS exports edgeless_mem_alloc, .*handle_stop_asm\. Add `export \* from "edgeless\/assembly\/exports"`/)
+    await expect(buildAssemblyScript(noExports, join(dir, 'no-exports.wasm'))).rejects.toThrow(
+      /lacks the EDGELESS exports edgeless_mem_alloc, .*handle_stop_asm\. Add `export \* from "edgeless\/assembly\/exports"`/,
+    )
   })
 })

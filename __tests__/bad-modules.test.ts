@@ -9,7 +9,9 @@ import { collect, testRuntime, wasm, wasmPath } from './helpers/fixtures'
 
 async function rejection(p: Promise<unknown>): Promise<EdgelessError> {
   const e = await p.then(
-    (v) => { throw new Error(`expected a rejection, got ${String(v)}`) },
+    (v) => {
+      throw new Error(`expected a rejection, got ${String(v)}`)
+    },
     (x: unknown) => x,
   )
   expect(e).toBeInstanceOf(EdgelessError)
@@ -48,7 +50,10 @@ describe('bytes that are not a usable wasm module', () => {
     const rt = testRuntime()
     const junk = new Uint8Array(1000)
     let x = 7
-    for (let i = 0; i < junk.length; i++) { x = (x * 1103515245 + 12345) >>> 0; junk[i] = x >>> 24 }
+    for (let i = 0; i < junk.length; i++) {
+      x = (x * 1103515245 + 12345) >>> 0
+      junk[i] = x >>> 24
+    }
     junk[0] = 0x7b // '{', never the "\0asm" magic
     await expectRefused(rt, junk, 'invalid-module', [/is not a WebAssembly module \(1000 bytes, no "\\0asm" header\)/])
     await expectRefused(rt, new TextEncoder().encode('{"not":"wasm"}').buffer as ArrayBuffer, 'invalid-module', [/not a WebAssembly module \(14 bytes/])
@@ -76,7 +81,9 @@ describe('bytes that are not a usable wasm module', () => {
 describe('modules that do not follow the guest ABI', () => {
   test('missing handle_call_asm: missing-export naming it and its signature', async () => {
     const rt = testRuntime()
-    const { viaLoad } = await expectRefused(rt, wasm('bad_missing_call'), 'missing-export', [/handle_call_asm \(i32, i32, i32, i32, i32, i32\) -> i32 is missing/])
+    const { viaLoad } = await expectRefused(rt, wasm('bad_missing_call'), 'missing-export', [
+      /handle_call_asm \(i32, i32, i32, i32, i32, i32\) -> i32 is missing/,
+    ])
     expect(viaLoad.details.exports).toEqual(['handle_call_asm (i32, i32, i32, i32, i32, i32) -> i32 is missing'])
     // The path is named when loading from a file.
     const fromFile = await rejection(rt.load(wasmPath('bad_missing_call')))
@@ -87,9 +94,7 @@ describe('modules that do not follow the guest ABI', () => {
 
   test('handle_cast_asm with the wrong signature: missing-export naming both signatures', async () => {
     const rt = testRuntime()
-    await expectRefused(rt, wasm('bad_cast_sig'), 'missing-export', [
-      /handle_cast_asm is \(i32, i32, i32\) -> i32, expected \(i32, i32, i32, i32\) -> \(\)/,
-    ])
+    await expectRefused(rt, wasm('bad_cast_sig'), 'missing-export', [/handle_cast_asm is \(i32, i32, i32\) -> i32, expected \(i32, i32, i32, i32\) -> \(\)/])
     await rt.shutdown()
   })
 
@@ -102,7 +107,9 @@ describe('modules that do not follow the guest ABI', () => {
 
   test('importing env.unknown_fn: unknown-import naming it', async () => {
     const rt = testRuntime()
-    const { viaLoad } = await expectRefused(rt, wasm('bad_import_unknown'), 'unknown-import', [/imports env\.unknown_fn \(function\), which the EDGELESS host does not provide/])
+    const { viaLoad } = await expectRefused(rt, wasm('bad_import_unknown'), 'unknown-import', [
+      /imports env\.unknown_fn \(function\), which the EDGELESS host does not provide/,
+    ])
     expect(viaLoad.details.imports).toEqual(['env.unknown_fn (function)'])
     await rt.shutdown()
   })
@@ -115,9 +122,7 @@ describe('modules that do not follow the guest ABI', () => {
 
   test('importing env.cast_asm with a wrong signature: unknown-import naming both signatures', async () => {
     const rt = testRuntime()
-    await expectRefused(rt, wasm('bad_import_sig'), 'unknown-import', [
-      /env\.cast_asm is \(i32, i32\) -> \(\), expected \(i32, i32, i32, i32\) -> \(\)/,
-    ])
+    await expectRefused(rt, wasm('bad_import_sig'), 'unknown-import', [/env\.cast_asm is \(i32, i32\) -> \(\), expected \(i32, i32, i32, i32\) -> \(\)/])
     await rt.shutdown()
   })
 })

@@ -31,7 +31,9 @@ let context: BrowserContext | undefined
 /** Console errors and page errors of every page, with the page's URL. */
 const problems: string[] = []
 function watch(page: Page): Page {
-  page.on('console', (m) => { if (m.type() === 'error') problems.push(`${page.url()}: console.error: ${m.text()}`) })
+  page.on('console', (m) => {
+    if (m.type() === 'error') problems.push(`${page.url()}: console.error: ${m.text()}`)
+  })
   page.on('pageerror', (e) => problems.push(`${page.url()}: page error: ${e.message}`))
   page.on('requestfailed', (r) => problems.push(`${page.url()}: request failed: ${r.url()} ${r.failure()?.errorText ?? ''}`))
   return page
@@ -52,11 +54,17 @@ function startServer(): Promise<string> {
     const onData = (d: Buffer) => {
       serverOutput += d.toString()
       const m = /edgeless browser example: (http:\/\/\S+)/.exec(serverOutput)
-      if (m) { clearTimeout(timer); resolve(m[1]!) }
+      if (m) {
+        clearTimeout(timer)
+        resolve(m[1]!)
+      }
     }
     child.stdout.on('data', onData)
     child.stderr.on('data', onData)
-    child.on('exit', (code) => { clearTimeout(timer); reject(new Error(`serve.mjs exited (${code}):\n${serverOutput}`)) })
+    child.on('exit', (code) => {
+      clearTimeout(timer)
+      reject(new Error(`serve.mjs exited (${code}):\n${serverOutput}`))
+    })
   })
 }
 
@@ -114,7 +122,14 @@ describe('examples/browser/serve.mjs', () => {
 
 // ---- the example page ------------------------------------------------------------------
 
-interface PageState { status: string; count: number | null; pongs: number; resumedFrom: number | null; lines: number; errors: string[] }
+interface PageState {
+  status: string
+  count: number | null
+  pongs: number
+  resumedFrom: number | null
+  lines: number
+  errors: string[]
+}
 
 const pageState = (page: Page) => page.evaluate(() => (globalThis as unknown as { edgelessExample?: { state: PageState } }).edgelessExample?.state)
 
@@ -123,10 +138,14 @@ const pageState = (page: Page) => page.evaluate(() => (globalThis as unknown as 
  * and read back, a count at least `pongs` above where it resumed (or the page failed).
  */
 async function waitForPongs(page: Page, pongs: number): Promise<PageState> {
-  await page.waitForFunction((n) => {
-    const s = (globalThis as unknown as { edgelessExample?: { state: PageState } }).edgelessExample?.state
-    return (s && s.resumedFrom !== null && s.pongs >= n && s.count !== null && s.count >= s.resumedFrom + n) || document.body.dataset.status === 'failed'
-  }, pongs, { timeout: START_MS, polling: 100 })
+  await page.waitForFunction(
+    (n) => {
+      const s = (globalThis as unknown as { edgelessExample?: { state: PageState } }).edgelessExample?.state
+      return (s && s.resumedFrom !== null && s.pongs >= n && s.count !== null && s.count >= s.resumedFrom + n) || document.body.dataset.status === 'failed'
+    },
+    pongs,
+    { timeout: START_MS, polling: 100 },
+  )
   const s = (await pageState(page))!
   if (s.status !== 'running') throw new Error(`the page failed: ${s.errors.join('\n')}\n${await page.locator('#log').innerText()}`)
   return s
@@ -136,99 +155,154 @@ describe('the example page in Chromium', () => {
   let page: Page
 
   beforeAll(async () => {
-    page = watch(context!.pages()[0] ?? await context!.newPage())
+    page = watch(context!.pages()[0] ?? (await context!.newPage()))
   })
 
-  test('runs ping-pong, shows its output, and a reload resumes the count from IndexedDB', async () => {
-    await page.goto(exampleUrl)
-    expect(await page.evaluate(() => globalThis.crossOriginIsolated)).toBe(true)
-    const first = await waitForPongs(page, 2)
-    expect(first.resumedFrom).toBe(0) // a fresh profile: nothing stored
-    expect(first.count).toBeGreaterThanOrEqual(2)
-    // The live output is in the page: the guests' log lines and the counters.
-    const log = await page.locator('#log').innerText()
-    expect(log).toContain("pinger: Pinger: 'Init' called")
-    expect(log).toContain('pinger: Got Reply: PONG')
-    expect(log).toContain("ponger: Ponger: 'Call' called")
-    expect(log).toMatch(/workflow "ping-pong" started in \d+ ms: pinger=running, ponger=running/)
-    expect(Number(await page.locator('#count').innerText())).toBeGreaterThanOrEqual(2)
-    expect(Number(await page.locator('#pongs').innerText())).toBeGreaterThanOrEqual(2)
+  test(
+    'runs ping-pong, shows its output, and a reload resumes the count from IndexedDB',
+    async () => {
+      await page.goto(exampleUrl)
+      expect(await page.evaluate(() => globalThis.crossOriginIsolated)).toBe(true)
+      const first = await waitForPongs(page, 2)
+      expect(first.resumedFrom).toBe(0) // a fresh profile: nothing stored
+      expect(first.count).toBeGreaterThanOrEqual(2)
+      // The live output is in the page: the guests' log lines and the counters.
+      const log = await page.locator('#log').innerText()
+      expect(log).toContain("pinger: Pinger: 'Init' called")
+      expect(log).toContain('pinger: Got Reply: PONG')
+      expect(log).toContain("ponger: Ponger: 'Call' called")
+      expect(log).toMatch(/workflow "ping-pong" started in \d+ ms: pinger=running, ponger=running/)
+      expect(Number(await page.locator('#count').innerText())).toBeGreaterThanOrEqual(2)
+      expect(Number(await page.locator('#pongs').innerText())).toBeGreaterThanOrEqual(2)
 
-    await page.reload()
-    const second = await waitForPongs(page, 2)
-    // It carried on: the stored count when the page loaded again is at least what the
-    // first load showed (the pinger may have written once more before the reload)...
-    expect(second.resumedFrom).toBeGreaterThanOrEqual(first.count!)
-    expect(second.resumedFrom).toBeGreaterThan(0)
-    // ...and counting went on from there rather than from 0.
-    expect(second.count).toBeGreaterThanOrEqual(second.resumedFrom! + 2)
-    expect(await page.locator('#log').innerText()).toContain(`IndexedDB holds the pinger's count ${second.resumedFrom}: resuming from it`)
-    expect(second.errors).toEqual([])
-    expect(problems).toEqual([])
-    await page.screenshot({ path: SCREENSHOT })
-  }, 3 * START_MS)
+      await page.reload()
+      const second = await waitForPongs(page, 2)
+      // It carried on: the stored count when the page loaded again is at least what the
+      // first load showed (the pinger may have written once more before the reload)...
+      expect(second.resumedFrom).toBeGreaterThanOrEqual(first.count!)
+      expect(second.resumedFrom).toBeGreaterThan(0)
+      // ...and counting went on from there rather than from 0.
+      expect(second.count).toBeGreaterThanOrEqual(second.resumedFrom! + 2)
+      expect(await page.locator('#log').innerText()).toContain(`IndexedDB holds the pinger's count ${second.resumedFrom}: resuming from it`)
+      expect(second.errors).toEqual([])
+      expect(problems).toEqual([])
+      await page.screenshot({ path: SCREENSHOT })
+    },
+    3 * START_MS,
+  )
 
-  test('a runaway guest (an endless loop) does not freeze the page: fuel stops it, the page keeps ticking', async () => {
-    if (!(await page.evaluate(() => 'edgelessExample' in globalThis))) await page.goto(exampleUrl)
-    await page.waitForFunction(() => 'edgelessExample' in globalThis, undefined, { timeout: START_MS })
-    const r = await page.evaluate(async () => {
-      const { rt } = (globalThis as unknown as { edgelessExample: { rt: { spawn(o: unknown): Promise<{ id: unknown }>; cast(t: unknown, p: string): void; on(e: string, f: (ev: { name: string; trap: string }) => void): void } } }).edgelessExample
-      const crashes: string[] = []
-      rt.on('crash', (e) => { if (e.name === 'runaway') crashes.push(e.trap) })
-      const ref = await rt.spawn({ name: 'runaway', module: new URL('/fixtures/wasm/runaway.wasm', location.href), fuel: 20_000_000, restart: 'temporary' })
-      // A 5 ms timer keeps ticking unless the main thread is blocked.
-      let ticks = 0
-      const t = setInterval(() => { ticks++ }, 5)
-      const t0 = performance.now()
-      rt.cast(ref, 'spin')
-      await new Promise((res) => setTimeout(res, 500))
-      clearInterval(t)
-      return { crashes, ticks, ms: performance.now() - t0 }
-    })
-    expect(r.crashes).toEqual(['out-of-fuel'])
-    // Without fuel the loop would never return and no tick (nor this evaluate) would come back.
-    expect(r.ticks).toBeGreaterThan(20)
-    // The workflow in the page went on: the pinger keeps being answered. (The example page
-    // shows any crash as a failure, so its status line now says so; that is the page's choice.)
-    const before = (await pageState(page))!.pongs
-    await page.waitForFunction((n) => ((globalThis as unknown as { edgelessExample: { state: { pongs: number } } }).edgelessExample.state.pongs > n), before, { timeout: 5000 })
-  }, START_MS)
+  test(
+    'a runaway guest (an endless loop) does not freeze the page: fuel stops it, the page keeps ticking',
+    async () => {
+      if (!(await page.evaluate(() => 'edgelessExample' in globalThis))) await page.goto(exampleUrl)
+      await page.waitForFunction(() => 'edgelessExample' in globalThis, undefined, { timeout: START_MS })
+      const r = await page.evaluate(async () => {
+        const { rt } = (
+          globalThis as unknown as {
+            edgelessExample: {
+              rt: {
+                spawn(o: unknown): Promise<{ id: unknown }>
+                cast(t: unknown, p: string): void
+                on(e: string, f: (ev: { name: string; trap: string }) => void): void
+              }
+            }
+          }
+        ).edgelessExample
+        const crashes: string[] = []
+        rt.on('crash', (e) => {
+          if (e.name === 'runaway') crashes.push(e.trap)
+        })
+        const ref = await rt.spawn({ name: 'runaway', module: new URL('/fixtures/wasm/runaway.wasm', location.href), fuel: 20_000_000, restart: 'temporary' })
+        // A 5 ms timer keeps ticking unless the main thread is blocked.
+        let ticks = 0
+        const t = setInterval(() => {
+          ticks++
+        }, 5)
+        const t0 = performance.now()
+        rt.cast(ref, 'spin')
+        await new Promise((res) => setTimeout(res, 500))
+        clearInterval(t)
+        return { crashes, ticks, ms: performance.now() - t0 }
+      })
+      expect(r.crashes).toEqual(['out-of-fuel'])
+      // Without fuel the loop would never return and no tick (nor this evaluate) would come back.
+      expect(r.ticks).toBeGreaterThan(20)
+      // The workflow in the page went on: the pinger keeps being answered. (The example page
+      // shows any crash as a failure, so its status line now says so; that is the page's choice.)
+      const before = (await pageState(page))!.pongs
+      await page.waitForFunction((n) => (globalThis as unknown as { edgelessExample: { state: { pongs: number } } }).edgelessExample.state.pongs > n, before, {
+        timeout: 5000,
+      })
+    },
+    START_MS,
+  )
 
-  test('dense memory runs in the page (cross-origin isolated, so its chunks are shared memories)', async () => {
-    if (!(await page.evaluate(() => 'edgelessExample' in globalThis))) await page.goto(exampleUrl)
-    await page.waitForFunction(() => 'edgelessExample' in globalThis, undefined, { timeout: START_MS })
-    const r = await page.evaluate(async () => {
-      type Ref = { id: unknown }
-      type Rt = { load(u: URL): Promise<unknown>; spawn(o: unknown): Promise<Ref>; call(t: Ref, p: Uint8Array | string): Promise<{ kind: string; data?: Uint8Array }>; stop(t: Ref): Promise<void> }
-      const { rt } = (globalThis as unknown as { edgelessExample: { rt: Rt } }).edgelessExample
-      const fm = await rt.load(new URL('/fixtures/wasm/dense_probe.wasm', location.href))
-      const cmd = (op: number, a: number, b = 0) => { const u = new Uint8Array(13); const d = new DataView(u.buffer); u[0] = op; d.setUint32(1, a, true); d.setUint32(5, b, true); return u }
-      const res = async (ref: Ref, op: number, a: number, b = 0) => { const x = await rt.call(ref, cmd(op, a, b)); return x.kind === 'reply' ? new DataView(x.data!.buffer, x.data!.byteOffset, 4).getUint32(0, true) : -1 }
-      const refs: Ref[] = []
-      for (let i = 0; i < 300; i++) refs.push(await rt.spawn({ name: `dense-${i}`, module: fm, dense: true }))
-      // Each writes its own number at byte 100, and at an address past its region (which wraps into it).
-      for (let i = 0; i < refs.length; i++) { await res(refs[i]!, 1, 100, i & 0xff); await res(refs[i]!, 1, 0xfffffff0, 0xee) }
-      const back: number[] = []
-      for (let i = 0; i < refs.length; i++) back.push(await res(refs[i]!, 2, 100))
-      for (const ref of refs) await rt.stop(ref)
-      // Real guests: their log lines and aliases are decoded from views into the shared chunk
-      // (a browser's TextDecoder refuses shared views: the host copies those first).
-      const logs: string[] = []
-      ;(rt as unknown as { on(e: string, f: (ev: { name: string; text: string }) => void): void }).on('log', (e) => { if (e.name === 'dense-pong') logs.push(e.text) })
-      const pong = await rt.spawn({ name: 'dense-pong', module: new URL('/fixtures/wasm/pong.wasm', location.href), dense: true })
-      const answer = await rt.call(pong, 'PING')
-      const asEcho = await rt.spawn({ name: 'dense-as-echo', module: new URL('/fixtures/wasm/as_echo.wasm', location.href), dense: true })
-      const echoed = await rt.call(asEcho, 'héllo')
-      await rt.stop(pong)
-      await rt.stop(asEcho)
-      const dec = (x: { kind: string; data?: Uint8Array }) => (x.kind === 'reply' ? new TextDecoder().decode(x.data) : x.kind)
-      return { isolated: globalThis.crossOriginIsolated, ok: back.every((v, i) => v === (i & 0xff)), back: back.slice(0, 5), answer: dec(answer), echoed: dec(echoed), logs }
-    })
-    expect(r).toMatchObject({ isolated: true, ok: true, answer: 'PONG', echoed: 'héllo' })
-    // pong logs in init, per call and in stop; every line arrived whole.
-    expect(r.logs.length).toBeGreaterThan(0)
-    expect(r.logs.every((t) => t.length > 0)).toBe(true)
-  }, START_MS)
+  test(
+    'dense memory runs in the page (cross-origin isolated, so its chunks are shared memories)',
+    async () => {
+      if (!(await page.evaluate(() => 'edgelessExample' in globalThis))) await page.goto(exampleUrl)
+      await page.waitForFunction(() => 'edgelessExample' in globalThis, undefined, { timeout: START_MS })
+      const r = await page.evaluate(async () => {
+        type Ref = { id: unknown }
+        type Rt = {
+          load(u: URL): Promise<unknown>
+          spawn(o: unknown): Promise<Ref>
+          call(t: Ref, p: Uint8Array | string): Promise<{ kind: string; data?: Uint8Array }>
+          stop(t: Ref): Promise<void>
+        }
+        const { rt } = (globalThis as unknown as { edgelessExample: { rt: Rt } }).edgelessExample
+        const fm = await rt.load(new URL('/fixtures/wasm/dense_probe.wasm', location.href))
+        const cmd = (op: number, a: number, b = 0) => {
+          const u = new Uint8Array(13)
+          const d = new DataView(u.buffer)
+          u[0] = op
+          d.setUint32(1, a, true)
+          d.setUint32(5, b, true)
+          return u
+        }
+        const res = async (ref: Ref, op: number, a: number, b = 0) => {
+          const x = await rt.call(ref, cmd(op, a, b))
+          return x.kind === 'reply' ? new DataView(x.data!.buffer, x.data!.byteOffset, 4).getUint32(0, true) : -1
+        }
+        const refs: Ref[] = []
+        for (let i = 0; i < 300; i++) refs.push(await rt.spawn({ name: `dense-${i}`, module: fm, dense: true }))
+        // Each writes its own number at byte 100, and at an address past its region (which wraps into it).
+        for (let i = 0; i < refs.length; i++) {
+          await res(refs[i]!, 1, 100, i & 0xff)
+          await res(refs[i]!, 1, 0xfffffff0, 0xee)
+        }
+        const back: number[] = []
+        for (let i = 0; i < refs.length; i++) back.push(await res(refs[i]!, 2, 100))
+        for (const ref of refs) await rt.stop(ref)
+        // Real guests: their log lines and aliases are decoded from views into the shared chunk
+        // (a browser's TextDecoder refuses shared views: the host copies those first).
+        const logs: string[] = []
+        ;(rt as unknown as { on(e: string, f: (ev: { name: string; text: string }) => void): void }).on('log', (e) => {
+          if (e.name === 'dense-pong') logs.push(e.text)
+        })
+        const pong = await rt.spawn({ name: 'dense-pong', module: new URL('/fixtures/wasm/pong.wasm', location.href), dense: true })
+        const answer = await rt.call(pong, 'PING')
+        const asEcho = await rt.spawn({ name: 'dense-as-echo', module: new URL('/fixtures/wasm/as_echo.wasm', location.href), dense: true })
+        const echoed = await rt.call(asEcho, 'héllo')
+        await rt.stop(pong)
+        await rt.stop(asEcho)
+        const dec = (x: { kind: string; data?: Uint8Array }) => (x.kind === 'reply' ? new TextDecoder().decode(x.data) : x.kind)
+        return {
+          isolated: globalThis.crossOriginIsolated,
+          ok: back.every((v, i) => v === (i & 0xff)),
+          back: back.slice(0, 5),
+          answer: dec(answer),
+          echoed: dec(echoed),
+          logs,
+        }
+      })
+      expect(r).toMatchObject({ isolated: true, ok: true, answer: 'PONG', echoed: 'héllo' })
+      // pong logs in init, per call and in stop; every line arrived whole.
+      expect(r.logs.length).toBeGreaterThan(0)
+      expect(r.logs.every((t) => t.length > 0)).toBe(true)
+    },
+    START_MS,
+  )
 })
 
 // ---- the IndexedDB adapter in the page -------------------------------------------------
@@ -240,8 +314,17 @@ async function harnessPage(): Promise<Page> {
   if (harness) return harness
   const built = await esbuild.build({
     absWorkingDir: root,
-    stdin: { contents: "import { indexedDbStore } from 'edgeless/adapters/indexeddb'\nglobalThis.indexedDbStore = indexedDbStore\n", resolveDir: root, loader: 'js' },
-    bundle: true, format: 'esm', platform: 'browser', write: false, metafile: true, logLevel: 'silent',
+    stdin: {
+      contents: "import { indexedDbStore } from 'edgeless/adapters/indexeddb'\nglobalThis.indexedDbStore = indexedDbStore\n",
+      resolveDir: root,
+      loader: 'js',
+    },
+    bundle: true,
+    format: 'esm',
+    platform: 'browser',
+    write: false,
+    metafile: true,
+    logLevel: 'silent',
   })
   // The browser resolution of 'edgeless/adapters/indexeddb' is the platform-neutral build.
   expect(Object.keys(built.metafile.inputs)).toContain('dist/adapters/indexeddb.js')
@@ -250,7 +333,12 @@ async function harnessPage(): Promise<Page> {
   const headers = { 'Cross-Origin-Opener-Policy': 'same-origin', 'Cross-Origin-Embedder-Policy': 'require-corp' }
   await p.route(`${base}/__harness/**`, (route) => {
     const isJs = route.request().url().endsWith('.js')
-    return route.fulfill({ status: 200, headers, contentType: isJs ? 'text/javascript' : 'text/html', body: isJs ? js : '<!doctype html><link rel="icon" href="data:,"><script type="module" src="harness.js"></script>' })
+    return route.fulfill({
+      status: 200,
+      headers,
+      contentType: isJs ? 'text/javascript' : 'text/html',
+      body: isJs ? js : '<!doctype html><link rel="icon" href="data:,"><script type="module" src="harness.js"></script>',
+    })
   })
   await p.goto(`${base}/__harness/index.html`)
   await p.waitForFunction(() => typeof (globalThis as { indexedDbStore?: unknown }).indexedDbStore === 'function')
@@ -299,7 +387,10 @@ async function remoteStore(): Promise<Remote> {
     const wire = args.map((a) => (a instanceof Uint8Array ? { b64: b64(a) } : a))
     // Sent in call order, and each call reaches the store before the page awaits anything:
     // calls issued without waiting reach it in the order they were made.
-    const r = await page.evaluate(([h, m, a]) => (globalThis as unknown as { remote: { call(h: number, m: string, a: unknown[]): Promise<unknown> } }).remote.call(h, m, a), [h, method, wire] as const)
+    const r = await page.evaluate(
+      ([h, m, a]) => (globalThis as unknown as { remote: { call(h: number, m: string, a: unknown[]): Promise<unknown> } }).remote.call(h, m, a),
+      [h, method, wire] as const,
+    )
     const v = r as { b64?: string; undefined?: true; data?: { b64: string }; version?: number }
     if (v && typeof v === 'object') {
       if (v.undefined) return undefined
@@ -323,7 +414,10 @@ async function remoteStore(): Promise<Remote> {
 // The 16 MiB round trip runs in the page itself (below): through the protocol, as base64,
 // it would time the transfer rather than the store.
 testStateStore('indexedDbStore (Chromium, real IndexedDB)', remoteStore, {
-  list: true, versions: true, dispose: true, bigValues: false,
+  list: true,
+  versions: true,
+  dispose: true,
+  bigValues: false,
   cleanup: async (store) => {
     await harness?.evaluate((n) => (globalThis as unknown as { remote: { drop(n: string): Promise<void> } }).remote.drop(n), store.dbName)
   },
@@ -334,7 +428,11 @@ describe('indexedDbStore, in the page itself', () => {
     const page = await harnessPage()
     const first = await page.evaluate(async () => {
       const { indexedDbStore } = globalThis as unknown as { indexedDbStore: typeof import('../adapters/indexeddb').indexedDbStore }
-      await new Promise((ok) => { const r = indexedDB.deleteDatabase('roundtrip'); r.onsuccess = ok; r.onerror = ok })
+      await new Promise((ok) => {
+        const r = indexedDB.deleteDatabase('roundtrip')
+        r.onsuccess = ok
+        r.onerror = ok
+      })
       const store = indexedDbStore({ dbName: 'roundtrip', storeName: 'states' })
       const all = Uint8Array.from({ length: 256 }, (_, i) => i)
       const backing = Uint8Array.from({ length: 64 }, (_, i) => 255 - i)
@@ -372,7 +470,10 @@ describe('indexedDbStore, in the page itself', () => {
       out.bigReplaced = Array.from((await store.get('big'))!)
       await store.delete('big')
       await store.dispose()
-      out.afterDispose = await store.get('bin').then(() => 'resolved', (e: Error) => e.message)
+      out.afterDispose = await store.get('bin').then(
+        () => 'resolved',
+        (e: Error) => e.message,
+      )
       // Another store on the same database sees the data: it is in IndexedDB, not in the object.
       const again = indexedDbStore({ dbName: 'roundtrip', storeName: 'states' })
       out.again = await again.getVersioned('view')
@@ -412,7 +513,12 @@ describe('indexedDbStore, in the page itself', () => {
       await other.set('x', Uint8Array.of(1))
       const example = indexedDbStore({ dbName: 'edgeless-example' })
       const pinger = await example.get('ping-pong/pinger')
-      const result = { view: view && { bytes: Array.from(view.data), version: view.version }, list: (await store.list()).sort(), other: await other.list(), pinger: pinger && new TextDecoder().decode(pinger) }
+      const result = {
+        view: view && { bytes: Array.from(view.data), version: view.version },
+        list: (await store.list()).sort(),
+        other: await other.list(),
+        pinger: pinger && new TextDecoder().decode(pinger),
+      }
       await Promise.all([store.dispose(), other.dispose(), example.dispose()])
       return result
     })

@@ -37,7 +37,19 @@ describe('calls', () => {
   test('a guest call waits behind messages already queued at a busy wasm target', async () => {
     const rt = testRuntime()
     const order: string[] = []
-    const slow = await rt.spawn({ name: 'slow', fn: { async handleCast(_s, m) { await new Promise((r) => setTimeout(r, 10)); order.push(`cast:${utf8(m)}`) }, handleCall: (_s, m) => { order.push(`call:${utf8(m)}`); return reply('ok') } } })
+    const slow = await rt.spawn({
+      name: 'slow',
+      fn: {
+        async handleCast(_s, m) {
+          await new Promise((r) => setTimeout(r, 10))
+          order.push(`cast:${utf8(m)}`)
+        },
+        handleCall: (_s, m) => {
+          order.push(`call:${utf8(m)}`)
+          return reply('ok')
+        },
+      },
+    })
     const caller = await rt.spawn({ name: 'caller', module: wasmPath('caller'), outputs: { t: slow } })
     rt.cast(slow, 'first') // slow is now busy for 10 ms
     expect(text(await rt.call(caller, 'call:t:second'))).toBe('reply:ok')
@@ -57,7 +69,18 @@ describe('calls', () => {
   test('per-sender ordering: casts then a call from the same sender are processed in order', async () => {
     const rt = testRuntime()
     const seen: string[] = []
-    const sink = await rt.spawn({ name: 'sink', fn: { handleCast: (_s, m) => { seen.push(utf8(m)) }, handleCall: (_s, m) => { seen.push(`call ${utf8(m)}`); return reply(String(seen.length)) } } })
+    const sink = await rt.spawn({
+      name: 'sink',
+      fn: {
+        handleCast: (_s, m) => {
+          seen.push(utf8(m))
+        },
+        handleCall: (_s, m) => {
+          seen.push(`call ${utf8(m)}`)
+          return reply(String(seen.length))
+        },
+      },
+    })
     for (let i = 0; i < 100; i++) rt.cast(sink, `m${i}`)
     const r = await rt.call(sink, 'last')
     expect(text(r)).toBe('101')

@@ -13,17 +13,33 @@ const root = fileURLToPath(new URL('..', import.meta.url))
 const bin = join(root, 'bin', 'edgeless.mjs')
 const pingPong = join(root, 'examples', 'ping-pong', 'workflow.json')
 
-interface Run { code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }
+interface Run {
+  code: number | null
+  signal: NodeJS.Signals | null
+  stdout: string
+  stderr: string
+}
 
 /** Run the CLI; `onStdout` may act on output as it arrives (e.g. send SIGINT). */
-function cli(args: string[], opts: { cwd?: string; env?: Record<string, string>; onStdout?: (all: string, child: ReturnType<typeof spawn>) => void; timeoutMs?: number } = {}): Promise<Run> {
+function cli(
+  args: string[],
+  opts: { cwd?: string; env?: Record<string, string>; onStdout?: (all: string, child: ReturnType<typeof spawn>) => void; timeoutMs?: number } = {},
+): Promise<Run> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [bin, ...args], { cwd: opts.cwd ?? root, env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] })
     let stdout = ''
     let stderr = ''
-    const killer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`CLI did not exit: ${args.join(' ')}\n${stdout}\n${stderr}`)) }, opts.timeoutMs ?? 20000)
-    child.stdout!.on('data', (d: Buffer) => { stdout += d; opts.onStdout?.(stdout, child) })
-    child.stderr!.on('data', (d: Buffer) => { stderr += d })
+    const killer = setTimeout(() => {
+      child.kill('SIGKILL')
+      reject(new Error(`CLI did not exit: ${args.join(' ')}\n${stdout}\n${stderr}`))
+    }, opts.timeoutMs ?? 20000)
+    child.stdout!.on('data', (d: Buffer) => {
+      stdout += d
+      opts.onStdout?.(stdout, child)
+    })
+    child.stderr!.on('data', (d: Buffer) => {
+      stderr += d
+    })
     child.on('exit', (code, signal) => {
       clearTimeout(killer)
       // Let the pipes drain before resolving.
@@ -35,7 +51,9 @@ function cli(args: string[], opts: { cwd?: string; env?: Record<string, string>;
 const LINE = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (ERROR|WARN |INFO |DEBUG|TRACE) [^:]+: .*$/
 
 let dir: string
-beforeAll(() => { dir = mkdtempSync(join(tmpdir(), 'edgeless-cli-')) })
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'edgeless-cli-'))
+})
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
 
 describe('edgeless validate', () => {
@@ -47,13 +65,20 @@ describe('edgeless validate', () => {
 
   test('a bad workflow: every problem printed, exit 1, no stack trace', async () => {
     const file = join(dir, 'bad.json')
-    writeFileSync(file, JSON.stringify({
-      functions: [
-        { name: 'p', class_specification: { id: 'p', function_type: 'RUST_WASM', version: '1', code: 'missing.wasm', outputs: [] }, output_mapping: { x: 'ghost' } },
-        { name: 'p', class_specification: { id: 'p', function_type: 'CONTAINER', version: '1', code: 'img', outputs: [] } },
-      ],
-      resources: [{ name: 'log', class_type: 'file-log', configurations: {} }],
-    }))
+    writeFileSync(
+      file,
+      JSON.stringify({
+        functions: [
+          {
+            name: 'p',
+            class_specification: { id: 'p', function_type: 'RUST_WASM', version: '1', code: 'missing.wasm', outputs: [] },
+            output_mapping: { x: 'ghost' },
+          },
+          { name: 'p', class_specification: { id: 'p', function_type: 'CONTAINER', version: '1', code: 'img', outputs: [] } },
+        ],
+        resources: [{ name: 'log', class_type: 'file-log', configurations: {} }],
+      }),
+    )
     const r = await cli(['validate', file])
     expect(r.code).toBe(1)
     const lines = r.stderr.trim().split('\n')
@@ -96,9 +121,9 @@ describe('edgeless run', () => {
     expect(r.code).toBe(0)
     const lines = r.stdout.trim().split('\n')
     for (const l of lines) expect(l).toMatch(LINE)
-    expect(lines.filter((l) => / INFO  pinger ping: Got Reply: PONG$/.test(l)).length).toBeGreaterThanOrEqual(2)
-    expect(lines.some((l) => / INFO  ponger pong: Ponger: 'Stop' called$/.test(l))).toBe(true)
-    expect(lines.some((l) => / INFO  pinger ping: Pinger: 'Stop' called$/.test(l))).toBe(true)
+    expect(lines.filter((l) => / INFO {2}pinger ping: Got Reply: PONG$/.test(l)).length).toBeGreaterThanOrEqual(2)
+    expect(lines.some((l) => / INFO {2}ponger pong: Ponger: 'Stop' called$/.test(l))).toBe(true)
+    expect(lines.some((l) => / INFO {2}pinger ping: Pinger: 'Stop' called$/.test(l))).toBe(true)
     expect(r.stderr).toMatch(/workflow "ping-pong\/workflow" .* started/)
     expect(r.stderr).toMatch(/stopping \(1500 ms elapsed\)/)
   })
@@ -151,17 +176,22 @@ describe('edgeless run', () => {
     // The counter panics on a message that is not an integer; the sensor sends "11.36".
     const file = join(dir, 'crashy.json')
     const f = (name: string, code: string, mapping: Record<string, string>, init?: string) => ({
-      name, class_specification: { id: name, function_type: 'RUST_WASM', version: '0.1', code, outputs: Object.keys(mapping) },
-      output_mapping: mapping, annotations: init ? { 'init-payload': init } : {},
+      name,
+      class_specification: { id: name, function_type: 'RUST_WASM', version: '0.1', code, outputs: Object.keys(mapping) },
+      output_mapping: mapping,
+      annotations: init ? { 'init-payload': init } : {},
     })
-    writeFileSync(file, JSON.stringify({
-      functions: [
-        f('sensor', wasmPath('sensor_simulator'), { output: 'counter' }, 'period=100'),
-        { ...f('counter', wasmPath('counter'), {}), annotations: { restart: 'temporary' } },
-        f('pinger', wasmPath('ping'), { ponger: 'ponger' }),
-        f('ponger', wasmPath('pong'), {}),
-      ],
-    }))
+    writeFileSync(
+      file,
+      JSON.stringify({
+        functions: [
+          f('sensor', wasmPath('sensor_simulator'), { output: 'counter' }, 'period=100'),
+          { ...f('counter', wasmPath('counter'), {}), annotations: { restart: 'temporary' } },
+          f('pinger', wasmPath('ping'), { ponger: 'ponger' }),
+          f('ponger', wasmPath('pong'), {}),
+        ],
+      }),
+    )
     const r = await cli(['run', file, '--duration', '1500'])
     expect(r.code).toBe(0)
     const lines = r.stdout.trim().split('\n')
@@ -173,16 +203,24 @@ describe('edgeless run', () => {
 
   test('a function that keeps crashing: restarts are logged, then the supervisor escalates and the run ends with exit 1', async () => {
     const file = join(dir, 'escalating.json')
-    writeFileSync(file, JSON.stringify({
-      functions: [
-        { name: 'sensor', class_specification: { id: 's', function_type: 'RUST_WASM', version: '0.1', code: wasmPath('sensor_simulator'), outputs: ['output'] }, output_mapping: { output: 'counter' }, annotations: { 'init-payload': 'period=20' } },
-        { name: 'counter', class_specification: { id: 'c', function_type: 'RUST_WASM', version: '0.1', code: wasmPath('counter'), outputs: [] } },
-      ],
-      annotations: { 'max-restarts': '2' },
-    }))
+    writeFileSync(
+      file,
+      JSON.stringify({
+        functions: [
+          {
+            name: 'sensor',
+            class_specification: { id: 's', function_type: 'RUST_WASM', version: '0.1', code: wasmPath('sensor_simulator'), outputs: ['output'] },
+            output_mapping: { output: 'counter' },
+            annotations: { 'init-payload': 'period=20' },
+          },
+          { name: 'counter', class_specification: { id: 'c', function_type: 'RUST_WASM', version: '0.1', code: wasmPath('counter'), outputs: [] } },
+        ],
+        annotations: { 'max-restarts': '2' },
+      }),
+    )
     const r = await cli(['run', file, '--duration', '20000'])
     expect(r.code).toBe(1)
-    expect(r.stdout.match(/ INFO  counter: restarted \(restart #\d\)/g)).toHaveLength(2)
+    expect(r.stdout.match(/ INFO {2}counter: restarted \(restart #\d\)/g)).toHaveLength(2)
     expect(r.stdout).toMatch(/ ERROR counter: ESCALATION: The supervisor of workflow "[^"]+" exceeded its restart intensity: 3 restarts/)
     expect(r.stderr).toMatch(/stopping \(the supervisor stopped the workflow after too many crashes\)/)
   })
@@ -198,7 +236,13 @@ describe('edgeless run', () => {
     })
 
     test('bad flags and commands', async () => {
-      for (const args of [['run'], ['run', pingPong, '--duration', 'soon'], ['run', pingPong, '--bogus'], ['frobnicate'], ['run', pingPong, '--log-level', 'loud']]) {
+      for (const args of [
+        ['run'],
+        ['run', pingPong, '--duration', 'soon'],
+        ['run', pingPong, '--bogus'],
+        ['frobnicate'],
+        ['run', pingPong, '--log-level', 'loud'],
+      ]) {
         const r = await cli(args)
         expect(r.code).toBe(2)
         expect(r.stderr).toMatch(/^edgeless: .+\n\nUsage:/)
@@ -220,7 +264,7 @@ describe('edgeless run', () => {
       }
       const typo = await cli(['run', pingPong, '--stat-dir', 'x'])
       expect(typo.code).toBe(2)
-      expect(typo.stderr).toMatch(/^edgeless: "run" has no option --stat-dir\. Did you mean --state-dir\?\n\nUsage:\n  edgeless run /)
+      expect(typo.stderr).toMatch(/^edgeless: "run" has no option --stat-dir\. Did you mean --state-dir\?\n\nUsage:\n {2}edgeless run /)
       const cmd = await cli(['valdate', pingPong])
       expect(cmd.stderr).toMatch(/unknown command "valdate"\. Did you mean "validate"\?/)
       const inspect = await cli(['run', '--inspect', 'abc', pingPong])
@@ -234,10 +278,13 @@ describe('edgeless run', () => {
       await new Promise<void>((res) => blocker.listen(0, '127.0.0.1', () => res()))
       const port = (blocker.address() as { port: number }).port
       const file = join(dir, 'ingress.json')
-      writeFileSync(file, JSON.stringify({
-        functions: [{ name: 'ponger', class_specification: { id: 'pong', function_type: 'RUST_WASM', version: '0.1', code: wasmPath('pong'), outputs: [] } }],
-        resources: [{ name: 'in', class_type: 'http-ingress', output_mapping: { new_request: 'ponger' }, configurations: { host: '', async: 'true' } }],
-      }))
+      writeFileSync(
+        file,
+        JSON.stringify({
+          functions: [{ name: 'ponger', class_specification: { id: 'pong', function_type: 'RUST_WASM', version: '0.1', code: wasmPath('pong'), outputs: [] } }],
+          resources: [{ name: 'in', class_type: 'http-ingress', output_mapping: { new_request: 'ponger' }, configurations: { host: '', async: 'true' } }],
+        }),
+      )
       try {
         const r = await cli(['run', file, '--http-port', String(port), '--duration', '100'])
         expect(r.code).toBe(1)

@@ -11,7 +11,9 @@ import { collect, testRuntime, until, wasm, wasmPath } from './helpers/fixtures'
 import type { Runtime } from '../lib/node/index'
 
 const text = (r: CallResult) => (r.kind === 'reply' ? utf8(r.data) : r.kind === 'err' ? `err:${r.error.code}` : r.kind)
-const noFiles = async (): Promise<Uint8Array> => { throw new Error('no loader in this test') }
+const noFiles = async (): Promise<Uint8Array> => {
+  throw new Error('no loader in this test')
+}
 
 /** The 13-byte command of dense_probe: op, then a, b, c as u32 LE. */
 function cmd(op: number, a = 0, b = 0, c = 0): Uint8Array {
@@ -35,9 +37,20 @@ async function probe(rt: Runtime, ref: Parameters<Runtime['call']>[0], op: numbe
 // region is 256 pages (16 MiB).
 const REGION = 16 * 1024 * 1024
 const CAP = 130
-const STORE8 = 1, LOAD8 = 2, SIZE = 3, GROW = 4, FILL = 5, COPY = 6, LOAD_FAR = 7, I64 = 8, F64 = 9, F32 = 10, DATA = 11, STORE16_KEPT = 12
+const STORE8 = 1,
+  LOAD8 = 2,
+  SIZE = 3,
+  GROW = 4,
+  FILL = 5,
+  COPY = 6,
+  LOAD_FAR = 7,
+  I64 = 8,
+  F64 = 9,
+  F32 = 10,
+  DATA = 11,
+  STORE16_KEPT = 12
 
-describe('isolation: every access stays in the instance\'s own region', () => {
+describe("isolation: every access stays in the instance's own region", () => {
   test('stores anywhere in the 4 GiB address space never reach the neighbouring instance', async () => {
     const rt = testRuntime()
     // Spawned one after the other, B gets the region right after A's.
@@ -112,11 +125,11 @@ describe('the memory size is virtual', () => {
     expect(await probe(rt, p, SIZE)).toBe(2)
     expect(await probe(rt, p, GROW, 1)).toBe(2)
     expect(await probe(rt, p, SIZE)).toBe(3)
-    expect(await probe(rt, p, GROW, CAP - 2) | 0).toBe(-1) // CAP + 1 pages
+    expect((await probe(rt, p, GROW, CAP - 2)) | 0).toBe(-1) // CAP + 1 pages
     expect(await probe(rt, p, GROW, CAP - 3)).toBe(3)
     expect(await probe(rt, p, GROW, 0)).toBe(CAP)
-    expect(await probe(rt, p, GROW, 1) | 0).toBe(-1)
-    expect(await probe(rt, p, GROW, 0xffffffff) | 0).toBe(-1)
+    expect((await probe(rt, p, GROW, 1)) | 0).toBe(-1)
+    expect((await probe(rt, p, GROW, 0xffffffff)) | 0).toBe(-1)
     expect(await probe(rt, p, SIZE)).toBe(CAP)
     await rt.shutdown()
   })
@@ -125,11 +138,14 @@ describe('the memory size is virtual', () => {
     const rt = testRuntime()
     const p = await rt.spawn({ name: 'p', module: wasmPath('dense_probe'), dense: true, maxMemoryBytes: 5 * 65536 })
     expect(await probe(rt, p, GROW, 3)).toBe(2)
-    expect(await probe(rt, p, GROW, 1) | 0).toBe(-1)
+    expect((await probe(rt, p, GROW, 1)) | 0).toBe(-1)
     // A 5-page cap gets an 8-page region: byte 8 * 65536 wraps to byte 0.
     await probe(rt, p, STORE8, 8 * 65536 + 3, 9)
     expect(await probe(rt, p, LOAD8, 3)).toBe(9)
-    await expect(rt.spawn({ name: 'big', module: wasmPath('dense_probe'), dense: true, maxMemoryBytes: 2 * 1024 * 1024 * 1024 })).rejects.toMatchObject({ code: 'invalid-argument', message: expect.stringMatching(/region can hold \(1024 MiB\).*without `dense`/) })
+    await expect(rt.spawn({ name: 'big', module: wasmPath('dense_probe'), dense: true, maxMemoryBytes: 2 * 1024 * 1024 * 1024 })).rejects.toMatchObject({
+      code: 'invalid-argument',
+      message: expect.stringMatching(/region can hold \(1024 MiB\).*without `dense`/),
+    })
     await rt.shutdown()
   })
 
@@ -193,7 +209,15 @@ describe('real guests run dense exactly as they run alone', () => {
   test('a guest blocked in a call (asyncify unwinds its stack into its region) resumes correctly, many at once', async () => {
     const rt = testRuntime()
     // pong answers only after a JS function in between has waited: every caller suspends.
-    const slow = await rt.spawn({ name: 'slow', fn: { handleCall: async (_s, m) => { await new Promise((r) => setTimeout(r, 5)); return { kind: 'reply', data: m } } } })
+    const slow = await rt.spawn({
+      name: 'slow',
+      fn: {
+        handleCall: async (_s, m) => {
+          await new Promise((r) => setTimeout(r, 5))
+          return { kind: 'reply', data: m }
+        },
+      },
+    })
     const callers = []
     for (let i = 0; i < 20; i++) callers.push(await rt.spawn({ name: `caller${i}`, module: wasmPath('caller'), dense: true, outputs: { slow } }))
     const answers = await Promise.all(callers.map((c, i) => rt.call(c, `call:slow:n${i}`)))
@@ -231,7 +255,11 @@ describe('real guests run dense exactly as they run alone', () => {
     for (let i = 0; i < 2000; i++) refs.push(await rt.spawn({ name: `t${i}`, module: wasm('tally'), dense: true }))
     void tally
     // Instance i gets i % 5 + 1 increments.
-    await Promise.all(refs.map(async (r, i) => { for (let k = 0; k < i % 5; k++) await rt.call(r, 'x') }))
+    await Promise.all(
+      refs.map(async (r, i) => {
+        for (let k = 0; k < i % 5; k++) await rt.call(r, 'x')
+      }),
+    )
     const last = await Promise.all(refs.map((r) => rt.call(r, 'x')))
     expect(last.map(text)).toEqual(refs.map((_, i) => String((i % 5) + 1)))
     await rt.shutdown()
@@ -267,8 +295,14 @@ describe('what dense memory refuses, and how it says so', () => {
   test('a precompiled WebAssembly.Module, worker isolation and a non-boolean are refused with the fix', async () => {
     const rt = testRuntime()
     const compiled = new WebAssembly.Module(wasm('pong') as Uint8Array<ArrayBuffer>)
-    await expect(rt.spawn({ name: 'pre', module: compiled, dense: true })).rejects.toMatchObject({ code: 'invalid-argument', message: expect.stringMatching(/precompiled.*Pass its bytes/) })
-    await expect(rt.spawn({ name: 'w', module: wasmPath('pong'), dense: true, isolation: 'worker' })).rejects.toMatchObject({ code: 'invalid-argument', message: expect.stringMatching(/worker isolation/) })
+    await expect(rt.spawn({ name: 'pre', module: compiled, dense: true })).rejects.toMatchObject({
+      code: 'invalid-argument',
+      message: expect.stringMatching(/precompiled.*Pass its bytes/),
+    })
+    await expect(rt.spawn({ name: 'w', module: wasmPath('pong'), dense: true, isolation: 'worker' })).rejects.toMatchObject({
+      code: 'invalid-argument',
+      message: expect.stringMatching(/worker isolation/),
+    })
     await expect(rt.spawn({ name: 'x', module: wasmPath('pong'), dense: 'yes' as never })).rejects.toMatchObject({ code: 'invalid-argument' })
     expect(() => testRuntime({ dense: 1 as never })).toThrow(/RuntimeOptions.dense must be a boolean/)
     await rt.shutdown()
@@ -292,18 +326,32 @@ describe('workflow annotation "dense"', () => {
   test('"dense": "true" runs the function dense; a bad value is a validation problem', async () => {
     const rt = testRuntime()
     const wf = (dense: string) => ({
-      functions: [{ name: 'p', class_specification: { id: 'p', function_type: 'RUST_WASM', version: '0.1', code: wasmPath('dense_probe'), outputs: [] }, output_mapping: {}, annotations: { dense, restart: 'temporary' } }],
-      resources: [], annotations: {},
+      functions: [
+        {
+          name: 'p',
+          class_specification: { id: 'p', function_type: 'RUST_WASM', version: '0.1', code: wasmPath('dense_probe'), outputs: [] },
+          output_mapping: {},
+          annotations: { dense, restart: 'temporary' },
+        },
+      ],
+      resources: [],
+      annotations: {},
     })
     const h = await rt.startWorkflow(wf('true'))
     const p = h.idOf('p')!
     await probe(rt, p, STORE8, REGION + 2, 6)
     expect(await probe(rt, p, LOAD8, 2)).toBe(6)
     await h.stop()
-    await expect(rt.startWorkflow(wf('maybe'))).rejects.toMatchObject({ code: 'invalid-workflow', message: expect.stringMatching(/annotations.dense.*must be true or false/) })
+    await expect(rt.startWorkflow(wf('maybe'))).rejects.toMatchObject({
+      code: 'invalid-workflow',
+      message: expect.stringMatching(/annotations.dense.*must be true or false/),
+    })
     const both = wf('true')
     both.functions[0]!.annotations = { dense: 'true', isolation: 'worker' } as never
-    await expect(rt.startWorkflow(both)).rejects.toMatchObject({ code: 'invalid-workflow', message: expect.stringMatching(/annotations.dense.*worker isolation do not go together/) })
+    await expect(rt.startWorkflow(both)).rejects.toMatchObject({
+      code: 'invalid-workflow',
+      message: expect.stringMatching(/annotations.dense.*worker isolation do not go together/),
+    })
     await rt.shutdown()
   })
 })
@@ -345,7 +393,13 @@ describe('the rewrite itself', () => {
   test('a dense load gives the layout; a module that imports its memory (one already rewritten) is refused', async () => {
     const fm = await loadFunctionModule(wasm('tally'), noFiles, 'tally', undefined, true)
     // Node makes shared memories: the chunks are shared.
-    expect(fm.dense).toMatchObject({ shared: true, initialPages: 17, maxPages: 17 + 128, regionBytes: 16 * 1024 * 1024, strideBytes: 16 * 1024 * 1024 + GUARD_BYTES })
+    expect(fm.dense).toMatchObject({
+      shared: true,
+      initialPages: 17,
+      maxPages: 17 + 128,
+      regionBytes: 16 * 1024 * 1024,
+      strideBytes: 16 * 1024 * 1024 + GUARD_BYTES,
+    })
     expect(fm.dense!.data.length).toBeGreaterThan(0)
     expect(WebAssembly.Module.imports(fm.module).some((i) => i.module === 'edgeless_dense' && i.kind === 'memory')).toBe(true)
     expect(WebAssembly.Module.exports(fm.module).some((e) => e.name === 'memory' && e.kind === 'memory')).toBe(true)

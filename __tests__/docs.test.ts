@@ -29,7 +29,13 @@ import * as esbuild from 'esbuild'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 /** The pages checked: the README and every page of docs/. */
-const PAGES = ['README.md', ...readdirSync(join(root, 'docs')).filter((f) => f.endsWith('.md')).sort().map((f) => `docs/${f}`)]
+const PAGES = [
+  'README.md',
+  ...readdirSync(join(root, 'docs'))
+    .filter((f) => f.endsWith('.md'))
+    .sort()
+    .map((f) => `docs/${f}`),
+]
 /**
  * Pages that another branch adds (linked from the README already). Remove an entry once the
  * page is merged: from then on a link to it is checked like any other.
@@ -59,7 +65,13 @@ const read = (page: string) => readFileSync(join(root, page), 'utf8')
 
 // ---- markdown ----------------------------------------------------------------------------
 
-interface Snippet { page: string; line: number; lang: string; code: string; marker: string | undefined }
+interface Snippet {
+  page: string
+  line: number
+  lang: string
+  code: string
+  marker: string | undefined
+}
 
 /** Fenced code blocks of a page, with the `<!-- snippet: ... -->` marker on the line before, if any. */
 function fences(page: string): Snippet[] {
@@ -71,7 +83,8 @@ function fences(page: string): Snippet[] {
     const indent = open[1]!
     const body: string[] = []
     let j = i + 1
-    for (; j < lines.length && !new RegExp(`^${indent}\`\`\`\\s*$`).test(lines[j]!); j++) body.push(lines[j]!.startsWith(indent) ? lines[j]!.slice(indent.length) : lines[j]!)
+    for (; j < lines.length && !new RegExp(`^${indent}\`\`\`\\s*$`).test(lines[j]!); j++)
+      body.push(lines[j]!.startsWith(indent) ? lines[j]!.slice(indent.length) : lines[j]!)
     if (j >= lines.length) throw new Error(`${page}:${i + 1}: a code fence is never closed`)
     let k = i - 1
     while (k >= 0 && lines[k]!.trim() === '') k--
@@ -93,7 +106,11 @@ function headingAnchors(page: string): Set<string> {
   const seen = new Map<string, number>()
   const out = new Set<string>()
   for (const m of text.matchAll(/^#{1,6}[ \t]+(.+?)\s*#*\s*$/gm)) {
-    const slug = m[1]!.toLowerCase().replace(/[^\p{L}\p{N}\s_-]/gu, '').trim().replace(/\s/g, '-')
+    const slug = m[1]!
+      .toLowerCase()
+      .replace(/[^\p{L}\p{N}\s_-]/gu, '')
+      .trim()
+      .replace(/\s/g, '-')
     const n = seen.get(slug) ?? 0
     seen.set(slug, n + 1)
     out.add(n === 0 ? slug : `${slug}-${n}`)
@@ -101,7 +118,10 @@ function headingAnchors(page: string): Set<string> {
   return out
 }
 
-interface Link { page: string; target: string }
+interface Link {
+  page: string
+  target: string
+}
 
 function links(page: string): Link[] {
   const text = prose(read(page))
@@ -115,12 +135,15 @@ function links(page: string): Link[] {
 /** What is wrong with one link, or undefined. */
 function checkLink({ page, target }: Link): string | undefined {
   if (/^[a-z][a-z0-9+.-]*:/i.test(target)) {
-    return /^(https?|mailto):/i.test(target) ? undefined : `${page}: link "${target}" uses a scheme other than http(s) or mailto; link a file of the repository or a public URL`
+    return /^(https?|mailto):/i.test(target)
+      ? undefined
+      : `${page}: link "${target}" uses a scheme other than http(s) or mailto; link a file of the repository or a public URL`
   }
   const [path, anchor] = target.split('#', 2) as [string, string | undefined]
   const file = path === '' ? join(root, page) : resolve(root, dirname(page), decodeURIComponent(path))
   const rel = relative(root, file)
-  if (rel.startsWith('..') || rel.split(sep).includes('..')) return `${page}: link "${target}" leaves the repository (${file}); docs may link only files of the repository or public URLs`
+  if (rel.startsWith('..') || rel.split(sep).includes('..'))
+    return `${page}: link "${target}" leaves the repository (${file}); docs may link only files of the repository or public URLs`
   const relPosix = rel.split(sep).join('/')
   if (PENDING_PAGES.has(relPosix)) return undefined
   if (!existsSync(file)) return `${page}: link "${target}" points at ${relPosix}, which does not exist`
@@ -160,9 +183,15 @@ describe('links', () => {
   test('every repository path named in inline code (`lib/...`, `examples/...`) exists', () => {
     // Pages name source files without linking them; a moved file must not leave them stale.
     const named = PAGES.flatMap((page) =>
-      [...read(page).matchAll(/`((?:lib|adapters|bench|examples|fixtures|scripts|assembly|bin|__tests__|docs)\/[^`\s*]*)`/g)].map((m) => ({ page, path: m[1]! })))
+      [...read(page).matchAll(/`((?:lib|adapters|bench|examples|fixtures|scripts|assembly|bin|__tests__|docs)\/[^`\s*]*)`/g)].map((m) => ({
+        page,
+        path: m[1]!,
+      })),
+    )
     expect(named.length).toBeGreaterThan(20)
-    const missing = named.filter(({ path }) => !existsSync(join(root, path))).map(({ page, path }) => `${page}: \`${path}\` does not exist; fix the page (or the path)`)
+    const missing = named
+      .filter(({ path }) => !existsSync(join(root, path)))
+      .map(({ page, path }) => `${page}: \`${path}\` does not exist; fix the page (or the path)`)
     expect(missing).toEqual([])
   })
 })
@@ -189,7 +218,8 @@ describe('generated sections', () => {
     ['docs/architecture.md (the layout of lib/ and adapters/)', 'scripts/layout.mjs', 'npm run docs:layout'],
   ])('%s is up to date', (_what, script, fix) => {
     const r = runScript(join(root, script), ['--check'])
-    if (r.status !== 0) throw new Error(`${r.stderr || r.stdout}\nThe committed page differs from what the generator writes now: run \`${fix}\` and commit the result.`)
+    if (r.status !== 0)
+      throw new Error(`${r.stderr || r.stdout}\nThe committed page differs from what the generator writes now: run \`${fix}\` and commit the result.`)
   })
 
   test('the layout generator follows the tree: a new file makes the page stale, and regenerating lists it', () => {
@@ -199,7 +229,10 @@ describe('generated sections', () => {
       mkdirSync(join(dir, 'docs'))
       cpSync(join(root, 'docs', 'architecture.md'), join(dir, 'docs', 'architecture.md'))
       mkdirSync(join(dir, 'lib', 'brand-new'))
-      writeFileSync(join(dir, 'lib', 'brand-new', 'thing.ts'), '/**\n * Does a new thing. More words here.\n * @packageDocumentation\n */\nexport const x = 1\n')
+      writeFileSync(
+        join(dir, 'lib', 'brand-new', 'thing.ts'),
+        '/**\n * Does a new thing. More words here.\n * @packageDocumentation\n */\nexport const x = 1\n',
+      )
       writeFileSync(join(dir, 'lib', 'brand-new', 'bare.ts'), 'export const y = 2\n')
       const stale = runScript(join(dir, 'scripts', 'layout.mjs'), ['--check'], dir)
       expect(stale.status).toBe(1)
@@ -259,29 +292,41 @@ describe('examples in README.md and docs/*.md', () => {
     expect(noRun.length).toBeLessThanOrEqual(5)
   })
 
-  test.each(toRun.map((s) => [label(s), s] as const))('%s runs', async (_label, s) => {
-    const pre = s.marker && /^preamble=(\w+)$/.exec(s.marker)?.[1]
-    const { before, after } = pre ? PREAMBLES[pre]! : { before: '', after: '' }
-    const source = `${before}${s.code}\n${after}`
-    const { code } = await esbuild.transform(source, { loader: 'ts', format: 'esm', target: 'node20', sourcefile: `${s.page}:${s.line}` })
-    const name = `${s.page.replace(/[/.]/g, '_')}_${s.line}`
-    let r: SpawnSyncReturns<string>
-    if (s.marker === 'jest') {
-      const file = join(sandbox, `${name}.test.mjs`)
-      writeFileSync(file, code)
-      const config = JSON.stringify({ rootDir: sandbox, testMatch: [file], transform: {}, testEnvironment: 'node', cacheDirectory: join(sandbox, '.jest-cache') })
-      r = spawnSync(process.execPath, [join(root, 'node_modules', 'jest', 'bin', 'jest.js'), '--config', config, '--ci', '--no-watchman'], {
-        cwd: sandbox, encoding: 'utf8', timeout: SNIPPET_TIMEOUT_MS,
-        env: { ...process.env, NODE_OPTIONS: '--experimental-vm-modules --no-warnings' },
-      })
-    } else {
-      const file = join(sandbox, `${name}.mjs`)
-      writeFileSync(file, code)
-      r = spawnSync(process.execPath, ['--no-warnings', file], { cwd: sandbox, encoding: 'utf8', timeout: SNIPPET_TIMEOUT_MS })
-    }
-    if (r.status !== 0) {
-      const why = r.error ? `${r.error.message} (time limit ${SNIPPET_TIMEOUT_MS} ms)` : `exit ${r.status}${r.signal ? `, signal ${r.signal}` : ''}`
-      throw new Error(`the example at ${label(s)} failed: ${why}\n--- code run ---\n${code}\n--- stdout ---\n${r.stdout}\n--- stderr ---\n${r.stderr}`)
-    }
-  }, SNIPPET_TIMEOUT_MS + 10_000)
+  test.each(toRun.map((s) => [label(s), s] as const))(
+    '%s runs',
+    async (_label, s) => {
+      const pre = s.marker && /^preamble=(\w+)$/.exec(s.marker)?.[1]
+      const { before, after } = pre ? PREAMBLES[pre]! : { before: '', after: '' }
+      const source = `${before}${s.code}\n${after}`
+      const { code } = await esbuild.transform(source, { loader: 'ts', format: 'esm', target: 'node20', sourcefile: `${s.page}:${s.line}` })
+      const name = `${s.page.replace(/[/.]/g, '_')}_${s.line}`
+      let r: SpawnSyncReturns<string>
+      if (s.marker === 'jest') {
+        const file = join(sandbox, `${name}.test.mjs`)
+        writeFileSync(file, code)
+        const config = JSON.stringify({
+          rootDir: sandbox,
+          testMatch: [file],
+          transform: {},
+          testEnvironment: 'node',
+          cacheDirectory: join(sandbox, '.jest-cache'),
+        })
+        r = spawnSync(process.execPath, [join(root, 'node_modules', 'jest', 'bin', 'jest.js'), '--config', config, '--ci', '--no-watchman'], {
+          cwd: sandbox,
+          encoding: 'utf8',
+          timeout: SNIPPET_TIMEOUT_MS,
+          env: { ...process.env, NODE_OPTIONS: '--experimental-vm-modules --no-warnings' },
+        })
+      } else {
+        const file = join(sandbox, `${name}.mjs`)
+        writeFileSync(file, code)
+        r = spawnSync(process.execPath, ['--no-warnings', file], { cwd: sandbox, encoding: 'utf8', timeout: SNIPPET_TIMEOUT_MS })
+      }
+      if (r.status !== 0) {
+        const why = r.error ? `${r.error.message} (time limit ${SNIPPET_TIMEOUT_MS} ms)` : `exit ${r.status}${r.signal ? `, signal ${r.signal}` : ''}`
+        throw new Error(`the example at ${label(s)} failed: ${why}\n--- code run ---\n${code}\n--- stdout ---\n${r.stdout}\n--- stderr ---\n${r.stderr}`)
+      }
+    },
+    SNIPPET_TIMEOUT_MS + 10_000,
+  )
 })

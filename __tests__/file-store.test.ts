@@ -16,8 +16,12 @@ const text = (b: Uint8Array | undefined) => (b === undefined ? undefined : new T
 const TEMP = /^\..+\.\d+\.\d+\.tmp$/
 
 let dir: string
-beforeEach(async () => { dir = await mkdtemp(join(tmpdir(), 'edgeless-file-store-')) })
-afterEach(async () => { await rm(dir, { recursive: true, force: true }) })
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'edgeless-file-store-'))
+})
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true })
+})
 
 /** The pid of a process that has exited (so the sweep treats its temp files as strays). */
 function deadPid(): Promise<number> {
@@ -49,10 +53,37 @@ test('values round-trip byte for byte: every byte value, the empty value, 16 MiB
 test('any id maps to its own safe file name and lists back exactly', async () => {
   const store = fileStore({ dir })
   const ids = [
-    'plain', 'A', 'a', 'ünïcødé', '🦀 crab', '日本語', 'a/b/c', '/', '..', '.', '.hidden', '../../etc/passwd',
-    'C:\\Windows\\system32', 'with space', ':colon:', 'x.state', '%41', '%', '~', '', '\n\t\0', 'NUL',
-    '\uD800', '\uFFFD', '\uDC00\uD800', // lone surrogates stay distinct from U+FFFD and from each other
-    'x'.repeat(500), 'x'.repeat(499) + 'y', 'é'.repeat(500), '🦀'.repeat(200), 'x'.repeat(194), 'x'.repeat(195),
+    'plain',
+    'A',
+    'a',
+    'ünïcødé',
+    '🦀 crab',
+    '日本語',
+    'a/b/c',
+    '/',
+    '..',
+    '.',
+    '.hidden',
+    '../../etc/passwd',
+    'C:\\Windows\\system32',
+    'with space',
+    ':colon:',
+    'x.state',
+    '%41',
+    '%',
+    '~',
+    '',
+    '\n\t\0',
+    'NUL',
+    '\uD800',
+    '\uFFFD',
+    '\uDC00\uD800', // lone surrogates stay distinct from U+FFFD and from each other
+    'x'.repeat(500),
+    'x'.repeat(499) + 'y',
+    'é'.repeat(500),
+    '🦀'.repeat(200),
+    'x'.repeat(194),
+    'x'.repeat(195),
   ]
   expect(new Set(ids).size).toBe(ids.length)
   for (const [i, id] of ids.entries()) await store.set(id, bytes(`value ${i}`))
@@ -66,10 +97,20 @@ test('any id maps to its own safe file name and lists back exactly', async () =>
     expect(Buffer.byteLength(name)).toBeLessThanOrEqual(200)
   }
   // The documented format.
-  expect(names).toEqual(expect.arrayContaining([
-    'plain.state', 'a%2Fb%2Fc.state', '%2E..state', '%2E.state', '%2Ehidden.state', 'with%20space.state',
-    '%25.state', 'x'.repeat(194) + '.state', '%C3%BCn%C3%AFc%C3%B8d%C3%A9.state', '%ED%A0%80.state',
-  ]))
+  expect(names).toEqual(
+    expect.arrayContaining([
+      'plain.state',
+      'a%2Fb%2Fc.state',
+      '%2E..state',
+      '%2E.state',
+      '%2Ehidden.state',
+      'with%20space.state',
+      '%25.state',
+      'x'.repeat(194) + '.state',
+      '%C3%BCn%C3%AFc%C3%B8d%C3%A9.state',
+      '%ED%A0%80.state',
+    ]),
+  )
   expect(names.filter((n) => n.includes('~'))).toHaveLength(6) // '', and the five ids too long for a plain name
   expect(names).toContain('~' + 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855.state') // sha256('')
   const header = await readFile(join(dir, 'a%2Fb%2Fc.state'))
@@ -221,8 +262,16 @@ function checkVersion(body: string, where: string): number {
     throw new Error(`${where}: not JSON (${body.length} bytes): ${JSON.stringify(body.slice(0, 80))}`)
   }
   const { v, pad } = o as { v: unknown; pad: unknown }
-  if (!o || typeof o !== 'object' || Object.keys(o).join() !== 'v,pad' || !Number.isSafeInteger(v) || typeof pad !== 'string' ||
-      !/^x*$/.test(pad) || pad.length > 65536 || JSON.stringify({ v, pad }) !== body) {
+  if (
+    !o ||
+    typeof o !== 'object' ||
+    Object.keys(o).join() !== 'v,pad' ||
+    !Number.isSafeInteger(v) ||
+    typeof pad !== 'string' ||
+    !/^x*$/.test(pad) ||
+    pad.length > 65536 ||
+    JSON.stringify({ v, pad }) !== body
+  ) {
     throw new Error(`${where}: not a version the child writes: ${JSON.stringify(body.slice(0, 80))}`)
   }
   return v as number
@@ -250,7 +299,9 @@ test('a writer SIGKILLed mid-burst never leaves a torn, empty or half-written st
       stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
     })
     let stderr = ''
-    child.stderr!.on('data', (d: Buffer) => { stderr += d.toString() })
+    child.stderr!.on('data', (d: Buffer) => {
+      stderr += d.toString()
+    })
     const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_code, signal) => resolve(signal)))
     // Node takes ~100-200 ms to boot and import; count the 20-200 ms from the start of the burst.
     const spawned = Date.now()
@@ -296,8 +347,10 @@ test('a writer SIGKILLed mid-burst never leaves a torn, empty or half-written st
     await reader.dispose!() // its first-use sweep removes the dead child's temp files
     expect((await readdir(states).catch(() => [])).filter((n) => n.startsWith('.'))).toEqual([])
   }
-  console.log(`crash test: ${ROUNDS} kills in ${Date.now() - t0} ms (child boot ${Math.round(bootMs / ROUNDS)} ms on average); ${roundsWithWrites} after the child had written this round, ` +
-    `${roundsWithStrays} left a temp file behind (killed mid-write); ${versionsSeen} state files checked`)
+  console.log(
+    `crash test: ${ROUNDS} kills in ${Date.now() - t0} ms (child boot ${Math.round(bootMs / ROUNDS)} ms on average); ${roundsWithWrites} after the child had written this round, ` +
+      `${roundsWithStrays} left a temp file behind (killed mid-write); ${versionsSeen} state files checked`,
+  )
   // Not vacuous: many kills hit a child that was busy writing.
   expect(roundsWithWrites).toBeGreaterThanOrEqual(ROUNDS / 2)
   expect(roundsWithStrays).toBeGreaterThanOrEqual(1)

@@ -18,7 +18,12 @@ import { DEFAULT_MAX_INVOCATION_MS } from '../lib/options'
 import { collect, settle, testRuntime, until, wasmPath } from './helpers/fixtures'
 
 const flood = wasmPath('flood')
-const cmd = (c: string, n: number) => { const b = new Uint8Array(5); b[0] = c.charCodeAt(0); new DataView(b.buffer).setUint32(1, n, true); return b }
+const cmd = (c: string, n: number) => {
+  const b = new Uint8Array(5)
+  b[0] = c.charCodeAt(0)
+  new DataView(b.buffer).setUint32(1, n, true)
+  return b
+}
 
 /**
  * Fuel of the counting tests: room for FUEL / HOST_CALL_FUEL host calls, plus the few the host
@@ -187,14 +192,19 @@ describe('maxInvocationMs: an invocation that keeps calling the host ends as a d
     expect(crashes[0]).toMatchObject({ name: 'flood', trap: 'deadline' })
     expect(crashes[0]!.error.details).toMatchObject({ maxInvocationMs: 20 })
     await wf.stop()
-    await expect(rt.startWorkflow({ functions: [fn('bad', { 'max-invocation-ms': '0' })], resources: [], annotations: {} })).rejects.toThrow(/max-invocation-ms.*must be a positive integer \(milliseconds\) or "Infinity"/)
+    await expect(rt.startWorkflow({ functions: [fn('bad', { 'max-invocation-ms': '0' })], resources: [], annotations: {} })).rejects.toThrow(
+      /max-invocation-ms.*must be a positive integer \(milliseconds\) or "Infinity"/,
+    )
     await rt.shutdown()
   })
 
   test('bad values are refused at spawn and in the runtime options', async () => {
     const rt = testRuntime()
     for (const bad of [0, -5, Number.NaN, '100' as unknown as number]) {
-      await expect(rt.spawn({ name: 'f', module: flood, maxInvocationMs: bad })).rejects.toMatchObject({ code: 'invalid-argument', message: expect.stringMatching(/maxInvocationMs must be a positive number/) })
+      await expect(rt.spawn({ name: 'f', module: flood, maxInvocationMs: bad })).rejects.toMatchObject({
+        code: 'invalid-argument',
+        message: expect.stringMatching(/maxInvocationMs must be a positive number/),
+      })
     }
     expect(() => testRuntime({ maxInvocationMs: 0 })).toThrow(/RuntimeOptions\.maxInvocationMs must be a positive number/)
     await rt.shutdown()
@@ -216,7 +226,9 @@ describe('default settings: every flood ends, and the event loop comes back betw
     const crashes = collect(rt, 'crash')
     const ref = await rt.spawn({ name: 'flood', module: flood })
     let ticks = 0
-    const timer = setInterval(() => { ticks++ }, 10)
+    const timer = setInterval(() => {
+      ticks++
+    }, 10)
     try {
       // Three floods in a row (the supervisor restarts the instance after each), each sent
       // once the interval has ticked since the last crash: the thread is the host's again

@@ -6,8 +6,13 @@ import { collect, testRuntime, until, wasmPath } from './helpers/fixtures'
 function recorder() {
   const casts: Array<{ src: InstanceId; text: string; bytes: Uint8Array }> = []
   const fn: EdgeFunction = {
-    handleCast: (src, msg) => { casts.push({ src, text: utf8(msg), bytes: msg }) },
-    handleCall: (src, msg) => { casts.push({ src, text: `call:${utf8(msg)}`, bytes: msg }); return reply('ack') },
+    handleCast: (src, msg) => {
+      casts.push({ src, text: utf8(msg), bytes: msg })
+    },
+    handleCall: (src, msg) => {
+      casts.push({ src, text: `call:${utf8(msg)}`, bytes: msg })
+      return reply('ack')
+    },
   }
   return { casts, fn }
 }
@@ -56,8 +61,10 @@ describe('upstream functions', () => {
     const rt = testRuntime()
     const [o1, o2, e, l] = [recorder(), recorder(), recorder(), recorder()]
     const refs = {
-      out1: await rt.spawn({ name: 'o1', fn: o1.fn }), out2: await rt.spawn({ name: 'o2', fn: o2.fn }),
-      err: await rt.spawn({ name: 'e', fn: e.fn }), log: await rt.spawn({ name: 'l', fn: l.fn }),
+      out1: await rt.spawn({ name: 'o1', fn: o1.fn }),
+      out2: await rt.spawn({ name: 'o2', fn: o2.fn }),
+      err: await rt.spawn({ name: 'e', fn: e.fn }),
+      log: await rt.spawn({ name: 'l', fn: l.fn }),
     }
     const st = await rt.spawn({ name: 'system_test', module: wasmPath('system_test'), outputs: refs })
     rt.cast(st, '10')
@@ -97,7 +104,15 @@ describe('upstream functions', () => {
     const mt = await rt.spawn({ name: 'mt', module: wasmPath('messaging_test'), outputs: { test } })
     const driver = await rt.spawn({
       name: 'driver',
-      fn: { handleCast: (_s, m, ctx) => { ctx.castRaw(mt.id, m) }, handleCall: (_s, m) => { t.casts.push({ src: _s, text: `driver-call:${utf8(m)}`, bytes: m }); return reply('x') } },
+      fn: {
+        handleCast: (_s, m, ctx) => {
+          ctx.castRaw(mt.id, m)
+        },
+        handleCall: (_s, m) => {
+          t.casts.push({ src: _s, text: `driver-call:${utf8(m)}`, bytes: m })
+          return reply('x')
+        },
+      },
     })
     driver.cast('test_cast_raw_output')
     driver.cast('test_call_raw_output')
@@ -191,7 +206,15 @@ describe('JS functions', () => {
   test('a JS function that throws crashes like a trapping guest', async () => {
     const rt = testRuntime()
     const crashes = collect(rt, 'crash')
-    const f = await rt.spawn({ name: 'boom', fn: { async handleCast() { throw new Error('kaput') } }, restart: 'temporary' })
+    const f = await rt.spawn({
+      name: 'boom',
+      fn: {
+        async handleCast() {
+          throw new Error('kaput')
+        },
+      },
+      restart: 'temporary',
+    })
     f.cast('x')
     await until(() => crashes.length === 1)
     expect(crashes[0]).toMatchObject({ name: 'boom', handler: 'cast', trap: 'exception' })
@@ -224,7 +247,11 @@ describe('lifecycle', () => {
     const st = await rt.spawn({ name: 'system_test', module: wasmPath('system_test') })
     rt.cast(st, '8')
     await until(() => warnings.length === 3)
-    expect(warnings.map((w) => [w.code, w.details.alias])).toEqual([['unknown-alias', 'out1'], ['unknown-alias', 'out2'], ['unknown-alias', 'log']])
+    expect(warnings.map((w) => [w.code, w.details.alias])).toEqual([
+      ['unknown-alias', 'out1'],
+      ['unknown-alias', 'out2'],
+      ['unknown-alias', 'log'],
+    ])
     expect(st.status).toBe('running')
     await rt.shutdown()
   })

@@ -12,32 +12,58 @@ import { wasmPath } from './helpers/fixtures'
 const root = fileURLToPath(new URL('..', import.meta.url))
 const bin = join(root, 'bin', 'edgeless.mjs')
 
-interface Run { code: number | null; stdout: string; stderr: string }
+interface Run {
+  code: number | null
+  stdout: string
+  stderr: string
+}
 
 function cli(args: string[], timeoutMs = 30000): Promise<Run> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [bin, ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] })
     let stdout = ''
     let stderr = ''
-    const killer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`CLI did not exit: ${args.join(' ')}\n${stdout}\n${stderr}`)) }, timeoutMs)
-    child.stdout.on('data', (d: Buffer) => { stdout += d })
-    child.stderr.on('data', (d: Buffer) => { stderr += d })
-    child.on('exit', (code) => { clearTimeout(killer); setImmediate(() => resolve({ code, stdout, stderr })) })
+    const killer = setTimeout(() => {
+      child.kill('SIGKILL')
+      reject(new Error(`CLI did not exit: ${args.join(' ')}\n${stdout}\n${stderr}`))
+    }, timeoutMs)
+    child.stdout.on('data', (d: Buffer) => {
+      stdout += d
+    })
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d
+    })
+    child.on('exit', (code) => {
+      clearTimeout(killer)
+      setImmediate(() => resolve({ code, stdout, stderr }))
+    })
   })
 }
 
 let dir: string
-beforeAll(() => { dir = mkdtempSync(join(tmpdir(), 'edgeless-hostile-cli-')) })
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'edgeless-hostile-cli-'))
+})
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
 
 /** cast_burst (its function "flood") casts 50,000 lines to a file-log in its init; the log's mailbox holds 10,000. */
 function floodWorkflow(): string {
   const file = join(dir, 'flood.json')
-  writeFileSync(file, JSON.stringify({
-    functions: [{ name: 'flood', class_specification: { id: 'flood', function_type: 'RUST_WASM', version: '0.1', code: wasmPath('cast_burst'), outputs: ['out'] }, output_mapping: { out: 'log' }, annotations: { 'max-invocation-ms': '60000' } }],
-    resources: [{ name: 'log', class_type: 'file-log', output_mapping: {}, configurations: { filename: 'flood.log' } }],
-    annotations: {},
-  }))
+  writeFileSync(
+    file,
+    JSON.stringify({
+      functions: [
+        {
+          name: 'flood',
+          class_specification: { id: 'flood', function_type: 'RUST_WASM', version: '0.1', code: wasmPath('cast_burst'), outputs: ['out'] },
+          output_mapping: { out: 'log' },
+          annotations: { 'max-invocation-ms': '60000' },
+        },
+      ],
+      resources: [{ name: 'log', class_type: 'file-log', output_mapping: {}, configurations: { filename: 'flood.log' } }],
+      annotations: {},
+    }),
+  )
   return file
 }
 
@@ -71,7 +97,10 @@ describe('(c) edgeless run reports dropped messages', () => {
   test('--log-root: the file-log writes under it; without it an absolute filename is refused', async () => {
     const logRoot = join(dir, 'logs')
     const file = join(dir, 'abs.json')
-    writeFileSync(file, JSON.stringify({ functions: [], resources: [{ name: 'log', class_type: 'file-log', configurations: { filename: join(logRoot, 'x.log') } }] }))
+    writeFileSync(
+      file,
+      JSON.stringify({ functions: [], resources: [{ name: 'log', class_type: 'file-log', configurations: { filename: join(logRoot, 'x.log') } }] }),
+    )
     const refused = await cli(['validate', file])
     expect(refused.code).toBe(1)
     expect(refused.stderr).toMatch(/configurations\.filename: .* is an absolute path/)

@@ -24,7 +24,10 @@ const MiB = 1024 * 1024
 
 beforeAll(async () => {
   // A loopback-only service the guest must not reach (think Redis, a metadata endpoint).
-  target = await listen((_req, res) => { hits++; res.end('secret') })
+  target = await listen((_req, res) => {
+    hits++
+    res.end('secret')
+  })
   // A server that redirects to it (as an "external" host would).
   redirector = await listen((req, res) => {
     const to = req.url === '/to-localhost' ? `http://localhost:${target.port}/` : `http://127.0.0.1:${target.port}/`
@@ -50,16 +53,24 @@ beforeAll(async () => {
   })
 })
 afterAll(async () => {
-  for (const s of [target, redirector, big]) { s.server.closeAllConnections(); await new Promise((r) => s.server.close(r)) }
+  for (const s of [target, redirector, big]) {
+    s.server.closeAllConnections()
+    await new Promise((r) => s.server.close(r))
+  }
 })
 
-const request = (host: string, path = '/'): Uint8Array => encodeJson({ method: 'Get', protocol: 'HTTP', host, path, body: null, headers: {} } satisfies EdgelessHTTPRequest)
+const request = (host: string, path = '/'): Uint8Array =>
+  encodeJson({ method: 'Get', protocol: 'HTTP', host, path, body: null, headers: {} } satisfies EdgelessHTTPRequest)
 
 /** A Node runtime running a workflow with one http-egress resource; calls go to it from the host. */
 async function egressWorkflow(options: Parameters<typeof testRuntime>[0] = {}) {
   const rt = testRuntime(options)
   const warnings = collect(rt, 'warning')
-  const wf: WorkflowSpec = { functions: [], resources: [{ name: 'egress', class_type: 'http-egress', output_mapping: {}, configurations: {} }], annotations: {} }
+  const wf: WorkflowSpec = {
+    functions: [],
+    resources: [{ name: 'egress', class_type: 'http-egress', output_mapping: {}, configurations: {} }],
+    annotations: {},
+  }
   const h = await rt.startWorkflow(wf, { name: `egress-${Math.random()}` })
   const call = (req: Uint8Array): Promise<CallResult> => rt.call(h.get('egress')!, req)
   return { rt, warnings, call }
@@ -71,7 +82,14 @@ describe('(b) http-egress reach', () => {
   test('by default loopback is refused (literal, localhost, numeric forms, IPv4-mapped IPv6) with an Err and a warning event', async () => {
     const { rt, warnings, call } = await egressWorkflow()
     const before = hits
-    for (const host of [`127.0.0.1:${target.port}`, `localhost:${target.port}`, `2130706433:${target.port}`, `0x7f.0.0.1:${target.port}`, `[::ffff:127.0.0.1]:${target.port}`, `[::1]:${target.port}`]) {
+    for (const host of [
+      `127.0.0.1:${target.port}`,
+      `localhost:${target.port}`,
+      `2130706433:${target.port}`,
+      `0x7f.0.0.1:${target.port}`,
+      `[::ffff:127.0.0.1]:${target.port}`,
+      `[::1]:${target.port}`,
+    ]) {
       const r = await call(request(host))
       expect(errText(r)).toMatch(/refused: .*loopback address; requests to private networks are refused unless allowed \(--allow-private/)
     }
@@ -86,7 +104,9 @@ describe('(b) http-egress reach', () => {
     const { rt, warnings, call } = await egressWorkflow({ egress: { allowHosts: ['127.0.0.1'] } })
     const before = hits
     const r = await call(request(`127.0.0.1:${redirector.port}`, '/to-localhost'))
-    expect(errText(r)).toMatch(new RegExp(`redirect #1 to http://localhost:${target.port}/ refused: the host localhost is not in the allowed hosts \\(127\\.0\\.0\\.1\\)`))
+    expect(errText(r)).toMatch(
+      new RegExp(`redirect #1 to http://localhost:${target.port}/ refused: the host localhost is not in the allowed hosts \\(127\\.0\\.0\\.1\\)`),
+    )
     expect(hits).toBe(before)
     expect(warnings.at(-1)!.details).toMatchObject({ hop: 1 })
     // The same redirect to the allowed host is followed.
@@ -116,9 +136,31 @@ describe('(b) http-egress reach', () => {
 
   test('the address ranges: IPv4 and IPv6 private, link-local, mapped, NAT64, 6to4; public ones pass', () => {
     const { nonPublicRange } = policyModule
-    const bad = ['10.1.2.3', '172.16.0.1', '172.31.255.255', '192.168.1.1', '169.254.169.254', '100.64.0.1', '0.0.0.0', '127.255.0.1', '::', '::1', 'fe80::1', 'fc00::1', 'fd12:3456::1', '::ffff:10.0.0.1', '::ffff:a9fe:a9fe', '64:ff9b::7f00:1', '2002:7f00:1::', '::127.0.0.1', 'ff02::1', '224.0.0.1']
+    const bad = [
+      '10.1.2.3',
+      '172.16.0.1',
+      '172.31.255.255',
+      '192.168.1.1',
+      '169.254.169.254',
+      '100.64.0.1',
+      '0.0.0.0',
+      '127.255.0.1',
+      '::',
+      '::1',
+      'fe80::1',
+      'fc00::1',
+      'fd12:3456::1',
+      '::ffff:10.0.0.1',
+      '::ffff:a9fe:a9fe',
+      '64:ff9b::7f00:1',
+      '2002:7f00:1::',
+      '::127.0.0.1',
+      'ff02::1',
+      '224.0.0.1',
+    ]
     for (const ip of bad) expect([ip, nonPublicRange(ip)]).toEqual([ip, expect.any(String)])
-    for (const ip of ['8.8.8.8', '172.32.0.1', '1.1.1.1', '2606:4700::1111', '::ffff:8.8.8.8', '192.169.0.1']) expect([ip, nonPublicRange(ip)]).toEqual([ip, undefined])
+    for (const ip of ['8.8.8.8', '172.32.0.1', '1.1.1.1', '2606:4700::1111', '::ffff:8.8.8.8', '192.169.0.1'])
+      expect([ip, nonPublicRange(ip)]).toEqual([ip, undefined])
   })
 
   test('patterns: exact names (IPv6 in brackets too), wildcards for subdomains only, "*" for any', async () => {
@@ -135,7 +177,9 @@ describe('(b) http-egress reach', () => {
     // This machine's own name resolves to a loopback or private address (/etc/hosts).
     const { hostname } = await import('node:os')
     const { rt, call } = await egressWorkflow()
-    expect(errText(await call(request(`${hostname()}:${target.port}`)))).toMatch(new RegExp(`the host ${hostname().toLowerCase()} resolves to \\S+, which is a (loopback|private) address`))
+    expect(errText(await call(request(`${hostname()}:${target.port}`)))).toMatch(
+      new RegExp(`the host ${hostname().toLowerCase()} resolves to \\S+, which is a (loopback|private) address`),
+    )
     await rt.shutdown()
     const policy = policyModule.egressPolicy({ resolve: async () => ['93.184.216.34', '::ffff:169.254.169.254'] })
     expect(await policy.check(new URL('http://metadata.test/'))).toMatch(/resolves to ::ffff:169\.254\.169\.254, which is a link-local address/)
@@ -150,7 +194,9 @@ describe('(b) http-egress response size', () => {
   test('a chunked response over the default 16 MiB is cut with an Err and a warning carrying the limit', async () => {
     const { rt, warnings, call } = await egressWorkflow({ egress: { allowHosts: ['127.0.0.1'] } })
     const r = await call(request(`127.0.0.1:${big.port}`, `/?bytes=${17 * MiB}`))
-    expect(errText(r)).toMatch(/the response body is more than 16777216 bytes \(cut after \d+\), over the limit of 16777216 bytes; raise it with --max-response-bytes/)
+    expect(errText(r)).toMatch(
+      /the response body is more than 16777216 bytes \(cut after \d+\), over the limit of 16777216 bytes; raise it with --max-response-bytes/,
+    )
     expect(warnings.at(-1)!.details).toMatchObject({ limit: 16 * MiB })
     await rt.shutdown()
   })
@@ -158,7 +204,9 @@ describe('(b) http-egress response size', () => {
   test('a configured limit; a declared content-length over it is refused before reading', async () => {
     const { rt, warnings, call } = await egressWorkflow({ egress: { allowHosts: ['127.0.0.1'], maxResponseBytes: 1000 } })
     expect(errText(await call(request(`127.0.0.1:${big.port}`, '/?bytes=5000')))).toMatch(/more than 1000 bytes/)
-    expect(errText(await call(request(`127.0.0.1:${big.port}`, '/?bytes=5000&declare')))).toMatch(/the response body is 5000 bytes \(content-length\), over the limit of 1000 bytes/)
+    expect(errText(await call(request(`127.0.0.1:${big.port}`, '/?bytes=5000&declare')))).toMatch(
+      /the response body is 5000 bytes \(content-length\), over the limit of 1000 bytes/,
+    )
     expect(warnings.at(-1)!.details).toMatchObject({ limit: 1000, declared: 5000 })
     const ok = await call(request(`127.0.0.1:${big.port}`, '/?bytes=1000'))
     expect(ok.kind === 'reply' && parseHttpResponse(ok.data).body!.length).toBe(1000)

@@ -9,18 +9,23 @@ import { EdgelessError, type WorkflowProblem } from '../lib/index'
 import { testRuntime, wasmPath } from './helpers/fixtures'
 
 let dir: string
-beforeEach(() => { dir = mkdtempSync(join(tmpdir(), 'edgeless-hostile-')) })
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'edgeless-hostile-'))
+})
 afterEach(() => rmSync(dir, { recursive: true, force: true }))
 
 /** Write a workflow file with one file-log resource and one function casting to it. */
 function logWorkflow(at: string, filename: string): string {
   mkdirSync(at, { recursive: true })
   const file = join(at, 'workflow.json')
-  writeFileSync(file, JSON.stringify({
-    functions: [],
-    resources: [{ name: 'log', class_type: 'file-log', output_mapping: {}, configurations: { filename } }],
-    annotations: {},
-  }))
+  writeFileSync(
+    file,
+    JSON.stringify({
+      functions: [],
+      resources: [{ name: 'log', class_type: 'file-log', output_mapping: {}, configurations: { filename } }],
+      annotations: {},
+    }),
+  )
   return file
 }
 
@@ -115,7 +120,9 @@ describe('(d) validation of hostile values never crashes and echoes a bounded am
     for (const p of problems) expect(p.message.length).toBeLessThan(2100)
     expect(problems.find((p) => p.field === 'annotations.x')!.message).toMatch(/got an array of 300000 items \[1, 1, 1, 1, 1, …\]/)
     // Messages that quote a value whole are cut as a whole, saying by how much.
-    expect(problems.find((p) => p.field === 'annotations.restart')!.message).toMatch(/^must be permanent, transient or temporary, got "ppp.*… \(10000\d\d characters, cut\)$/)
+    expect(problems.find((p) => p.field === 'annotations.restart')!.message).toMatch(
+      /^must be permanent, transient or temporary, got "ppp.*… \(10000\d\d characters, cut\)$/,
+    )
     const e = await startError(rt.startWorkflow(file))
     expect(e.message.length).toBeLessThan(3000)
     await rt.shutdown()
@@ -125,7 +132,10 @@ describe('(d) validation of hostile values never crashes and echoes a bounded am
     let deep: unknown = []
     for (let i = 0; i < 100_000; i++) deep = [deep]
     const rt = testRuntime()
-    const problems = await rt.validateWorkflow({ functions: [], resources: [{ name: 'log', class_type: 'file-log', configurations: { filename: 'a.log', deep } as never }] })
+    const problems = await rt.validateWorkflow({
+      functions: [],
+      resources: [{ name: 'log', class_type: 'file-log', configurations: { filename: 'a.log', deep } as never }],
+    })
     expect(problems.map((p) => p.field)).toEqual(['configurations.deep'])
     await rt.shutdown()
   })
@@ -205,8 +215,12 @@ describe('(e) module sources fetched from URLs are bounded too', () => {
     const port = (server.address() as { port: number }).port
     const rt = testRuntime({ maxModuleBytes: 4000 })
     try {
-      await expect(rt.spawn({ name: 'a', module: `http://127.0.0.1:${port}/chunked` })).rejects.toThrow(/is more than 4000 bytes, over the limit of 4000 bytes for a module/)
-      await expect(rt.spawn({ name: 'b', module: `http://127.0.0.1:${port}/declared` })).rejects.toThrow(/is 5000 bytes \(content-length\), over the limit of 4000 bytes/)
+      await expect(rt.spawn({ name: 'a', module: `http://127.0.0.1:${port}/chunked` })).rejects.toThrow(
+        /is more than 4000 bytes, over the limit of 4000 bytes for a module/,
+      )
+      await expect(rt.spawn({ name: 'b', module: `http://127.0.0.1:${port}/declared` })).rejects.toThrow(
+        /is 5000 bytes \(content-length\), over the limit of 4000 bytes/,
+      )
       // Under the limit it is read and judged as a module (5000 zero bytes are none).
       const rt2 = testRuntime()
       await expect(rt2.spawn({ name: 'c', module: `http://127.0.0.1:${port}/chunked` })).rejects.toThrow(/not a WebAssembly module \(5000 bytes/)

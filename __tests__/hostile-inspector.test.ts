@@ -13,7 +13,16 @@ import { startInspector } from '../lib/node/inspector/index'
 import { until, wasmPath } from './helpers/fixtures'
 
 const CHROMIUM = '/usr/bin/chromium'
-const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync']
+const FLAGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+]
 
 const runtimes: Runtime[] = []
 function runtime(options: ConstructorParameters<typeof Runtime>[0] = {}): Runtime {
@@ -21,7 +30,9 @@ function runtime(options: ConstructorParameters<typeof Runtime>[0] = {}): Runtim
   runtimes.push(rt)
   return rt
 }
-afterAll(async () => { await Promise.all(runtimes.map((rt) => rt.shutdown().catch(() => {}))) })
+afterAll(async () => {
+  await Promise.all(runtimes.map((rt) => rt.shutdown().catch(() => {})))
+})
 
 function get(url: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
@@ -30,7 +41,9 @@ function get(url: string): Promise<{ status: number; body: string }> {
       res.on('data', (c: Buffer) => chunks.push(c))
       res.on('end', () => resolve({ status: res.statusCode!, body: Buffer.concat(chunks).toString() }))
       res.on('error', reject)
-    }).on('error', reject).end()
+    })
+      .on('error', reject)
+      .end()
   })
 }
 
@@ -39,7 +52,12 @@ describe('(f) the inspector under hostile guests', () => {
     const rt = runtime({ quotas: { maxLogLinesPerSecond: 1_000_000 } })
     const inspector = await startInspector(rt)
     const big = 'x'.repeat(6 * 1024 * 1024)
-    const logger: EdgeFunction = { handleCall: (_s, _m, ctx) => { for (let i = 0; i < 120; i++) ctx.log('info', big); return noReply() } }
+    const logger: EdgeFunction = {
+      handleCall: (_s, _m, ctx) => {
+        for (let i = 0; i < 120; i++) ctx.log('info', big)
+        return noReply()
+      },
+    }
     const ref = await rt.spawn({ name: 'logger', fn: logger })
     await rt.call(ref, 'go')
     await until(() => inspector.state().totals.logs >= 120, 10_000, 'the log lines')
@@ -84,7 +102,7 @@ describe('(f) the inspector under hostile guests', () => {
     const profile = mkdtempSync(join(tmpdir(), 'edgeless-hostile-chromium-'))
     const context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: FLAGS })
     try {
-      const page = context.pages()[0] ?? await context.newPage()
+      const page = context.pages()[0] ?? (await context.newPage())
       await page.goto(inspector.url)
       const node = page.locator('svg.wf g.node[data-name="crashy"]')
       await node.waitFor({ timeout: 10_000 })

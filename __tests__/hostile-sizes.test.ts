@@ -14,12 +14,19 @@ const MiB = 1024 * 1024
 /** A JS function whose cast handler waits until released, so what is sent meanwhile queues up. */
 function gate(): { fn: EdgeFunction; got: number[]; release: () => void } {
   let open!: () => void
-  const opened = new Promise<void>((r) => { open = r })
+  const opened = new Promise<void>((r) => {
+    open = r
+  })
   const got: number[] = []
   return {
     got,
     release: () => open(),
-    fn: { handleCast: async (_s, m) => { got.push(m.length); await opened } },
+    fn: {
+      handleCast: async (_s, m) => {
+        got.push(m.length)
+        await opened
+      },
+    },
   }
 }
 
@@ -35,7 +42,10 @@ describe('mailboxes are bounded in bytes', () => {
     await until(() => g.got.length === 1, 2000, 'the first cast in the handler')
     for (let i = 0; i < 6; i++) rt.cast(a, mb)
     // 4 MiB fit in the mailbox; the 5th and 6th do not.
-    expect(full.map((e) => [e.bytes, e.queuedBytes, e.maxBytes, e.policy])).toEqual([[MiB, 4 * MiB, 4 * MiB, 'reject'], [MiB, 4 * MiB, 4 * MiB, 'reject']])
+    expect(full.map((e) => [e.bytes, e.queuedBytes, e.maxBytes, e.policy])).toEqual([
+      [MiB, 4 * MiB, 4 * MiB, 'reject'],
+      [MiB, 4 * MiB, 4 * MiB, 'reject'],
+    ])
     expect(dead.map((d) => d.reason.code)).toEqual(['mailbox-full', 'mailbox-full'])
     expect(dead[0]!.reason.message).toMatch(/4194304 of 4194304 bytes queued/)
     expect(dead[0]!.reason.message).toMatch(/quotas\.maxMailboxBytes/)
@@ -55,7 +65,11 @@ describe('mailboxes are bounded in bytes', () => {
     for (let i = 0; i < 4; i++) rt.cast(a, new Uint8Array(MiB).fill(i))
     rt.cast(a, new Uint8Array(2 * MiB)) // drops the two oldest
     rt.cast(a, new Uint8Array(5 * MiB)) // can never fit: refused, nothing dropped for it
-    expect(dead.map((d) => [d.payload.length, d.payload[0]])).toEqual([[MiB, 0], [MiB, 1], [5 * MiB, 0]])
+    expect(dead.map((d) => [d.payload.length, d.payload[0]])).toEqual([
+      [MiB, 0],
+      [MiB, 1],
+      [5 * MiB, 0],
+    ])
     g.release()
     await until(() => g.got.length === 4, 2000, 'what stayed queued')
     expect(g.got).toEqual([1, MiB, MiB, 2 * MiB])
@@ -87,7 +101,14 @@ describe('pending delayed casts are bounded in bytes', () => {
   test('a delayed cast that would take the held bytes over maxTimerBytes is dropped with a quota warning', async () => {
     const rt = testRuntime({ quotas: { maxTimerBytes: 4 * MiB } })
     const warnings = collect(rt, 'warning')
-    const t = await rt.spawn({ name: 't', fn: { handleCast: (_s, _m, ctx) => { for (let i = 0; i < 10; i++) ctx.delayedCast(60_000, 'self', new Uint8Array(MiB)) } } })
+    const t = await rt.spawn({
+      name: 't',
+      fn: {
+        handleCast: (_s, _m, ctx) => {
+          for (let i = 0; i < 10; i++) ctx.delayedCast(60_000, 'self', new Uint8Array(MiB))
+        },
+      },
+    })
     rt.cast(t, 'go')
     await until(() => warnings.length === 6, 2000, 'six refusals')
     expect(rt.inspect(t)?.timers).toBe(4)
@@ -96,7 +117,7 @@ describe('pending delayed casts are bounded in bytes', () => {
   })
 })
 
-describe('a guest\'s alias is echoed only in part', () => {
+describe("a guest's alias is echoed only in part", () => {
   test('an unknown alias of 256 KiB gives a warning of a few hundred characters that says how long it was', async () => {
     const rt = testRuntime()
     const warnings = collect(rt, 'warning')
@@ -118,7 +139,14 @@ describe('a memory of its own has a cap by default', () => {
     const rt = testRuntime({ dense: false })
     const crashes = collect(rt, 'crash')
     const sizes: number[] = []
-    const out = await rt.spawn({ name: 'sink', fn: { handleCast: (_s, m) => { sizes.push(new DataView(m.buffer, m.byteOffset, 4).getUint32(0, true)) } } })
+    const out = await rt.spawn({
+      name: 'sink',
+      fn: {
+        handleCast: (_s, m) => {
+          sizes.push(new DataView(m.buffer, m.byteOffset, 4).getUint32(0, true))
+        },
+      },
+    })
     // Its 4,096 growth reports are host calls: the per-invocation time limit is not what this tests.
     const bomb = await rt.spawn({ name: 'bomb', module: wasmPath('runaway'), outputs: { out }, dense: false, maxInvocationMs: Infinity })
     rt.cast(bomb, 'grow')
@@ -134,7 +162,14 @@ describe('a memory of its own has a cap by default', () => {
 describe('http-ingress bounds (issue 18, item 7)', () => {
   async function ingress(rt: ReturnType<typeof testRuntime>, handler: EdgeFunction, warnings: string[]) {
     const target = await rt.spawn({ name: 'handler', fn: handler })
-    const fn = await httpIngressResource.create({ name: 'ingress', workflowId: 'wf', config: { port: '0' }, warn: (m) => { warnings.push(m) } })
+    const fn = await httpIngressResource.create({
+      name: 'ingress',
+      workflowId: 'wf',
+      config: { port: '0' },
+      warn: (m) => {
+        warnings.push(m)
+      },
+    })
     await rt.spawn({ name: 'ingress', fn, outputs: { new_request: target } })
     return ingressAddress(fn)!.port
   }
@@ -142,14 +177,18 @@ describe('http-ingress bounds (issue 18, item 7)', () => {
   test('sync mode: a body at the documented limit reaches the function whole (its JSON fits the payload quota); one byte more is 413', async () => {
     const rt = testRuntime()
     const warnings: string[] = []
-    const port = await ingress(rt, {
-      handleCall: (_s, m) => {
-        const req = parseHttpRequest(m)
-        const n = req.body?.length ?? -1
-        const allFF = req.body !== null && req.body !== undefined && req.body.every((b) => b === 0xff)
-        return reply(JSON.stringify({ status: 200, headers: {}, body: [...new TextEncoder().encode(`${n} ${allFF}`)] }))
+    const port = await ingress(
+      rt,
+      {
+        handleCall: (_s, m) => {
+          const req = parseHttpRequest(m)
+          const n = req.body?.length ?? -1
+          const allFF = req.body?.every((b) => b === 0xff)
+          return reply(JSON.stringify({ status: 200, headers: {}, body: [...new TextEncoder().encode(`${n} ${allFF}`)] }))
+        },
       },
-    }, warnings)
+      warnings,
+    )
     // 0xFF everywhere: the longest JSON ("255," per byte).
     const r = await fetch(`http://127.0.0.1:${port}/`, { method: 'POST', body: new Uint8Array(MAX_SYNC_BODY).fill(0xff) })
     expect(r.status).toBe(200)
@@ -169,7 +208,9 @@ describe('http-ingress bounds (issue 18, item 7)', () => {
     for (let i = 0; i < MAX_CONNECTIONS + 40; i++) {
       const s = connect(port, '127.0.0.1')
       s.on('error', () => {})
-      s.on('close', () => { closedEarly++ })
+      s.on('close', () => {
+        closedEarly++
+      })
       sockets.push(s)
       await new Promise((r) => s.once('connect', r).once('close', r))
     }

@@ -13,7 +13,18 @@ import { fileURLToPath } from 'node:url'
 import { afterAll, describe, expect, test } from '@jest/globals'
 import type { BrowserContext, Page } from 'playwright-core'
 import { reply, Runtime, utf8, type EdgeFunction, type RuntimeEvents } from '../lib/node/index'
-import { collectMetrics, exportToOpenTelemetry, INSPECTION_EVENT_TYPES, inspectStream, toPrometheus, traceOf, tracePath, type InspectionEvent, type InspectionEventType, type SpanAttributeValue } from '../lib/inspect/index'
+import {
+  collectMetrics,
+  exportToOpenTelemetry,
+  INSPECTION_EVENT_TYPES,
+  inspectStream,
+  toPrometheus,
+  traceOf,
+  tracePath,
+  type InspectionEvent,
+  type InspectionEventType,
+  type SpanAttributeValue,
+} from '../lib/inspect/index'
 import { startInspector, type InspectorState } from '../lib/node/inspector/index'
 import { main } from '../lib/node/cli'
 import { launchChromium } from './helpers/browser'
@@ -34,14 +45,40 @@ afterAll(async () => {
   await Promise.all(runtimes.map((rt) => rt.shutdown().catch(() => {})))
 })
 
-const EVENT_NAMES: Array<keyof RuntimeEvents> = ['spawn', 'stop', 'crash', 'log', 'warning', 'dead-letter', 'call-timeout', 'call-cycle', 'late-reply', 'state-written', 'state-sync-failed', 'state-lost', 'state-conflict', 'lifecycle', 'restart-scheduled', 'restart', 'escalation', 'mailbox-full', 'workflow-start', 'workflow-stop']
+const EVENT_NAMES: Array<keyof RuntimeEvents> = [
+  'spawn',
+  'stop',
+  'crash',
+  'log',
+  'warning',
+  'dead-letter',
+  'call-timeout',
+  'call-cycle',
+  'late-reply',
+  'state-written',
+  'state-sync-failed',
+  'state-lost',
+  'state-conflict',
+  'lifecycle',
+  'restart-scheduled',
+  'restart',
+  'escalation',
+  'mailbox-full',
+  'workflow-start',
+  'workflow-stop',
+]
 const listeners = (rt: Runtime) => EVENT_NAMES.reduce((n, e) => n + rt.listenerCount(e), 0)
 const types = (events: InspectionEvent[]) => new Set(events.map((e) => e.type))
-const of = <T extends InspectionEventType>(events: InspectionEvent[], type: T) => events.filter((e): e is Extract<InspectionEvent, { type: T }> => e.type === type)
+const of = <T extends InspectionEventType>(events: InspectionEvent[], type: T) =>
+  events.filter((e): e is Extract<InspectionEvent, { type: T }> => e.type === type)
 
 /** A JS function that records what it is cast. */
 function sink(into: string[]): EdgeFunction {
-  return { handleCast: (_src, msg) => { into.push(utf8(msg)) } }
+  return {
+    handleCast: (_src, msg) => {
+      into.push(utf8(msg))
+    },
+  }
 }
 
 // ---- the stream ---------------------------------------------------------------------------
@@ -60,7 +97,26 @@ describe('inspectStream', () => {
     off()
     for (const t of types(events)) seen.add(t)
 
-    for (const t of ['actor-instantiated', 'actor-initialised', 'actor-spawned', 'lifecycle', 'message-enqueued', 'message-started', 'message-finished', 'cast-sent', 'call-sent', 'call-replied', 'timer-set', 'timer-fired', 'timer-cancelled', 'state-written', 'log', 'actor-stopped', 'workflow-started', 'workflow-stopped'] as const) {
+    for (const t of [
+      'actor-instantiated',
+      'actor-initialised',
+      'actor-spawned',
+      'lifecycle',
+      'message-enqueued',
+      'message-started',
+      'message-finished',
+      'cast-sent',
+      'call-sent',
+      'call-replied',
+      'timer-set',
+      'timer-fired',
+      'timer-cancelled',
+      'state-written',
+      'log',
+      'actor-stopped',
+      'workflow-started',
+      'workflow-stopped',
+    ] as const) {
       expect([t, of(events, t).length > 0]).toEqual([t, true])
     }
     // Every instance-level event names its instance and has a time.
@@ -81,7 +137,11 @@ describe('inspectStream', () => {
     expect(of(events, 'timer-set')[0]).toMatchObject({ name: 'pinger', delayMs: 1000, trace: call.trace })
     expect(of(events, 'timer-cancelled').some((e) => e.name === 'pinger')).toBe(true)
     expect(of(events, 'state-written')[0]).toMatchObject({ name: 'pinger', stateId: 'ping-pong/workflow/pinger' })
-    expect(of(events, 'lifecycle').filter((e) => e.name === 'ponger').map((e) => `${e.from}>${e.to}`)).toEqual(['starting>running', 'running>stopping', 'stopping>stopped'])
+    expect(
+      of(events, 'lifecycle')
+        .filter((e) => e.name === 'ponger')
+        .map((e) => `${e.from}>${e.to}`),
+    ).toEqual(['starting>running', 'running>stopping', 'stopping>stopped'])
     // Mailbox depths are reported: the init's cast to self queued while the pinger started.
     expect(of(events, 'message-enqueued').find((e) => e.name === 'pinger')).toMatchObject({ kind: 'cast', depth: 1 })
     const finished = of(events, 'message-finished').filter((e) => e.name === 'ponger' && e.kind === 'call')
@@ -103,7 +163,7 @@ describe('inspectStream', () => {
     crashy.cast('panic')
     await until(() => of(events, 'actor-restarted').length === 1, 5000, 'the restart')
     // The restarted instance works; a second crash exceeds the intensity (1 restart): it fails.
-    expect((await crashy.call('hello'))).toMatchObject({ kind: 'reply' })
+    expect(await crashy.call('hello')).toMatchObject({ kind: 'reply' })
     const r = await crashy.call('panic')
     expect(r.kind).toBe('err')
     await until(() => of(events, 'actor-escalated').length === 1, 5000, 'the escalation')
@@ -114,7 +174,10 @@ describe('inspectStream', () => {
 
     const sends = of(events, 'cast-sent').filter((e) => e.name === 'crashy' && e.fromName === 'host')
     const crashes = of(events, 'actor-crashed')
-    expect(crashes.map((c) => [c.name, c.handler, c.trap])).toEqual([['crashy', 'cast', 'unreachable'], ['crashy', 'call', 'unreachable']])
+    expect(crashes.map((c) => [c.name, c.handler, c.trap])).toEqual([
+      ['crashy', 'cast', 'unreachable'],
+      ['crashy', 'call', 'unreachable'],
+    ])
     // The crash and the dead letter of the message it crashed on carry that message's trace.
     expect(crashes[0]!.trace).toBe(sends[0]!.trace)
     const dead = of(events, 'dead-letter')
@@ -124,23 +187,68 @@ describe('inspectStream', () => {
     expect(of(events, 'actor-restart-scheduled')[0]).toMatchObject({ name: 'crashy', restarting: ['crashy'] })
     expect(of(events, 'actor-restarted')[0]).toMatchObject({ name: 'crashy', restarts: 1 })
     expect(of(events, 'actor-escalated')[0]!.reason.code).toBe('restart-intensity')
-    expect(of(events, 'call-replied').filter((e) => e.name === 'crashy').map((e) => e.ok)).toEqual([true, false])
+    expect(
+      of(events, 'call-replied')
+        .filter((e) => e.name === 'crashy')
+        .map((e) => e.ok),
+    ).toEqual([true, false])
     // Init ran twice (spawn and restart), both reported.
-    expect(of(events, 'actor-initialised').filter((e) => e.name === 'crashy').map((e) => e.ok)).toEqual([true, true])
-    expect(of(events, 'lifecycle').filter((e) => e.name === 'crashy').map((e) => e.to)).toEqual(['running', 'crashed', 'restarting', 'running', 'crashed', 'failed', 'stopping', 'stopped'])
+    expect(
+      of(events, 'actor-initialised')
+        .filter((e) => e.name === 'crashy')
+        .map((e) => e.ok),
+    ).toEqual([true, true])
+    expect(
+      of(events, 'lifecycle')
+        .filter((e) => e.name === 'crashy')
+        .map((e) => e.to),
+    ).toEqual(['running', 'crashed', 'restarting', 'running', 'crashed', 'failed', 'stopping', 'stopped'])
     expect(out.filter((o) => o === 'init:-')).toHaveLength(2) // its init ran twice
   }, 30_000)
 
   test('reports calls that go wrong, full mailboxes, warnings and failed state writes', async () => {
-    const failing = { get: () => undefined, set: () => { throw new Error('disk on fire') }, delete: () => {} }
+    const failing = {
+      get: () => undefined,
+      set: () => {
+        throw new Error('disk on fire')
+      },
+      delete: () => {},
+    }
     const rt = runtime({ stateStore: failing, stateWrites: { retryInitialMs: 10, flushTimeoutMs: 100 } })
     const events: InspectionEvent[] = []
     const off = inspectStream(rt, (e) => events.push(e))
     let release: () => void = () => {}
     const slow = await rt.spawn({ name: 'slow', fn: { handleCall: () => new Promise((r) => setTimeout(() => r(reply('late')), 80)) } })
-    const loop = await rt.spawn({ name: 'loop', fn: { handleCall: async (_s, _m, ctx) => { await ctx.call('self', 'again'); return reply('x') } } })
-    const busy = await rt.spawn({ name: 'busy', mailboxCapacity: 1, fn: { handleCast: (_s, m) => (utf8(m) === '1' ? new Promise<void>((r) => { release = r }) : undefined) } })
-    const lost = await rt.spawn({ name: 'stray', fn: { handleCast: (_s, m, ctx) => { ctx.cast('nowhere', m); ctx.sync('s') } } })
+    const loop = await rt.spawn({
+      name: 'loop',
+      fn: {
+        handleCall: async (_s, _m, ctx) => {
+          await ctx.call('self', 'again')
+          return reply('x')
+        },
+      },
+    })
+    const busy = await rt.spawn({
+      name: 'busy',
+      mailboxCapacity: 1,
+      fn: {
+        handleCast: (_s, m) =>
+          utf8(m) === '1'
+            ? new Promise<void>((r) => {
+                release = r
+              })
+            : undefined,
+      },
+    })
+    const lost = await rt.spawn({
+      name: 'stray',
+      fn: {
+        handleCast: (_s, m, ctx) => {
+          ctx.cast('nowhere', m)
+          ctx.sync('s')
+        },
+      },
+    })
 
     expect((await slow.call('x', { timeoutMs: 20 })).kind).toBe('err')
     expect((await loop.call('x')).kind).toBe('reply')
@@ -196,9 +304,18 @@ describe('inspectStream', () => {
     const rt = runtime()
     const thrown: unknown[] = []
     const original = globalThis.queueMicrotask
-    globalThis.queueMicrotask = (fn) => original(() => { try { fn() } catch (e) { thrown.push(e) } })
+    globalThis.queueMicrotask = (fn) =>
+      original(() => {
+        try {
+          fn()
+        } catch (e) {
+          thrown.push(e)
+        }
+      })
     try {
-      const off = inspectStream(rt, () => { throw new Error('listener bug') })
+      const off = inspectStream(rt, () => {
+        throw new Error('listener bug')
+      })
       const pong = await rt.spawn({ name: 'ponger', module: wasmPath('pong') })
       const r = await pong.call('PING')
       expect(r.kind === 'reply' && utf8(r.data)).toBe('PONG')
@@ -234,7 +351,11 @@ describe('trace ids', () => {
       'filter -cast(output)-> average',
       'average -cast(output)-> log',
     ])
-    expect(traceOf(events, T).filter((e) => e.type === 'message-finished').map((e) => e.name)).toEqual(['filter', 'average', 'log'])
+    expect(
+      traceOf(events, T)
+        .filter((e) => e.type === 'message-finished')
+        .map((e) => e.name),
+    ).toEqual(['filter', 'average', 'log'])
     expect(traceOf(events, T).every((e) => 'trace' in e && e.trace === T)).toBe(true)
     // The sensor's readings are another request (its ticks are delayed casts that inherit the
     // trace of the tick that set them), and none of its hops is in the injected trace.
@@ -319,11 +440,15 @@ describe('collectMetrics and toPrometheus', () => {
     const text = toPrometheus(m.snapshot())
     const lines = text.trimEnd().split('\n')
     expect(text.endsWith('\n')).toBe(true)
-    const SAMPLE = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\[\\"n])*"(?:,[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\[\\"n])*")*\})? (-?\d+(?:\.\d+)?(?:e[+-]?\d+)?|\+Inf|-Inf|NaN)$/
+    const SAMPLE =
+      /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\[\\"n])*"(?:,[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\[\\"n])*")*\})? (-?\d+(?:\.\d+)?(?:e[+-]?\d+)?|\+Inf|-Inf|NaN)$/
     const typed = new Map<string, string>()
     for (const l of lines) {
       const t = /^# TYPE (\S+) (histogram|counter|gauge)$/.exec(l)
-      if (t) { typed.set(t[1]!, t[2]!); continue }
+      if (t) {
+        typed.set(t[1]!, t[2]!)
+        continue
+      }
       if (/^# HELP \S+ .+$/.test(l)) continue
       const s = SAMPLE.exec(l)
       expect([l, s !== null]).toEqual([l, true])
@@ -360,7 +485,13 @@ describe('collectMetrics and toPrometheus', () => {
 // ---- OpenTelemetry ------------------------------------------------------------------------
 
 describe('exportToOpenTelemetry', () => {
-  interface Recorded { name: string; options: { startTime?: number; attributes?: Record<string, SpanAttributeValue>; kind?: number } | undefined; attrs: Record<string, SpanAttributeValue>; status?: { code: number; message?: string }; end?: number }
+  interface Recorded {
+    name: string
+    options: { startTime?: number; attributes?: Record<string, SpanAttributeValue>; kind?: number } | undefined
+    attrs: Record<string, SpanAttributeValue>
+    status?: { code: number; message?: string }
+    end?: number
+  }
 
   test('makes a span per handled message, through any tracer with the OTel shape', async () => {
     const spans: Recorded[] = []
@@ -368,7 +499,17 @@ describe('exportToOpenTelemetry', () => {
       startSpan(name: string, options?: Recorded['options']) {
         const rec: Recorded = { name, options, attrs: { ...options?.attributes } }
         spans.push(rec)
-        return { setAttribute: (k: string, v: SpanAttributeValue) => { rec.attrs[k] = v }, setStatus: (s: { code: number; message?: string }) => { rec.status = s }, end: (t?: number) => { rec.end = t } }
+        return {
+          setAttribute: (k: string, v: SpanAttributeValue) => {
+            rec.attrs[k] = v
+          },
+          setStatus: (s: { code: number; message?: string }) => {
+            rec.status = s
+          },
+          end: (t?: number) => {
+            rec.end = t
+          },
+        }
       },
     }
     const rt = runtime()
@@ -405,12 +546,17 @@ describe('exportToOpenTelemetry', () => {
 
 // ---- the HTTP server and the CLI ----------------------------------------------------------
 
-function get(url: string, headers: Record<string, string> = {}): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string }> {
+function get(
+  url: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string }> {
   return new Promise((resolve, reject) => {
     const req = httpRequest(url, { headers, agent: false }, (res) => {
       let body = ''
       res.setEncoding('utf8')
-      res.on('data', (d: string) => { body += d })
+      res.on('data', (d: string) => {
+        body += d
+      })
       res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body }))
     })
     req.on('error', reject)
@@ -427,10 +573,15 @@ function firstEvent(url: string): Promise<string> {
       res.on('data', (d: string) => {
         buf += d
         const m = /^data: (.*)$/m.exec(buf)
-        if (m && buf.includes('\n\n', buf.indexOf('data: '))) { req.destroy(); resolve(m[1]!) }
+        if (m && buf.includes('\n\n', buf.indexOf('data: '))) {
+          req.destroy()
+          resolve(m[1]!)
+        }
       })
     })
-    req.on('error', (e) => { if (!/aborted|socket hang up/.test(e.message)) reject(e) })
+    req.on('error', (e) => {
+      if (!/aborted|socket hang up/.test(e.message)) reject(e)
+    })
     req.end()
   })
 }
@@ -443,10 +594,14 @@ describe('startInspector', () => {
     const wf = await rt.startWorkflow(PING_PONG)
     await wf.get('ponger')!.call('PING')
     // The pinger's first call, and its log line about the answer.
-    await until(() => {
-      const s = inspector.state()
-      return (s.graphs[0]?.nodes.find((n) => n.name === 'ponger')?.messages ?? 0) >= 2 && s.logs.some((l) => l.text.startsWith('Got Reply'))
-    }, 5000, 'the first ping')
+    await until(
+      () => {
+        const s = inspector.state()
+        return (s.graphs[0]?.nodes.find((n) => n.name === 'ponger')?.messages ?? 0) >= 2 && s.logs.some((l) => l.text.startsWith('Got Reply'))
+      },
+      5000,
+      'the first ping',
+    )
 
     const page = await get(inspector.url)
     expect(page.status).toBe(200)
@@ -459,7 +614,10 @@ describe('startInspector', () => {
     const st = JSON.parse(state.body) as InspectorState
     expect(st.nodeId).toBe(rt.nodeId)
     const g = st.graphs.find((x) => x.name === 'ping-pong/workflow')!
-    expect(g.nodes.map((n) => [n.name, n.kind, n.classType, n.status])).toEqual([['pinger', 'function', 'ping', 'running'], ['ponger', 'function', 'pong', 'running']])
+    expect(g.nodes.map((n) => [n.name, n.kind, n.classType, n.status])).toEqual([
+      ['pinger', 'function', 'ping', 'running'],
+      ['ponger', 'function', 'pong', 'running'],
+    ])
     expect(g.edges).toEqual([{ from: 'pinger', to: 'ponger', alias: 'ponger' }])
     expect(g.nodes.find((n) => n.name === 'ponger')!.messages).toBeGreaterThanOrEqual(2)
     expect(st.logs.some((l) => l.name === 'pinger' && l.text.startsWith('Got Reply'))).toBe(true)
@@ -491,7 +649,10 @@ describe('startInspector', () => {
     const port = (blocker.address() as { port: number }).port
     const rt = runtime()
     try {
-      await expect(startInspector(rt, { port })).rejects.toMatchObject({ code: 'resource-failed', message: expect.stringMatching(new RegExp(`127\\.0\\.0\\.1:${port}: the port is in use\\. Pick another port`)) })
+      await expect(startInspector(rt, { port })).rejects.toMatchObject({
+        code: 'resource-failed',
+        message: expect.stringMatching(new RegExp(`127\\.0\\.0\\.1:${port}: the port is in use\\. Pick another port`)),
+      })
       expect(rt.internals().observer).toBeNull() // nothing left installed
     } finally {
       await new Promise((r) => blocker.close(r))
@@ -528,7 +689,9 @@ describe('startInspector', () => {
   test('edgeless run --inspect without a port uses 7007', async () => {
     // Skip quietly if something on this machine already holds 7007.
     const free = await new Promise<boolean>((r) => {
-      const s = createNetServer().once('error', () => r(false)).listen(7007, '127.0.0.1', () => s.close(() => r(true)))
+      const s = createNetServer()
+        .once('error', () => r(false))
+        .listen(7007, '127.0.0.1', () => s.close(() => r(true)))
     })
     if (!free) return
     const err: string[] = []
@@ -561,11 +724,15 @@ describe('the inspector page in Chromium', () => {
 
     profile = mkdtempSync(join(tmpdir(), 'edgeless-inspector-chromium-'))
     context = await launchChromium(profile, { width: 1280, height: 900 })
-    const page: Page = context.pages()[0] ?? await context.newPage()
+    const page: Page = context.pages()[0] ?? (await context.newPage())
     const problems: string[] = []
-    page.on('console', (m) => { if (m.type() === 'error') problems.push(`console.error: ${m.text()}`) })
+    page.on('console', (m) => {
+      if (m.type() === 'error') problems.push(`console.error: ${m.text()}`)
+    })
     page.on('pageerror', (e) => problems.push(`page error: ${e.message}`))
-    page.on('requestfailed', (r) => { if (!r.url().endsWith('/events')) problems.push(`request failed: ${r.url()}`) })
+    page.on('requestfailed', (r) => {
+      if (!r.url().endsWith('/events')) problems.push(`request failed: ${r.url()}`)
+    })
     await page.goto(inspector.url)
 
     const pinger = page.locator('svg.wf g.node[data-name="pinger"]')
@@ -581,7 +748,10 @@ describe('the inspector page in Chromium', () => {
     // Numbers change while the workflow runs: the pinger handles a wakeup every second.
     const count = async () => Number(await page.locator('svg.wf g.node[data-name="pinger"]').getAttribute('data-messages'))
     const first = await count()
-    await page.waitForFunction((n) => Number(document.querySelector('svg.wf g.node[data-name="pinger"]')?.getAttribute('data-messages')) > n, first, { timeout: 5000, polling: 100 })
+    await page.waitForFunction((n) => Number(document.querySelector('svg.wf g.node[data-name="pinger"]')?.getAttribute('data-messages')) > n, first, {
+      timeout: 5000,
+      polling: 100,
+    })
     const second = await count()
     expect(second).toBeGreaterThan(first)
     expect(Number(await page.locator('#instances tr[data-name="pinger"] td[data-field="messages"]').textContent())).toBeGreaterThanOrEqual(second)
@@ -589,7 +759,10 @@ describe('the inspector page in Chromium', () => {
     await page.waitForFunction(() => (document.querySelector('#crashes')?.textContent ?? '').includes('crashy in handle_cast'), undefined, { timeout: 5000 })
     expect(await page.locator('#functions tr[data-function="ponger"]').count()).toBe(1)
     // Let the rate settle over a full second for the picture.
-    await page.waitForFunction(() => Number(document.querySelector('#instances tr[data-name="pinger"] td[data-field="rate"]')?.textContent) > 0, undefined, { timeout: 5000, polling: 100 })
+    await page.waitForFunction(() => Number(document.querySelector('#instances tr[data-name="pinger"] td[data-field="rate"]')?.textContent) > 0, undefined, {
+      timeout: 5000,
+      polling: 100,
+    })
     await page.screenshot({ path: SCREENSHOT, fullPage: true })
     expect(problems).toEqual([])
 

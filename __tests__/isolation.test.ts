@@ -20,10 +20,17 @@ describe("isolation: 'worker'", () => {
     await rt.shutdown()
   })
 
-  test('casts to a worker guest are processed in order, with the sender\'s address', async () => {
+  test("casts to a worker guest are processed in order, with the sender's address", async () => {
     const rt = testRuntime()
     const got: string[] = []
-    const sink = await rt.spawn({ name: 'sink', fn: { handleCast: (_s, m) => { got.push(utf8(m.subarray(32))) } } })
+    const sink = await rt.spawn({
+      name: 'sink',
+      fn: {
+        handleCast: (_s, m) => {
+          got.push(utf8(m.subarray(32)))
+        },
+      },
+    })
     const echo = await rt.spawn({ name: 'echo', module: wasmPath('echo'), outputs: { out: sink }, isolation: 'worker' })
     for (let i = 0; i < 200; i++) rt.cast(echo, `m${i}`)
     await until(() => got.length === 202, 10_000, '200 echoes')
@@ -77,7 +84,10 @@ describe("isolation: 'worker'", () => {
   test('bad isolation settings are refused', async () => {
     const rt = testRuntime()
     await expect(rt.spawn({ name: 'x', module: wasmPath('pong'), isolation: 'thread' as never })).rejects.toMatchObject({ code: 'invalid-argument' })
-    await expect(rt.spawn({ name: 'x', fn: {}, isolation: 'worker' })).rejects.toMatchObject({ code: 'invalid-argument', message: expect.stringMatching(/JS function runs inline/) })
+    await expect(rt.spawn({ name: 'x', fn: {}, isolation: 'worker' })).rejects.toMatchObject({
+      code: 'invalid-argument',
+      message: expect.stringMatching(/JS function runs inline/),
+    })
     await rt.shutdown()
   })
 })

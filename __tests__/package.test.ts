@@ -49,14 +49,19 @@ function builtEntryFiles(): string[] {
       const p = join(dir, e.name)
       if (e.isDirectory()) walk(p)
       // Shared chunks are not entries: chunk-<HASH>.js/.cjs (code), <module>-<8-char hash>.d.ts/.d.cts (declarations).
-      else if (!/^chunk-\w+\.c?js$/.test(e.name) && !/-[\w-]{8}\.d\.c?ts$/.test(e.name) && !e.name.endsWith('.map')) out.push(relative(root, p).split(sep).join('/'))
+      else if (!/^chunk-\w+\.c?js$/.test(e.name) && !/-[\w-]{8}\.d\.c?ts$/.test(e.name) && !e.name.endsWith('.map'))
+        out.push(relative(root, p).split(sep).join('/'))
     }
   }
   walk(dist)
   return out.sort()
 }
 
-interface Target { subpath: string; conditions: string[]; file: string }
+interface Target {
+  subpath: string
+  conditions: string[]
+  file: string
+}
 
 /** Every string target of the exports map, with the condition path leading to it. */
 function exportTargets(): Target[] {
@@ -90,11 +95,16 @@ function targetFiles(file: string, within: string[] | undefined = undefined): st
   const f = norm(file)
   if (!f.includes('*')) return [f]
   const [before, after] = f.split('*') as [string, string]
-  const candidates = within ?? (() => {
-    const dir = dirname(before + 'x')
-    return existsSync(join(root, dir)) ? readdirSync(join(root, dir)).map((n) => `${dir}/${n}`) : []
-  })()
-  return candidates.filter((c) => c.startsWith(before) && c.endsWith(after) && c.length > before.length + after.length && !c.slice(before.length, c.length - after.length).includes('/'))
+  const candidates =
+    within ??
+    (() => {
+      const dir = dirname(before + 'x')
+      return existsSync(join(root, dir)) ? readdirSync(join(root, dir)).map((n) => `${dir}/${n}`) : []
+    })()
+  return candidates.filter(
+    (c) =>
+      c.startsWith(before) && c.endsWith(after) && c.length > before.length + after.length && !c.slice(before.length, c.length - after.length).includes('/'),
+  )
 }
 
 /**
@@ -105,10 +115,19 @@ function targetFiles(file: string, within: string[] | undefined = undefined): st
 function resolveExport(subpath: string, conditions: string[]): string | undefined {
   const walk = (node: unknown): string | undefined => {
     if (typeof node === 'string') return node
-    if (Array.isArray(node)) { for (const n of node) { const r = walk(n); if (r !== undefined) return r } return undefined }
+    if (Array.isArray(node)) {
+      for (const n of node) {
+        const r = walk(n)
+        if (r !== undefined) return r
+      }
+      return undefined
+    }
     if (node && typeof node === 'object') {
       for (const [k, v] of Object.entries(node)) {
-        if (k === 'default' || conditions.includes(k)) { const r = walk(v); if (r !== undefined) return r }
+        if (k === 'default' || conditions.includes(k)) {
+          const r = walk(v)
+          if (r !== undefined) return r
+        }
       }
     }
     return undefined
@@ -129,7 +148,9 @@ describe('exports map and build agree', () => {
     const targets = exportTargets()
     expect(targets.length).toBeGreaterThan(0)
     // A pattern target (./assembly/*) must match files, and exactly the kind it names.
-    const missing = targets.filter((t) => targetFiles(t.file).length === 0 || !targetFiles(t.file).every((f) => existsSync(join(root, f)))).map((t) => `${t.subpath} [${t.conditions.join('.')}] -> ${t.file}`)
+    const missing = targets
+      .filter((t) => targetFiles(t.file).length === 0 || !targetFiles(t.file).every((f) => existsSync(join(root, f))))
+      .map((t) => `${t.subpath} [${t.conditions.join('.')}] -> ${t.file}`)
     expect(missing).toEqual([])
     for (const t of targets) expect(t.file.startsWith('./')).toBe(true)
     // Every subpath of the map is a built entry, a source export or package.json.
@@ -189,7 +210,8 @@ describe('exports map and build agree', () => {
         if (t.conditions.length || !/^\.\/assembly\/[^/]*\.ts$/.test(t.file)) bad.push(`${t.subpath} [${t.conditions.join('.')}] -> ${t.file}`)
         continue
       }
-      if (!t.conditions.includes('import') && !t.conditions.includes('require')) bad.push(`${t.subpath} [${t.conditions.join('.')}]: neither import nor require`)
+      if (!t.conditions.includes('import') && !t.conditions.includes('require'))
+        bad.push(`${t.subpath} [${t.conditions.join('.')}]: neither import nor require`)
       const types = t.conditions.includes('types')
       if (t.conditions.includes('import') && !t.file.endsWith(types ? '.d.ts' : '.js')) bad.push(`${t.subpath} [${t.conditions.join('.')}] -> ${t.file}`)
       if (t.conditions.includes('require') && !t.file.endsWith(types ? '.d.cts' : '.cjs')) bad.push(`${t.subpath} [${t.conditions.join('.')}] -> ${t.file}`)
@@ -216,16 +238,27 @@ describe('exports map and build agree', () => {
       expect(pkg.files).toEqual(expect.arrayContaining([target.replace(/^\.\//, '').split('/')[0]]))
     }
     // ...and the map references nothing outside them (besides package.json and the SDK sources).
-    const sources = new Set(exportTargets().filter((t) => SOURCE_EXPORTS.includes(t.subpath)).map((t) => norm(t.file)))
+    const sources = new Set(
+      exportTargets()
+        .filter((t) => SOURCE_EXPORTS.includes(t.subpath))
+        .map((t) => norm(t.file)),
+    )
     expect([...referenced].filter((f) => f !== 'package.json' && !sources.has(f) && !expected.includes(f))).toEqual([])
   })
 
   test('the optional drivers are optional peers, and none is bundled', () => {
     for (const dep of ['ioredis', 'better-sqlite3']) {
-      expect({ dep, peer: pkg.peerDependencies?.[dep] !== undefined, optional: pkg.peerDependenciesMeta?.[dep]?.optional }).toEqual({ dep, peer: true, optional: true })
+      expect({ dep, peer: pkg.peerDependencies?.[dep] !== undefined, optional: pkg.peerDependenciesMeta?.[dep]?.optional }).toEqual({
+        dep,
+        peer: true,
+        optional: true,
+      })
     }
     // The adapters load them lazily, as bare imports (so whatever the user installed is used).
-    for (const [entry, dep] of [['adapters/redis', 'ioredis'], ['adapters/sqlite', 'better-sqlite3']] as const) {
+    for (const [entry, dep] of [
+      ['adapters/redis', 'ioredis'],
+      ['adapters/sqlite', 'better-sqlite3'],
+    ] as const) {
       for (const ext of ['.js', '.cjs']) {
         const { files, bare } = closure([`dist/${entry}${ext}`])
         expect({ entry, ext, imports: [...bare.values()].flat() }).toEqual({ entry, ext, imports: expect.arrayContaining([dep]) })
@@ -257,13 +290,23 @@ describe('the exports map resolves per environment', () => {
     for (const entry of ENTRIES.filter((e) => e !== 'index')) {
       const sp = subpathOf(entry)
       const file = entry === 'index' ? 'node' : entry
-      expect({ sp, esm: imp(sp, 'node'), cjs: req(sp, 'node'), dts: imp(sp, 'node', 'types'), dcts: req(sp, 'node', 'types') })
-        .toEqual({ sp, esm: `./dist/${file}.js`, cjs: `./dist/${file}.cjs`, dts: `./dist/${file}.d.ts`, dcts: `./dist/${file}.d.cts` })
+      expect({ sp, esm: imp(sp, 'node'), cjs: req(sp, 'node'), dts: imp(sp, 'node', 'types'), dcts: req(sp, 'node', 'types') }).toEqual({
+        sp,
+        esm: `./dist/${file}.js`,
+        cjs: `./dist/${file}.cjs`,
+        dts: `./dist/${file}.d.ts`,
+        dcts: `./dist/${file}.d.cts`,
+      })
     }
   })
 
   test('the neutral adapters resolve in browsers; the Node-only ones do not (a bundler fails on them)', () => {
-    for (const entry of NEUTRAL) expect({ entry, js: imp(`./${entry}`, 'browser'), cjs: req(`./${entry}`, 'browser') }).toEqual({ entry, js: `./dist/${entry}.js`, cjs: `./dist/${entry}.cjs` })
+    for (const entry of NEUTRAL)
+      expect({ entry, js: imp(`./${entry}`, 'browser'), cjs: req(`./${entry}`, 'browser') }).toEqual({
+        entry,
+        js: `./dist/${entry}.js`,
+        cjs: `./dist/${entry}.cjs`,
+      })
     for (const sp of NODE_ONLY) {
       expect({ sp, browser: imp(sp, 'browser'), other: imp(sp), cjs: req(sp, 'browser') }).toEqual({ sp, browser: undefined, other: undefined, cjs: undefined })
       // A type checker without the node condition (TypeScript's "bundler" mode) still finds the declarations.
@@ -319,7 +362,9 @@ function sourceClosure(entries: string[]): string[] {
     seen.add(file)
     for (const s of specifiers(readFileSync(join(root, file), 'utf8'))) {
       if (!s.startsWith('.')) continue
-      const base = relative(root, resolve(root, dirname(file), s)).split(sep).join('/')
+      const base = relative(root, resolve(root, dirname(file), s))
+        .split(sep)
+        .join('/')
       const found = [base, `${base}.ts`, `${base}/index.ts`, base.replace(/\.js$/, '.ts')].find((c) => c.endsWith('.ts') && existsSync(join(root, c)))
       if (!found) throw new Error(`${file} imports ${s}, which is not a source file`)
       visit(found)
@@ -341,10 +386,19 @@ function builtinImports(files: string[], bare: Map<string, string[]>): string[] 
 
 describe('what a browser loads has no Node builtins', () => {
   /** The browser closure: ".", adapters/memory and adapters/indexeddb, resolved with the browser condition. */
-  const BROWSER = ['.', ...NEUTRAL.map((e) => `./${e}`)].flatMap((sp) => [resolveExport(sp, ['browser', 'import']), resolveExport(sp, ['browser', 'require'])]).map((f) => norm(f!))
+  const BROWSER = ['.', ...NEUTRAL.map((e) => `./${e}`)]
+    .flatMap((sp) => [resolveExport(sp, ['browser', 'import']), resolveExport(sp, ['browser', 'require'])])
+    .map((f) => norm(f!))
 
   test('dist: the core and the neutral adapters as a browser resolves them, with every chunk they load', () => {
-    expect(BROWSER).toEqual(['dist/index.js', 'dist/index.cjs', 'dist/adapters/memory.js', 'dist/adapters/memory.cjs', 'dist/adapters/indexeddb.js', 'dist/adapters/indexeddb.cjs'])
+    expect(BROWSER).toEqual([
+      'dist/index.js',
+      'dist/index.cjs',
+      'dist/adapters/memory.js',
+      'dist/adapters/memory.cjs',
+      'dist/adapters/indexeddb.js',
+      'dist/adapters/indexeddb.cjs',
+    ])
     const { files, bare } = closure(BROWSER)
     expect(files).not.toContain('dist/node.js')
     expect(files).not.toContain('dist/node.cjs')
@@ -354,7 +408,9 @@ describe('what a browser loads has no Node builtins', () => {
     expect(builtinImports(files, bare)).toEqual([])
     // Whatever bare packages they load are declared dependencies (shipped with the package).
     const deps = new Set(Object.keys(pkg.dependencies ?? {}))
-    const undeclared = [...bare.entries()].flatMap(([f, ss]) => ss.filter((s) => !deps.has(s.startsWith('@') ? s.split('/').slice(0, 2).join('/') : s.split('/')[0]!)).map((s) => `${f}: ${s}`))
+    const undeclared = [...bare.entries()].flatMap(([f, ss]) =>
+      ss.filter((s) => !deps.has(s.startsWith('@') ? s.split('/').slice(0, 2).join('/') : s.split('/')[0]!)).map((s) => `${f}: ${s}`),
+    )
     expect(undeclared).toEqual([])
   })
 
@@ -363,7 +419,7 @@ describe('what a browser loads has no Node builtins', () => {
     expect(builtinImports(files, bare)).toEqual([])
   })
 
-  test('the scan does find the Node entry\'s builtins (control)', () => {
+  test("the scan does find the Node entry's builtins (control)", () => {
     const { files, bare } = closure(['dist/node.js', 'dist/node.cjs'])
     // (tsup strips the node: prefix unless removeNodeProtocol is false, so accept both.)
     const hits = builtinImports(files, bare).map((h) => h.replace(': node:', ': '))
@@ -378,7 +434,9 @@ describe('what a browser loads has no Node builtins', () => {
     const walk = (dir: string) => {
       for (const e of readdirSync(join(root, dir), { withFileTypes: true })) {
         const p = `${dir}/${e.name}`
-        if (e.isDirectory()) { if (p !== 'lib/node') walk(p) } else if (e.name.endsWith('.ts')) files.push(p)
+        if (e.isDirectory()) {
+          if (p !== 'lib/node') walk(p)
+        } else if (e.name.endsWith('.ts')) files.push(p)
       }
     }
     walk('lib')
@@ -396,7 +454,13 @@ describe('what a browser loads has no Node builtins', () => {
     }
     expect([...new Set(hits)]).toEqual([])
     // Control: the same scan flags the Node entry.
-    expect(specifiers(readFileSync(join(root, 'lib/node/index.ts'), 'utf8')).filter(isBuiltin)).toEqual(['node:dns/promises', 'node:fs/promises', 'node:os', 'node:path', 'node:url'])
+    expect(specifiers(readFileSync(join(root, 'lib/node/index.ts'), 'utf8')).filter(isBuiltin)).toEqual([
+      'node:dns/promises',
+      'node:fs/promises',
+      'node:os',
+      'node:path',
+      'node:url',
+    ])
   })
 })
 
@@ -564,11 +628,15 @@ describe('the packed tarball installs and works', () => {
 
   test('the tarball holds every exports target and no sources or tests (but the AssemblyScript SDK)', () => {
     const files = new Set(packedFiles)
-    const missing = exportTargets().flatMap((t) => (t.file.includes('*') ? [t.file] : [norm(t.file)])).filter((f) => (f.includes('*') ? targetFiles(f, packedFiles).length === 0 : !files.has(f)))
+    const missing = exportTargets()
+      .flatMap((t) => (t.file.includes('*') ? [t.file] : [norm(t.file)]))
+      .filter((f) => (f.includes('*') ? targetFiles(f, packedFiles).length === 0 : !files.has(f)))
     expect(missing).toEqual([])
     expect(packedFiles.filter((f) => /^(lib|adapters|__tests__|fixtures|bench|examples|docs)\//.test(f))).toEqual([])
     // The SDK as asc and `edgeless build` need it: every source, and the compiler flags.
-    const sdk = readdirSync(join(root, 'assembly')).filter((f) => /\.(ts|json)$/.test(f)).map((f) => `assembly/${f}`)
+    const sdk = readdirSync(join(root, 'assembly'))
+      .filter((f) => /\.(ts|json)$/.test(f))
+      .map((f) => `assembly/${f}`)
     expect(sdk).toEqual(expect.arrayContaining(['assembly/index.ts', 'assembly/exports.ts', 'assembly/asc-options.json']))
     expect(sdk.filter((f) => !files.has(f))).toEqual([])
   })
@@ -577,7 +645,8 @@ describe('the packed tarball installs and works', () => {
     const installed = join(app, 'node_modules/edgeless')
     expect(existsSync(join(installed, 'package.json'))).toBe(true)
     expect(JSON.parse(readFileSync(join(installed, 'package.json'), 'utf8')).name).toBe(pkg.name)
-    for (const dep of Object.keys(pkg.dependencies ?? {})) expect({ dep, installed: existsSync(join(app, 'node_modules', dep, 'package.json')) }).toEqual({ dep, installed: true })
+    for (const dep of Object.keys(pkg.dependencies ?? {}))
+      expect({ dep, installed: existsSync(join(app, 'node_modules', dep, 'package.json')) }).toEqual({ dep, installed: true })
   })
 
   test('ESM: import from "edgeless" spawns pong and gets PONG', () => {
@@ -591,7 +660,14 @@ describe('the packed tarball installs and works', () => {
     expect(out).toContain('redisStore function')
     expect(out).toMatch(/^indexeddb indexedDbStore\("edgeless"\/"state"\): IndexedDB is not available here/m)
     const installed = join(app, 'node_modules/edgeless')
-    for (const [sp, file] of [['adapters/redis', 'dist/adapters/redis.js'], ['adapters/sqlite', 'dist/adapters/sqlite.js'], ['testing', 'dist/testing.js'], ['testing/jest', 'dist/testing/jest.js'], ['assembly', 'assembly/index.ts'], ['assembly/exports', 'assembly/exports.ts']] as const) {
+    for (const [sp, file] of [
+      ['adapters/redis', 'dist/adapters/redis.js'],
+      ['adapters/sqlite', 'dist/adapters/sqlite.js'],
+      ['testing', 'dist/testing.js'],
+      ['testing/jest', 'dist/testing/jest.js'],
+      ['assembly', 'assembly/index.ts'],
+      ['assembly/exports', 'assembly/exports.ts'],
+    ] as const) {
       expect(out).toContain(`resolve edgeless/${sp} ${join(installed, file)}`)
     }
   }, 60_000)
@@ -611,13 +687,24 @@ describe('the packed tarball installs and works', () => {
   }, 60_000)
 
   test('a browser bundle (esbuild, platform browser) takes the core, and refuses the Node-only adapters', async () => {
-    const bundle = (contents: string, platform: 'browser' | 'node') => esbuild.build({
-      absWorkingDir: app,
-      stdin: { contents, resolveDir: app, loader: 'js' },
-      bundle: true, format: 'esm', platform, splitting: true, outdir: join(app, 'out'), write: false, metafile: true, logLevel: 'silent',
-      external: ['node:*'], // binaryen's own guarded Node code path
-    })
-    const page = await bundle(`import { Runtime } from 'edgeless'\nimport { indexedDbStore } from 'edgeless/adapters/indexeddb'\nimport { memoryStore } from 'edgeless/adapters/memory'\nconsole.log(Runtime, indexedDbStore, memoryStore)`, 'browser')
+    const bundle = (contents: string, platform: 'browser' | 'node') =>
+      esbuild.build({
+        absWorkingDir: app,
+        stdin: { contents, resolveDir: app, loader: 'js' },
+        bundle: true,
+        format: 'esm',
+        platform,
+        splitting: true,
+        outdir: join(app, 'out'),
+        write: false,
+        metafile: true,
+        logLevel: 'silent',
+        external: ['node:*'], // binaryen's own guarded Node code path
+      })
+    const page = await bundle(
+      `import { Runtime } from 'edgeless'\nimport { indexedDbStore } from 'edgeless/adapters/indexeddb'\nimport { memoryStore } from 'edgeless/adapters/memory'\nconsole.log(Runtime, indexedDbStore, memoryStore)`,
+      'browser',
+    )
     const inputs = Object.keys(page.metafile.inputs)
     const ours = inputs.filter((i) => i.startsWith('node_modules/edgeless/')).map((i) => i.slice('node_modules/edgeless/'.length))
     expect(ours).toEqual(expect.arrayContaining(['dist/index.js', 'dist/adapters/indexeddb.js', 'dist/adapters/memory.js']))
@@ -637,8 +724,13 @@ describe('the packed tarball installs and works', () => {
       expect({ sp, failed }).toEqual({ sp, failed: expect.stringMatching(/"\.\/adapters\/\w+" is not currently exported by package "edgeless"/) })
     }
     // The same bundler targeting Node gets the Node entry and the Node-only adapters.
-    const server = await bundle(`import { fileLoader } from 'edgeless'\nimport { fileStore } from 'edgeless/adapters/file'\nconsole.log(fileLoader, fileStore)`, 'node')
-    expect(Object.keys(server.metafile.inputs)).toEqual(expect.arrayContaining(['node_modules/edgeless/dist/node.js', 'node_modules/edgeless/dist/adapters/file.js']))
+    const server = await bundle(
+      `import { fileLoader } from 'edgeless'\nimport { fileStore } from 'edgeless/adapters/file'\nconsole.log(fileLoader, fileStore)`,
+      'node',
+    )
+    expect(Object.keys(server.metafile.inputs)).toEqual(
+      expect.arrayContaining(['node_modules/edgeless/dist/node.js', 'node_modules/edgeless/dist/adapters/file.js']),
+    )
   }, 60_000)
 
   test('TypeScript (nodenext, strict, no skipLibCheck): correct ESM and CJS consumers type-check', () => {
@@ -650,7 +742,12 @@ describe('the packed tarball installs and works', () => {
   test('TypeScript ("bundler" resolution, DOM lib, strict, no skipLibCheck): a browser consumer type-checks', () => {
     mkdirSync(join(app, 'web'), { recursive: true })
     writeFileSync(join(app, 'web/app.ts'), TYPES_OK_BUNDLER)
-    runOk(process.execPath, [TSC, '--noEmit', '--module', 'esnext', '--moduleResolution', 'bundler', '--target', 'es2022', '--lib', 'es2022,dom', '--strict', 'web/app.ts'], app, 90_000)
+    runOk(
+      process.execPath,
+      [TSC, '--noEmit', '--module', 'esnext', '--moduleResolution', 'bundler', '--target', 'es2022', '--lib', 'es2022,dom', '--strict', 'web/app.ts'],
+      app,
+      90_000,
+    )
   }, 90_000)
 
   test('TypeScript: a wrong payload type fails the check', () => {
@@ -664,4 +761,3 @@ describe('the packed tarball installs and works', () => {
     expect(errors).toEqual([expect.stringMatching(/^bad\.ts\(6,21\): error TS2345: Argument of type 'number' is not assignable/)])
   }, 90_000)
 })
-

@@ -12,7 +12,14 @@ const text = (r: { kind: string; data?: Uint8Array }) => (r.kind === 'reply' ? u
 /** A JS sink that records what it receives. */
 async function sink(rt: Runtime, name = 'sink') {
   const got: string[] = []
-  const ref = await rt.spawn({ name, fn: { handleCast: (_from: InstanceId, b: Uint8Array) => { got.push(utf8(b)) } } })
+  const ref = await rt.spawn({
+    name,
+    fn: {
+      handleCast: (_from: InstanceId, b: Uint8Array) => {
+        got.push(utf8(b))
+      },
+    },
+  })
   return { ref, got }
 }
 
@@ -44,8 +51,13 @@ describe('hibernate and activate (crashy.wasm: init casts its payload and state,
     const rt = testRuntime()
     let inits = 0
     const fn = (): EdgeFunction => ({
-      async handleInit() { inits++; await new Promise((r) => setTimeout(r, 5)) },
-      handleCast: (_s, m) => { seen.push(utf8(m)) },
+      async handleInit() {
+        inits++
+        await new Promise((r) => setTimeout(r, 5))
+      },
+      handleCast: (_s, m) => {
+        seen.push(utf8(m))
+      },
     })
     const a = await rt.spawn({ name: 'a', fn, passivate: true })
     expect(rt.hibernate(a)).toBe(true)
@@ -60,7 +72,16 @@ describe('hibernate and activate (crashy.wasm: init casts its payload and state,
   test('not idle means no hibernation: a busy instance, a queued message, a non-passivating one', async () => {
     const rt = testRuntime()
     let release!: () => void
-    const slow = await rt.spawn({ name: 'slow', fn: { handleCast: () => new Promise<void>((r) => { release = r }) }, passivate: true })
+    const slow = await rt.spawn({
+      name: 'slow',
+      fn: {
+        handleCast: () =>
+          new Promise<void>((r) => {
+            release = r
+          }),
+      },
+      passivate: true,
+    })
     rt.cast(slow, 'x')
     await until(() => rt.inspect(slow)!.busy, 1000, 'the handler to start')
     expect(rt.hibernate(slow)).toBe(false)
@@ -145,7 +166,13 @@ describe('hibernate and activate (crashy.wasm: init casts its payload and state,
     let release!: () => void
     let reads = 0
     const store: StateStore = {
-      get: async (k) => { reads++; await new Promise<void>((r) => { release = r }); return good.get(k) },
+      get: async (k) => {
+        reads++
+        await new Promise<void>((r) => {
+          release = r
+        })
+        return good.get(k)
+      },
       set: (k, v) => good.set(k, v),
       delete: (k) => good.delete(k),
     }
@@ -170,7 +197,11 @@ describe('hibernate and activate (crashy.wasm: init casts its payload and state,
     const before = (process as unknown as { getActiveResourcesInfo(): string[] }).getActiveResourcesInfo().filter((r) => r === 'MessagePort').length
     expect(rt.hibernate(c)).toBe(true)
     await until(() => rt.inspect(c)!.status === 'hibernated', 3000, 'the hibernation')
-    await until(() => (process as unknown as { getActiveResourcesInfo(): string[] }).getActiveResourcesInfo().filter((r) => r === 'MessagePort').length < before, 3000, 'the worker to end')
+    await until(
+      () => (process as unknown as { getActiveResourcesInfo(): string[] }).getActiveResourcesInfo().filter((r) => r === 'MessagePort').length < before,
+      3000,
+      'the worker to end',
+    )
     expect(text(await rt.call(c, 'x'))).toBe('3')
     await rt.shutdown()
   })
@@ -181,10 +212,15 @@ describe('hibernate and activate (crashy.wasm: init casts its payload and state,
     const seen: string[] = []
     const crashes = collect(rt, 'crash')
     const a = await rt.spawn({
-      name: 'a', passivate: true,
+      name: 'a',
+      passivate: true,
       fn: () => ({
-        handleInit: () => { if (++inits === 2) throw new Error('activation init fails once') },
-        handleCast: (_s, m) => { seen.push(utf8(m)) },
+        handleInit: () => {
+          if (++inits === 2) throw new Error('activation init fails once')
+        },
+        handleCast: (_s, m) => {
+          seen.push(utf8(m))
+        },
       }),
     })
     rt.hibernate(a)
@@ -208,7 +244,11 @@ describe('lazy spawn', () => {
     const rt = testRuntime({ stateStore: store })
     const s = await sink(rt)
     const instantiated: string[] = []
-    rt.observe({ instantiated: (a) => { instantiated.push(a.name) } })
+    rt.observe({
+      instantiated: (a) => {
+        instantiated.push(a.name)
+      },
+    })
     const c = await rt.spawn({ name: 'crashy', module: wasmPath('crashy'), outputs: { out: s.ref }, initPayload: 'lazy', stateId: 'counter-7', lazy: true })
     expect(rt.inspect(c)!.status).toBe('hibernated')
     expect(instantiated).toEqual([])
@@ -258,7 +298,12 @@ describe('lazy spawn', () => {
     const rt = testRuntime({ logRoot: '/dev' })
     const wf: WorkflowSpec = {
       functions: [
-        { name: 'crashy', class_specification: { id: 'crashy', function_type: 'RUST_WASM', version: '0.1', code: wasmPath('crashy'), outputs: ['out'] }, output_mapping: { out: 'log' }, annotations: { passivate: 'lazy' } },
+        {
+          name: 'crashy',
+          class_specification: { id: 'crashy', function_type: 'RUST_WASM', version: '0.1', code: wasmPath('crashy'), outputs: ['out'] },
+          output_mapping: { out: 'log' },
+          annotations: { passivate: 'lazy' },
+        },
       ],
       resources: [{ name: 'log', class_type: 'file-log', output_mapping: {}, configurations: { filename: 'null' } }],
       annotations: {},
@@ -300,10 +345,25 @@ describe('policies', () => {
     const kit = createTestKit({ Runtime, passivation: { idleMs: 1000 } })
     const rt = kit.runtime
     const seen: string[] = []
-    const busy = await rt.spawn({ name: 'busy', fn: { handleCast: (_s, m, ctx) => { seen.push(`busy:${utf8(m)}`); ctx.delayedCast(400, 'self', 'tick') } }, passivate: true })
+    const busy = await rt.spawn({
+      name: 'busy',
+      fn: {
+        handleCast: (_s, m, ctx) => {
+          seen.push(`busy:${utf8(m)}`)
+          ctx.delayedCast(400, 'self', 'tick')
+        },
+      },
+      passivate: true,
+    })
     const sleepy = await rt.spawn({
-      name: 'sleepy', passivate: true,
-      fn: { handleCast: (_s, m, ctx) => { seen.push(`sleepy:${utf8(m)}`); if (utf8(m) === 'arm') ctx.delayedCast(5000, 'self', 'alarm') } },
+      name: 'sleepy',
+      passivate: true,
+      fn: {
+        handleCast: (_s, m, ctx) => {
+          seen.push(`sleepy:${utf8(m)}`)
+          if (utf8(m) === 'arm') ctx.delayedCast(5000, 'self', 'alarm')
+        },
+      },
     })
     rt.cast(busy, 'go')
     rt.cast(sleepy, 'arm')

@@ -9,7 +9,9 @@ function kit(quotas: Record<string, number>): TestKit {
   kits.push(k)
   return k
 }
-afterEach(async () => { await Promise.all(kits.splice(0).map((k) => k.shutdown())) })
+afterEach(async () => {
+  await Promise.all(kits.splice(0).map((k) => k.shutdown()))
+})
 
 const warningsOf = (k: TestKit) => {
   const out: Array<{ code: string; details: Record<string, unknown>; message: string }> = []
@@ -20,7 +22,14 @@ const warningsOf = (k: TestKit) => {
 test('pending delayed casts are capped per instance; the excess is dropped with a quota warning', async () => {
   const k = kit({ maxPendingTimers: 100 })
   const warnings = warningsOf(k)
-  const f = await k.spawn({ name: 'timers', fn: { handleCast: (_s, _m, ctx) => { for (let i = 0; i < 150; i++) ctx.delayedCast(60_000, 'self', 'later') } } })
+  const f = await k.spawn({
+    name: 'timers',
+    fn: {
+      handleCast: (_s, _m, ctx) => {
+        for (let i = 0; i < 150; i++) ctx.delayedCast(60_000, 'self', 'later')
+      },
+    },
+  })
   k.cast(f, 'go')
   await k.runUntilIdle()
   expect(k.runtime.inspect(f)?.timers).toBe(100)
@@ -36,8 +45,17 @@ test('payloads over the size quota: casts and syncs dropped, calls answered Err 
   const results: string[] = []
   const big = new Uint8Array(2048)
   const f = await k.spawn({
-    name: 'big', outputs: { out: s },
-    fn: { async handleCast(_s, _m, ctx) { ctx.cast('out', big); ctx.sync(big); const r = await ctx.call('out', big); results.push(r.kind === 'err' ? r.error.code : r.kind); ctx.cast('out', 'small') } } as EdgeFunction,
+    name: 'big',
+    outputs: { out: s },
+    fn: {
+      async handleCast(_s, _m, ctx) {
+        ctx.cast('out', big)
+        ctx.sync(big)
+        const r = await ctx.call('out', big)
+        results.push(r.kind === 'err' ? r.error.code : r.kind)
+        ctx.cast('out', 'small')
+      },
+    } as EdgeFunction,
   })
   k.cast(f, 'go')
   await k.runUntilIdle()
@@ -63,8 +81,17 @@ test('log lines per second are capped; dropped lines are counted and reported on
   const k = kit({ maxLogLinesPerSecond: 100 })
   const warnings = warningsOf(k)
   let lines = 0
-  k.runtime.on('log', () => { lines++ })
-  const f = await k.spawn({ name: 'chatty', fn: { handleCast: (_s, _m, ctx) => { for (let i = 0; i < 5000; i++) ctx.log('info', `line ${i}`) } } })
+  k.runtime.on('log', () => {
+    lines++
+  })
+  const f = await k.spawn({
+    name: 'chatty',
+    fn: {
+      handleCast: (_s, _m, ctx) => {
+        for (let i = 0; i < 5000; i++) ctx.log('info', `line ${i}`)
+      },
+    },
+  })
   k.cast(f, 'go')
   await k.runUntilIdle()
   expect(lines).toBe(100)
@@ -81,7 +108,9 @@ test('a guest whose handle_init loops forever is stopped by fuel: spawn fails ou
   const crashes = collect(rt, 'crash')
   const pong = await rt.spawn({ name: 'pong', module: wasmPath('pong') })
   let ticks = 0
-  const timer = setInterval(() => { ticks++ }, 1)
+  const timer = setInterval(() => {
+    ticks++
+  }, 1)
   const spawning = rt.spawn({ name: 'init-spin', module: wasmPath('init_spin'), fuel: 50_000_000 })
   const answered = await rt.call(pong, 'meanwhile')
   await expect(spawning).rejects.toMatchObject({ code: 'trap', details: { trap: 'out-of-fuel' } })

@@ -10,7 +10,15 @@ import { fileLogResource } from '../lib/node/resources/file-log'
 import { httpIngressResource, ingressAddress, MAX_SYNC_BODY } from '../lib/node/resources/http-ingress'
 import { redisResource } from '../lib/node/resources/redis'
 import { httpEgress, httpEgressResource } from '../lib/resources/http-egress'
-import { encodeJson, methodFromHttp, methodToHttp, parseHttpRequest, parseHttpResponse, type EdgelessHTTPRequest, type EdgelessHTTPResponse } from '../lib/resources/http-types'
+import {
+  encodeJson,
+  methodFromHttp,
+  methodToHttp,
+  parseHttpRequest,
+  parseHttpResponse,
+  type EdgelessHTTPRequest,
+  type EdgelessHTTPResponse,
+} from '../lib/resources/http-types'
 import type { ResourceClass } from '../lib/workflow/resource'
 import { testRuntime, until, wasmPath } from './helpers/fixtures'
 
@@ -19,7 +27,15 @@ const WORKFLOW_ID = randomUUID()
 /** Build one resource instance the way the workflow runner does, collecting its warnings. */
 async function make(cls: ResourceClass, name: string, config: Record<string, string>, baseDir?: string) {
   const warnings: string[] = []
-  const fn = await cls.create({ name, workflowId: WORKFLOW_ID, config, ...(baseDir ? { baseDir } : {}), warn: (m) => { warnings.push(m) } })
+  const fn = await cls.create({
+    name,
+    workflowId: WORKFLOW_ID,
+    config,
+    ...(baseDir ? { baseDir } : {}),
+    warn: (m) => {
+      warnings.push(m)
+    },
+  })
   return { fn, warnings }
 }
 
@@ -37,7 +53,11 @@ async function rejection(p: Promise<unknown> | (() => unknown)): Promise<Edgeles
 /** A JS function that records the casts it receives. */
 function recorder() {
   const casts: Array<{ src: InstanceId; bytes: Uint8Array }> = []
-  const fn: EdgeFunction = { handleCast: (src, msg) => { casts.push({ src, bytes: msg }) } }
+  const fn: EdgeFunction = {
+    handleCast: (src, msg) => {
+      casts.push({ src, bytes: msg })
+    },
+  }
   return { casts, fn }
 }
 
@@ -61,7 +81,10 @@ async function freePort(): Promise<number> {
 }
 
 /** A raw HTTP request (fetch cannot set Host). */
-function rawRequest(port: number, o: { method?: string; path?: string; headers?: Record<string, string | number>; body?: Uint8Array }): Promise<{ status: number; headers: Record<string, unknown>; body: Buffer }> {
+function rawRequest(
+  port: number,
+  o: { method?: string; path?: string; headers?: Record<string, string | number>; body?: Uint8Array },
+): Promise<{ status: number; headers: Record<string, unknown>; body: Buffer }> {
   return new Promise((resolve, reject) => {
     const req = httpRequest({ host: '127.0.0.1', port, method: o.method ?? 'GET', path: o.path ?? '/', headers: o.headers ?? {} }, (res) => {
       const chunks: Buffer[] = []
@@ -126,8 +149,12 @@ describe('http-types', () => {
 
 describe('file-log', () => {
   let dir: string
-  beforeEach(() => { dir = mkdtempSync(join(tmpdir(), 'edgeless-file-log-')) })
-  afterEach(() => { rmSync(dir, { recursive: true, force: true }) })
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'edgeless-file-log-'))
+  })
+  afterEach(() => {
+    rmSync(dir, { recursive: true, force: true })
+  })
 
   test('casts and calls from a JS function become lines in order; the call answers an empty reply (upstream Reply("")) once its line is on disk', async () => {
     const rt = testRuntime()
@@ -174,7 +201,12 @@ describe('file-log', () => {
     const sender = await rt.spawn({
       name: 'sender',
       outputs,
-      fn: { async handleCall(_s, msg, ctx) { for (const a of Object.keys(outputs)) await ctx.call(a, msg); return noReply() } },
+      fn: {
+        async handleCall(_s, msg, ctx) {
+          for (const a of Object.keys(outputs)) await ctx.call(a, msg)
+          return noReply()
+        },
+      },
     })
     const before = Date.now()
     await rt.call(sender, 'hello world')
@@ -245,7 +277,9 @@ describe('file-log', () => {
     expect(fileLogResource.validate!({ filename: '' })[0]!.field).toBe('filename')
     // A missing required key is the runner's to report (from `required`), not validate's.
     expect(fileLogResource.validate!({})).toEqual([])
-    expect((await rejection(() => fileLogResource.create({ name: 'l', workflowId: WORKFLOW_ID, config: {}, warn: () => undefined }))).message).toMatch(/configurations\.filename is required/)
+    expect((await rejection(() => fileLogResource.create({ name: 'l', workflowId: WORKFLOW_ID, config: {}, warn: () => undefined }))).message).toMatch(
+      /configurations\.filename is required/,
+    )
     expect(fileLogResource.required).toEqual(['filename'])
     await rt.shutdown()
   })
@@ -267,7 +301,13 @@ describe('http-ingress', () => {
         if (req.path === '/badstatus') return reply(encodeJson({ status: 42, headers: {}, body: null }))
         const res: EdgelessHTTPResponse = {
           status: 201,
-          headers: { 'content-type': 'application/octet-stream', 'x-path': req.path, 'x-method': req.method, 'x-seen-header': req.headers['x-custom'] ?? '', 'content-length': '999' },
+          headers: {
+            'content-type': 'application/octet-stream',
+            'x-path': req.path,
+            'x-method': req.method,
+            'x-seen-header': req.headers['x-custom'] ?? '',
+            'content-length': '999',
+          },
           body: req.body ? [...req.body].reverse() : null,
         }
         return reply(encodeJson(res))
@@ -279,7 +319,9 @@ describe('http-ingress', () => {
   async function startIngress(config: Record<string, string>, handler: EdgeFunction) {
     const rt = testRuntime()
     const logs: string[] = []
-    rt.on('log', (e) => { logs.push(e.text) })
+    rt.on('log', (e) => {
+      logs.push(e.text)
+    })
     const target = await rt.spawn({ name: 'handler', fn: handler })
     const { fn, warnings } = await make(httpIngressResource, 'ingress', { port: '0', ...config })
     const ingress = await rt.spawn({ name: 'ingress', fn, outputs: { new_request: target } })
@@ -392,7 +434,9 @@ describe('http-ingress', () => {
   })
 
   test('a port in use fails with resource-failed; stop closes the port; port is required and checked', async () => {
-    const { server, port } = await listen((_q, s) => { s.end() })
+    const { server, port } = await listen((_q, s) => {
+      s.end()
+    })
     const rt = testRuntime()
     const { fn } = await make(httpIngressResource, 'web', { port: String(port) })
     const e = await rejection(rt.spawn({ name: 'web', fn }))
@@ -411,7 +455,9 @@ describe('http-ingress', () => {
     const missing = await rejection(() => httpIngressResource.create({ name: 'w', workflowId: WORKFLOW_ID, config: {}, warn: () => undefined }))
     expect(missing.code).toBe('resource-failed')
     expect(missing.message).toMatch(/set configurations\.port/)
-    expect((await rejection(() => httpIngressResource.create({ name: 'w', workflowId: WORKFLOW_ID, config: { port: '70000' }, warn: () => undefined }))).code).toBe('resource-failed')
+    expect(
+      (await rejection(() => httpIngressResource.create({ name: 'w', workflowId: WORKFLOW_ID, config: { port: '70000' }, warn: () => undefined }))).code,
+    ).toBe('resource-failed')
     expect(httpIngressResource.validate!({ port: '1.5', async: 'yes', method: 'GET,FETCH' }).map((p) => p.field)).toEqual(['async', 'port', 'method'])
   })
 })
@@ -431,14 +477,20 @@ describe('http-egress', () => {
         const body = Buffer.concat(chunks)
         seen.push({ method: req.method!, url: req.url!, headers: req.headers, body })
         if (req.url === '/slow') return // never answers
-        res.writeHead(req.method === 'POST' ? 202 : 200, { 'content-type': 'application/octet-stream', 'X-Got-Method': req.method!, 'x-got-header': String(req.headers['x-test'] ?? '') })
+        res.writeHead(req.method === 'POST' ? 202 : 200, {
+          'content-type': 'application/octet-stream',
+          'X-Got-Method': req.method!,
+          'x-got-header': String(req.headers['x-test'] ?? ''),
+        })
         res.end(req.method === 'POST' ? Buffer.from([...body].reverse()) : req.method === 'HEAD' ? undefined : Buffer.from('hello get'))
       })
     })
     server = s.server
     base = { host: '127.0.0.1', port: s.port }
   })
-  afterAll(async () => { await close(server) })
+  afterAll(async () => {
+    await close(server)
+  })
 
   const request = (o: Partial<EdgelessHTTPRequest>): Uint8Array =>
     encodeJson({ method: 'Get', protocol: 'HTTP', host: `${base.host}:${base.port}`, path: '/', body: null, headers: {}, ...o })
@@ -462,7 +514,13 @@ describe('http-egress', () => {
     const caller = await rt.spawn({
       name: 'caller',
       outputs: { http: ref },
-      fn: { async handleCall(_s, msg, ctx) { const r = await ctx.call('http', msg); results.push(response(r)); return noReply() } },
+      fn: {
+        async handleCall(_s, msg, ctx) {
+          const r = await ctx.call('http', msg)
+          results.push(response(r))
+          return noReply()
+        },
+      },
     })
     await rt.call(caller, request({ path: '/get?q=1&r=%2F', headers: { 'X-Test': 'from-fn', connection: 'keep-alive' } }))
     const get = results[0]!
@@ -518,7 +576,9 @@ describe('http-egress', () => {
     expect(warnings.length).toBe(2)
     await rt.shutdown()
 
-    expect((await rejection(() => httpEgressResource.create({ name: 'e', workflowId: WORKFLOW_ID, config: { 'timeout-ms': '0' }, warn: () => undefined }))).code).toBe('resource-failed')
+    expect(
+      (await rejection(() => httpEgressResource.create({ name: 'e', workflowId: WORKFLOW_ID, config: { 'timeout-ms': '0' }, warn: () => undefined }))).code,
+    ).toBe('resource-failed')
   })
 })
 
@@ -548,7 +608,8 @@ describe('redis', () => {
   }
 
   test('a cast SETs the configured key (binary-safe, in order); a call GETs the key it names', async () => {
-    const k = key('set'); used.push(k)
+    const k = key('set')
+    used.push(k)
     const { rt, ref, warnings } = await store({ key: k })
     const binary = new Uint8Array([0, 255, 10, 13, 0, 128])
     rt.cast(ref, 'first')
@@ -558,19 +619,22 @@ describe('redis', () => {
     expect(r.kind === 'reply' && [...r.data]).toEqual([...binary])
     expect([...(await client.getBuffer(k))!]).toEqual([...binary])
 
-    const other = key('get'); used.push(other)
+    const other = key('get')
+    used.push(other)
     await client.set(other, 'value ✓')
     const g = await rt.call(ref, other)
     expect(g.kind === 'reply' && utf8(g.data)).toBe('value ✓')
     // An empty value is an empty reply; a missing key is NoReply.
-    const empty = key('empty'); used.push(empty)
+    const empty = key('empty')
+    used.push(empty)
     await client.set(empty, '')
     const e = await rt.call(ref, empty)
     expect(e.kind === 'reply' && e.data.length).toBe(0)
     expect((await rt.call(ref, key('missing'))).kind).toBe('noreply')
 
     // A failed command (GET on a list) answers Err with a warning.
-    const list = key('list'); used.push(list)
+    const list = key('list')
+    used.push(list)
     await client.rpush(list, 'x')
     const bad = await rt.call(ref, list)
     expect(bad.kind === 'err' && bad.error.message).toMatch(/GET .* failed: WRONGTYPE/)
@@ -593,13 +657,17 @@ describe('redis', () => {
   })
 
   test('a lost connection is re-established, with a warning for the loss and one for the recovery', async () => {
-    const k = key('reconnect'); used.push(k)
+    const k = key('reconnect')
+    used.push(k)
     await client.set(k, 'still here')
     const name = `store-${run}` // unique: only this run's connection is killed
     const { rt, ref, warnings } = await store({ key: k }, name)
     // Kill the resource's connection on the server side; it is named after the resource.
     const list = String(await client.call('CLIENT', 'LIST'))
-    const id = list.split('\n').find((l) => l.includes(` name=edgeless:${name} `))?.match(/\bid=(\d+)/)?.[1]
+    const id = list
+      .split('\n')
+      .find((l) => l.includes(` name=edgeless:${name} `))
+      ?.match(/\bid=(\d+)/)?.[1]
     expect(id).toBeDefined()
     expect(await client.call('CLIENT', 'KILL', 'ID', id!)).toBe(1)
     await until(() => warnings.some((w) => /reconnected to redis:\/\/127\.0\.0\.1:6379/.test(w)), 5000, 'reconnection')
@@ -616,10 +684,13 @@ describe('redis', () => {
     const e = await rejection(rt.spawn({ name: 'store', fn }))
     expect(Date.now() - started).toBeLessThan(5000)
     expect(e.code).toBe('resource-failed')
-    expect(e.message).toMatch(/redis "store": cannot connect to redis:\/\/127\.0\.0\.1:1 \(.*ECONNREFUSED.*\) after 3 attempts; start Redis there, or set configurations\.url/)
+    expect(e.message).toMatch(
+      /redis "store": cannot connect to redis:\/\/127\.0\.0\.1:1 \(.*ECONNREFUSED.*\) after 3 attempts; start Redis there, or set configurations\.url/,
+    )
     await rt.shutdown()
 
-    const create = (config: Record<string, string>) => rejection(() => redisResource.create({ name: 's', workflowId: WORKFLOW_ID, config, warn: () => undefined }))
+    const create = (config: Record<string, string>) =>
+      rejection(() => redisResource.create({ name: 's', workflowId: WORKFLOW_ID, config, warn: () => undefined }))
     expect((await create({ key: 'k' })).message).toMatch(/configurations\.url is required/)
     expect((await create({ url: 'http://x', key: 'k' })).message).toMatch(/redis:\/\/ or rediss:\/\//)
     // Upstream: `key` is optional and add-workflow-id is on by presence (any value).

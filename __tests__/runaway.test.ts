@@ -9,17 +9,27 @@ import { FUEL_EXPORT, GROW_EXPORT, RESET_EXPORT, instrumentModule } from '../lib
 import { parseModuleShape } from '../lib/wasm/parse'
 import { collect, testRuntime, until, wasm, wasmPath } from './helpers/fixtures'
 
-const u32 = (n: number) => { const b = new Uint8Array(4); new DataView(b.buffer).setUint32(0, n, true); return b }
+const u32 = (n: number) => {
+  const b = new Uint8Array(4)
+  new DataView(b.buffer).setUint32(0, n, true)
+  return b
+}
 const cmd = (c: string, n: number, rest = '') => new Uint8Array([c.charCodeAt(0), ...u32(n), ...new TextEncoder().encode(rest)])
 const le32 = (b: Uint8Array) => new DataView(b.buffer, b.byteOffset, b.byteLength).getUint32(0, true)
 const text = (r: CallResult) => (r.kind === 'reply' ? utf8(r.data) : r.kind)
 const compiled = (b: Uint8Array) => new WebAssembly.Module(b as Uint8Array<ArrayBuffer>)
-const noFiles = async (): Promise<Uint8Array> => { throw new Error('no loader in this test') }
+const noFiles = async (): Promise<Uint8Array> => {
+  throw new Error('no loader in this test')
+}
 
 /** A JS sink that records every cast it gets. */
 function sink() {
   const got: Uint8Array[] = []
-  const fn: EdgeFunction = { handleCast: (_s, m) => { got.push(m) } }
+  const fn: EdgeFunction = {
+    handleCast: (_s, m) => {
+      got.push(m)
+    },
+  }
   return { fn, got }
 }
 
@@ -59,7 +69,7 @@ describe('fuel: a runaway loop ends as an out-of-fuel crash', () => {
     await until(() => restarts.length === 1, 3000, 'the restart')
     expect(rt.inspect(r)).toMatchObject({ status: 'running', restarts: 1, restartType: 'transient' })
     expect(text(await rt.call(r, 'hello'))).toBe('ok')
-    expect(le32((await rt.call(r, cmd('n', 1000)) as { data: Uint8Array }).data)).toBe(1000)
+    expect(le32(((await rt.call(r, cmd('n', 1000))) as { data: Uint8Array }).data)).toBe(1000)
     expect(crashes.map((c) => c.trap)).toEqual(['out-of-fuel'])
     await rt.shutdown()
   })
@@ -87,7 +97,7 @@ describe('fuel: a runaway loop ends as an out-of-fuel crash', () => {
     const rt = testRuntime()
     const crashes = collect(rt, 'crash')
     const r = await rt.spawn({ name: 'fib', module: wasmPath('runaway'), fuel: 1_000_000 })
-    expect(le32((await rt.call(r, cmd('f', 20)) as { data: Uint8Array }).data)).toBe(6765)
+    expect(le32(((await rt.call(r, cmd('f', 20))) as { data: Uint8Array }).data)).toBe(6765)
     // fib(40) makes ~330 million calls: far beyond a million fuel.
     const t0 = Date.now()
     expect((await rt.call(r, cmd('f', 40))).kind).toBe('err')
@@ -104,8 +114,8 @@ describe('fuel: a runaway loop ends as an out-of-fuel crash', () => {
     const free = await rt.spawn({ name: 'free', module: wasmPath('runaway'), fuel: Infinity })
     const dflt = await rt.spawn({ name: 'default', module: wasmPath('runaway') })
     const tight = await rt.spawn({ name: 'tight', module: wasmPath('runaway'), fuel: 1_000_000 })
-    expect(le32((await rt.call(free, 'd') as { data: Uint8Array }).data)).toBe(2 ** 24)
-    expect(le32((await rt.call(dflt, 'd') as { data: Uint8Array }).data)).toBe(2 ** 24)
+    expect(le32(((await rt.call(free, 'd')) as { data: Uint8Array }).data)).toBe(2 ** 24)
+    expect(le32(((await rt.call(dflt, 'd')) as { data: Uint8Array }).data)).toBe(2 ** 24)
     expect(crashes).toEqual([])
     const t0 = Date.now()
     expect((await rt.call(tight, 'd')).kind).toBe('err')
@@ -125,7 +135,7 @@ describe('fuel: a runaway loop ends as an out-of-fuel crash', () => {
     await until(() => s.got.length === 50, 10_000, '50 casts done')
     expect(s.got.every((b) => le32(b) === 100_000)).toBe(true)
     // 50 x 900,000 = 45 million fuel in total, 30 times the budget. Calls too:
-    for (let i = 0; i < 10; i++) expect(le32((await rt.call(r, cmd('n', 100_000)) as { data: Uint8Array }).data)).toBe(100_000)
+    for (let i = 0; i < 10; i++) expect(le32(((await rt.call(r, cmd('n', 100_000))) as { data: Uint8Array }).data)).toBe(100_000)
     expect(crashes).toEqual([])
     // Twice the work in one invocation is over the budget.
     expect((await rt.call(r, cmd('n', 200_000))).kind).toBe('err')
@@ -147,8 +157,12 @@ describe('fuel: a runaway loop ends as an out-of-fuel crash', () => {
     const spin = wasm('spin')
     const spinPlain = await loadFunctionModule(spin, noFiles, 'spin', limits(Infinity))
     expect(WebAssembly.Module.exports(spinPlain.module)).toEqual(WebAssembly.Module.exports(compiled(spin)))
-    expect(WebAssembly.Module.exports((await loadFunctionModule(spin, noFiles, 'spin', limits(1e9))).module).map((e) => e.name))
-      .toEqual([...WebAssembly.Module.exports(compiled(spin)).map((e) => e.name), FUEL_EXPORT, GROW_EXPORT, RESET_EXPORT])
+    expect(WebAssembly.Module.exports((await loadFunctionModule(spin, noFiles, 'spin', limits(1e9))).module).map((e) => e.name)).toEqual([
+      ...WebAssembly.Module.exports(compiled(spin)).map((e) => e.name),
+      FUEL_EXPORT,
+      GROW_EXPORT,
+      RESET_EXPORT,
+    ])
     const metered = await loadFunctionModule(bytes, noFiles, 'runaway', limits(1e6))
     expect(metered.metered).toBe(true)
     expect(WebAssembly.Module.exports(metered.module)).toEqual(expect.arrayContaining([{ name: FUEL_EXPORT, kind: 'global' }]))
@@ -164,7 +178,7 @@ describe('fuel: a runaway loop ends as an out-of-fuel crash', () => {
     const crashes = collect(rt, 'crash')
     const free = await rt.spawn({ name: 'free', module: bytes, fuel: Infinity })
     const tight = await rt.spawn({ name: 'tight', module: bytes, fuel: 1_000_000 })
-    expect(le32((await rt.call(free, cmd('n', 5_000_000)) as { data: Uint8Array }).data)).toBe(5_000_000)
+    expect(le32(((await rt.call(free, cmd('n', 5_000_000))) as { data: Uint8Array }).data)).toBe(5_000_000)
     expect((await rt.call(tight, cmd('n', 5_000_000))).kind).toBe('err')
     expect(crashes.map((c) => [c.name, c.trap])).toEqual([['tight', 'out-of-fuel']])
     await rt.shutdown()
@@ -185,7 +199,10 @@ describe('fuel: a runaway loop ends as an out-of-fuel crash', () => {
   test('bad fuel values are refused at spawn', async () => {
     const rt = testRuntime()
     for (const fuel of [0, -5, Number.NaN]) {
-      const e = await rt.spawn({ name: 'bad', module: wasmPath('runaway'), fuel }).then(() => null, (x: unknown) => x)
+      const e = await rt.spawn({ name: 'bad', module: wasmPath('runaway'), fuel }).then(
+        () => null,
+        (x: unknown) => x,
+      )
       expect(e).toBeInstanceOf(EdgelessError)
       expect((e as EdgelessError).code).toBe('invalid-argument')
       expect((e as EdgelessError).message).toMatch(/fuel/)
@@ -205,7 +222,9 @@ describe('fuel and blocking calls (asyncify composes with the meter)', () => {
     await until(() => replies() === 1, 3000, 'the first ping (init)')
     // While pong works through queued casts, record whether ping is suspended on it.
     const seen: Array<string | undefined> = []
-    rt.on('log', (l) => { if (l.name === 'pong' && l.text.startsWith("Ponger: 'Cast'")) seen.push(rt.inspect(ping)?.waitingOn) })
+    rt.on('log', (l) => {
+      if (l.name === 'pong' && l.text.startsWith("Ponger: 'Cast'")) seen.push(rt.inspect(ping)?.waitingOn)
+    })
     rt.cast(ping, 'wakeup')
     for (let i = 0; i < 20; i++) rt.cast(pong, `busy-${i}`)
     await until(() => replies() === 2, 3000, 'the second ping')
@@ -219,7 +238,12 @@ describe('fuel and blocking calls (asyncify composes with the meter)', () => {
   test('a guest suspended in a call keeps its one budget across the suspension', async () => {
     const rt = testRuntime()
     const crashes = collect(rt, 'crash')
-    const slow: EdgeFunction = { async handleCall() { await new Promise((r) => setTimeout(r, 10)); return reply('late') } }
+    const slow: EdgeFunction = {
+      async handleCall() {
+        await new Promise((r) => setTimeout(r, 10))
+        return reply('late')
+      },
+    }
     const s = await rt.spawn({ name: 'slow', fn: slow })
     // 'k' N alias: N iterations (~900,000 fuel for N = 100,000), the call, N iterations again.
     const roomy = await rt.spawn({ name: 'roomy', module: wasmPath('runaway'), fuel: 5_000_000, outputs: { slow: s } })
@@ -230,7 +254,7 @@ describe('fuel and blocking calls (asyncify composes with the meter)', () => {
     expect(crashes).toEqual([])
     // Room for one loop but not two: the rewound guest resumes with what was left, not a fresh budget.
     const tight = await rt.spawn({ name: 'tight', module: wasmPath('runaway'), fuel: 1_500_000, outputs: { slow: s } })
-    expect(le32((await rt.call(tight, cmd('n', 100_000)) as { data: Uint8Array }).data)).toBe(100_000)
+    expect(le32(((await rt.call(tight, cmd('n', 100_000))) as { data: Uint8Array }).data)).toBe(100_000)
     const r = await rt.call(tight, cmd('k', 100_000, 'slow'))
     expect(r.kind).toBe('err')
     expect(crashes.map((c) => [c.name, c.handler, c.trap])).toEqual([['tight', 'call', 'out-of-fuel']])
@@ -239,7 +263,15 @@ describe('fuel and blocking calls (asyncify composes with the meter)', () => {
 
   test('the existing Rust caller suspends and resumes under metering', async () => {
     const rt = testRuntime()
-    const slow = await rt.spawn({ name: 'slow', fn: { async handleCall(_s, m) { await new Promise((r) => setTimeout(r, 5)); return reply(`slow:${utf8(m)}`) } } })
+    const slow = await rt.spawn({
+      name: 'slow',
+      fn: {
+        async handleCall(_s, m) {
+          await new Promise((r) => setTimeout(r, 5))
+          return reply(`slow:${utf8(m)}`)
+        },
+      },
+    })
     const caller = await rt.spawn({ name: 'caller', module: wasmPath('caller'), outputs: { slow } })
     for (let i = 0; i < 10; i++) expect(text(await rt.call(caller, `call:slow:${i}`))).toBe(`reply:slow:${i}`)
     await rt.shutdown()
@@ -292,10 +324,13 @@ describe('memory cap', () => {
     await rt.shutdown()
   })
 
-  test('a cap below the module\'s initial memory is a load error naming both sizes', async () => {
+  test("a cap below the module's initial memory is a load error naming both sizes", async () => {
     const rt = testRuntime()
     // Rust std guests start with 17 pages (1088 KiB).
-    const e = await rt.spawn({ name: 'big', module: wasmPath('pong'), maxMemoryBytes: 1024 * 1024 }).then(() => null, (x: unknown) => x)
+    const e = await rt.spawn({ name: 'big', module: wasmPath('pong'), maxMemoryBytes: 1024 * 1024 }).then(
+      () => null,
+      (x: unknown) => x,
+    )
     expect(e).toBeInstanceOf(EdgelessError)
     expect((e as EdgelessError).code).toBe('invalid-module')
     expect((e as EdgelessError).message).toMatch(/starts with 17 pages \(1088 KiB\).*memory cap of 1 MiB \(16 pages\)/)
@@ -350,11 +385,7 @@ describe('workflow annotations reach the instance', () => {
     const rt = testRuntime()
     const crashes = collect(rt, 'crash')
     const wf = await rt.startWorkflow({
-      functions: [
-        fn('spinner', { fuel: '1000000' }),
-        fn('bomb', { 'max-memory': String(2 * 1024 * 1024) }),
-        fn('free', { fuel: 'Infinity' }),
-      ],
+      functions: [fn('spinner', { fuel: '1000000' }), fn('bomb', { 'max-memory': String(2 * 1024 * 1024) }), fn('free', { fuel: 'Infinity' })],
       resources: [],
       annotations: {},
     })

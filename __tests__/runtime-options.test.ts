@@ -13,8 +13,15 @@ function manualClock() {
   let next = 1
   const clock: Clock = {
     now: () => now,
-    setTimeout(fn, ms) { const id = next++; timers.push({ at: now + ms, fn, id }); return id },
-    clearTimeout(h) { const i = timers.findIndex((t) => t.id === h); if (i >= 0) timers.splice(i, 1) },
+    setTimeout(fn, ms) {
+      const id = next++
+      timers.push({ at: now + ms, fn, id })
+      return id
+    },
+    clearTimeout(h) {
+      const i = timers.findIndex((t) => t.id === h)
+      if (i >= 0) timers.splice(i, 1)
+    },
   }
   const advance = (ms: number) => {
     now += ms
@@ -36,7 +43,14 @@ describe('injectable clock', () => {
     const { clock, advance, pending } = manualClock()
     const rt = testRuntime({ clock })
     const seen: string[] = []
-    const sink = await rt.spawn({ name: 'sink', fn: { handleCast: (_s, m) => { seen.push(utf8(m)) } } })
+    const sink = await rt.spawn({
+      name: 'sink',
+      fn: {
+        handleCast: (_s, m) => {
+          seen.push(utf8(m))
+        },
+      },
+    })
     const counter = await rt.spawn({ name: 'counter', module: wasmPath('counter'), outputs: { output: sink }, initPayload: '0' })
     await tick()
     expect(seen).toEqual(['1'])
@@ -60,7 +74,9 @@ describe('injectable clock', () => {
     const rt = testRuntime({ clock, callTimeoutMs: 100, stopTimeoutMs: 10 })
     const never = await rt.spawn({ name: 'never', fn: { handleCall: () => new Promise(() => {}) } })
     let result: unknown
-    void rt.call(never, 'x').then((r) => { result = r })
+    void rt.call(never, 'x').then((r) => {
+      result = r
+    })
     await tick()
     expect(result).toBeUndefined() // real time passes, virtual time does not
     advance(100)
@@ -68,10 +84,15 @@ describe('injectable clock', () => {
     expect(result).toMatchObject({ kind: 'err', error: { code: 'call-timeout' } })
     // The stop timeout is on the same clock: shutdown completes only as virtual time passes.
     let stopped = false
-    void rt.shutdown().then(() => { stopped = true })
+    void rt.shutdown().then(() => {
+      stopped = true
+    })
     await tick()
     expect(stopped).toBe(false)
-    for (let i = 0; i < 10 && !stopped; i++) { advance(10); await tick() }
+    for (let i = 0; i < 10 && !stopped; i++) {
+      advance(10)
+      await tick()
+    }
     expect(stopped).toBe(true)
   })
 })
@@ -81,15 +102,26 @@ describe('module sources', () => {
     // (dense: false below: a precompiled module cannot be rewritten for dense memory.)
     const bytes = wasm('pong')
     const server = createServer((req, res) => {
-      if (req.url === '/pong.wasm') { res.writeHead(200, { 'content-type': 'application/wasm' }); res.end(bytes) } else { res.writeHead(404); res.end() }
+      if (req.url === '/pong.wasm') {
+        res.writeHead(200, { 'content-type': 'application/wasm' })
+        res.end(bytes)
+      } else {
+        res.writeHead(404)
+        res.end()
+      }
     })
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
     const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
     try {
       const rt = testRuntime({ dense: false })
       const sources = [
-        bytes, bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer, wasmPath('pong'),
-        pathToFileURL(wasmPath('pong')), new URL(`${base}/pong.wasm`), `${base}/pong.wasm`, await WebAssembly.compile(bytes as Uint8Array<ArrayBuffer>),
+        bytes,
+        bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer,
+        wasmPath('pong'),
+        pathToFileURL(wasmPath('pong')),
+        new URL(`${base}/pong.wasm`),
+        `${base}/pong.wasm`,
+        await WebAssembly.compile(bytes as Uint8Array<ArrayBuffer>),
       ]
       for (const module of sources) {
         const ref = await rt.spawn({ name: 'pong', module })
@@ -118,21 +150,42 @@ describe('console sink', () => {
     const error = jest.spyOn(console, 'error').mockImplementation(() => {})
     try {
       const rt = new Runtime()
-      const f = await rt.spawn({ name: 'talker', fn: { handleCall: (_s, m, ctx) => { ctx.log('info', `i:${utf8(m)}`); ctx.log('debug', 'hidden'); ctx.log('error', 'bad'); return reply('') } } })
+      const f = await rt.spawn({
+        name: 'talker',
+        fn: {
+          handleCall: (_s, m, ctx) => {
+            ctx.log('info', `i:${utf8(m)}`)
+            ctx.log('debug', 'hidden')
+            ctx.log('error', 'bad')
+            return reply('')
+          },
+        },
+      })
       await f.call('x')
       expect(log.mock.calls.map((c) => String(c[0]))).toEqual([expect.stringMatching(/^\[edgeless\] INFO talker\([0-9a-f]{8}\) talker: i:x$/)])
       expect(error.mock.calls.map((c) => String(c[0]))).toEqual([expect.stringContaining('ERROR talker')])
       await rt.shutdown()
-      log.mockClear(); error.mockClear()
+      log.mockClear()
+      error.mockClear()
       const quiet = new Runtime({ consoleLog: false })
       const events = collect(quiet, 'log')
-      const g = await quiet.spawn({ name: 'talker', fn: { handleCall: (_s, _m, ctx) => { ctx.log('info', 'x'); return reply('') } } })
+      const g = await quiet.spawn({
+        name: 'talker',
+        fn: {
+          handleCall: (_s, _m, ctx) => {
+            ctx.log('info', 'x')
+            return reply('')
+          },
+        },
+      })
       await g.call('x')
       expect(events).toHaveLength(1)
       expect(log).not.toHaveBeenCalled()
       await quiet.shutdown()
     } finally {
-      log.mockRestore(); warn.mockRestore(); error.mockRestore()
+      log.mockRestore()
+      warn.mockRestore()
+      error.mockRestore()
     }
   })
 })

@@ -9,9 +9,16 @@ import { collect, testRuntime, until, wasmPath } from './helpers/fixtures'
 
 /** A JS function that syncs every cast's payload and answers calls with what it last synced. */
 const syncer = () => ({
-  handleInit(_p: Uint8Array | undefined, state: Uint8Array | undefined) { this.last = state ? utf8(state) : '-' },
-  handleCast(_s: unknown, m: Uint8Array, ctx: { sync(b: Uint8Array): void }) { this.last = utf8(m); ctx.sync(m) },
-  handleCall(_s: unknown, m: Uint8Array) { return reply(utf8(m) === 'last' ? this.last : 'pong') },
+  handleInit(_p: Uint8Array | undefined, state: Uint8Array | undefined) {
+    this.last = state ? utf8(state) : '-'
+  },
+  handleCast(_s: unknown, m: Uint8Array, ctx: { sync(b: Uint8Array): void }) {
+    this.last = utf8(m)
+    ctx.sync(m)
+  },
+  handleCall(_s: unknown, m: Uint8Array) {
+    return reply(utf8(m) === 'last' ? this.last : 'pong')
+  },
   last: '-',
 })
 
@@ -27,8 +34,12 @@ describe('state policies', () => {
     const l = await rt.spawn({ name: 'l', fn: syncer, stateId: 'l' })
     const g = await rt.spawn({ name: 'g', fn: syncer, stateId: 'g', statePolicy: 'global' })
     const t = await rt.spawn({ name: 't', module: wasmPath('crashy'), stateId: 't', statePolicy: 'transient' })
-    l.cast('L'); g.cast('G'); t.cast('sync:T')
-    await rt.call(l, 'x'); await rt.call(g, 'x'); await rt.call(t, 'x')
+    l.cast('L')
+    g.cast('G')
+    t.cast('sync:T')
+    await rt.call(l, 'x')
+    await rt.call(g, 'x')
+    await rt.call(t, 'x')
     expect(local.list!()).toEqual(['l'])
     expect(global.list!()).toEqual(['g'])
     await rt.call(t, 'panic')
@@ -44,15 +55,33 @@ describe('state policies', () => {
     const global = memoryStore()
     const rt = testRuntime({ stateStores: { 'node-local': local, global } })
     await expect(rt.spawn({ name: 'x', fn: syncer, statePolicy: 'cloud' as never })).rejects.toMatchObject({ code: 'invalid-argument' })
-    const wf = await rt.startWorkflow({
-      functions: [{ name: 'c', class_specification: { id: 'c', function_type: 'RUST_WASM', version: '1', code: wasmPath('crashy'), outputs: [] }, annotations: { 'state-policy': 'global' } }],
-    }, { name: 'pol' })
+    const wf = await rt.startWorkflow(
+      {
+        functions: [
+          {
+            name: 'c',
+            class_specification: { id: 'c', function_type: 'RUST_WASM', version: '1', code: wasmPath('crashy'), outputs: [] },
+            annotations: { 'state-policy': 'global' },
+          },
+        ],
+      },
+      { name: 'pol' },
+    )
     wf.get('c')!.cast('sync:in-global')
     await wf.stop({ drain: true })
     expect(global.list!()).toEqual(['pol/c'])
     expect(local.list!()).toEqual([])
-    expect(await rt.validateWorkflow({ functions: [{ name: 'c', class_specification: { id: 'c', function_type: 'RUST_WASM', version: '1', code: wasmPath('crashy'), outputs: [] }, annotations: { 'state-policy': 'cloud' } }] }))
-      .toEqual([expect.objectContaining({ field: 'annotations.state-policy' })])
+    expect(
+      await rt.validateWorkflow({
+        functions: [
+          {
+            name: 'c',
+            class_specification: { id: 'c', function_type: 'RUST_WASM', version: '1', code: wasmPath('crashy'), outputs: [] },
+            annotations: { 'state-policy': 'cloud' },
+          },
+        ],
+      }),
+    ).toEqual([expect.objectContaining({ field: 'annotations.state-policy' })])
     await rt.shutdown()
   })
 })
@@ -76,7 +105,17 @@ function switchableStore() {
     },
     delete: (id) => inner.delete(id),
   }
-  return { store, inner, writes, setDown: (v: boolean) => { down = v }, setHang: (v: boolean) => { hang = v } }
+  return {
+    store,
+    inner,
+    writes,
+    setDown: (v: boolean) => {
+      down = v
+    },
+    setHang: (v: boolean) => {
+      hang = v
+    },
+  }
 }
 
 describe('writes under failure', () => {
@@ -92,10 +131,14 @@ describe('writes under failure', () => {
     const r = await rt.call(a, 'last')
     expect(r.kind === 'reply' && utf8(r.data)).toBe('v20')
     await until(() => failed.length >= 3, 2000, 'retries')
-    expect(failed.slice(0, 3).map((f) => [f.attempt, f.retryInMs])).toEqual([[1, 5], [2, 10], [3, 20]])
+    expect(failed.slice(0, 3).map((f) => [f.attempt, f.retryInMs])).toEqual([
+      [1, 5],
+      [2, 10],
+      [3, 20],
+    ])
     expect(failed[0]!.error.code).toBe('state-store-failed')
     s.setDown(false)
-    await until(() => utf8(s.inner.get('the-state') as Uint8Array ?? new Uint8Array()) === 'v20', 2000, 'the newest value')
+    await until(() => utf8((s.inner.get('the-state') as Uint8Array) ?? new Uint8Array()) === 'v20', 2000, 'the newest value')
     // Writes were in order and coalesced: never an older value after a newer one.
     const nums = s.writes.map((w) => Number(w.slice(1)))
     expect([...nums].sort((x, y) => x - y)).toEqual(nums)
@@ -110,7 +153,10 @@ describe('writes under failure', () => {
     s.setDown(true)
     a.cast('durable')
     let answered = false
-    const call = rt.call(a, 'last', { timeoutMs: 10_000 }).then((r) => { answered = true; return r })
+    const call = rt.call(a, 'last', { timeoutMs: 10_000 }).then((r) => {
+      answered = true
+      return r
+    })
     await new Promise((r) => setTimeout(r, 100))
     expect(answered).toBe(false)
     expect(rt.inspect(a)?.mailbox).toBe(1)
@@ -165,7 +211,7 @@ describe('optimistic concurrency', () => {
     const b = await spawnSyncer(rt2) // both read "no state" (version 0)
     a.cast('from-1')
     await rt1.call(a, 'x')
-    await until(() => utf8(shared.get('the-state') as Uint8Array ?? new Uint8Array()) === 'from-1', 1000, 'first write')
+    await until(() => utf8((shared.get('the-state') as Uint8Array) ?? new Uint8Array()) === 'from-1', 1000, 'first write')
     b.cast('from-2')
     await rt2.call(b, 'x')
     await until(() => conflicts2.length === 1, 1000, 'the conflict')
@@ -182,7 +228,9 @@ describe('optimistic concurrency', () => {
 
   test('a store without versions is refused up front', () => {
     const plain: StateStore = { get: () => undefined, set: () => {}, delete: () => {} }
-    expect(() => testRuntime({ stateStore: plain, optimisticConcurrency: true })).toThrow(expect.objectContaining({ code: 'invalid-argument', message: expect.stringMatching(/setIfVersion/) }))
+    expect(() => testRuntime({ stateStore: plain, optimisticConcurrency: true })).toThrow(
+      expect.objectContaining({ code: 'invalid-argument', message: expect.stringMatching(/setIfVersion/) }),
+    )
   })
 })
 
@@ -193,26 +241,51 @@ async function redisProxy(): Promise<{ port: number; cut(): void; restore(): voi
   const sockets = new Set<Socket>()
   let up = true
   const server: Server = createServer((client) => {
-    if (!up) { client.destroy(); return }
+    if (!up) {
+      client.destroy()
+      return
+    }
     const upstream = connect(6379, '127.0.0.1')
-    sockets.add(client); sockets.add(upstream)
-    client.pipe(upstream); upstream.pipe(client)
-    const end = () => { client.destroy(); upstream.destroy(); sockets.delete(client); sockets.delete(upstream) }
-    client.on('error', end); upstream.on('error', end); client.on('close', end); upstream.on('close', end)
+    sockets.add(client)
+    sockets.add(upstream)
+    client.pipe(upstream)
+    upstream.pipe(client)
+    const end = () => {
+      client.destroy()
+      upstream.destroy()
+      sockets.delete(client)
+      sockets.delete(upstream)
+    }
+    client.on('error', end)
+    upstream.on('error', end)
+    client.on('close', end)
+    upstream.on('close', end)
   })
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()))
   return {
     port: (server.address() as { port: number }).port,
-    cut() { up = false; for (const s of sockets) s.destroy(); sockets.clear() },
-    restore() { up = true },
-    close: () => new Promise<void>((r) => { for (const s of sockets) s.destroy(); server.close(() => r()) }),
+    cut() {
+      up = false
+      for (const s of sockets) s.destroy()
+      sockets.clear()
+    },
+    restore() {
+      up = true
+    },
+    close: () =>
+      new Promise<void>((r) => {
+        for (const s of sockets) s.destroy()
+        server.close(() => r())
+      }),
   }
 }
 
 describe('Redis unavailable mid-run', () => {
   let direct: IORedis
   const prefix = `edgeless-test:state:${process.pid}:${Date.now()}:`
-  beforeAll(() => { direct = new IORedis({ host: '127.0.0.1', port: 6379, lazyConnect: false }) })
+  beforeAll(() => {
+    direct = new IORedis({ host: '127.0.0.1', port: 6379, lazyConnect: false })
+  })
   afterAll(async () => {
     const keys = await direct.keys(`${prefix}*`)
     if (keys.length) await direct.del(...keys)

@@ -67,22 +67,34 @@ testStateStore('redisStore', () => redisStore({ url: REDIS_URL, prefix: `edgeles
 })
 
 const sqliteDirs = new WeakMap<SqliteStore, string>()
-testStateStore('sqliteStore (file)', () => {
-  const dir = tmpDir()
-  const s = sqliteStore({ path: join(dir, 'state.db') })
-  sqliteDirs.set(s, dir)
-  return s
-}, { cleanup: (s) => rm(sqliteDirs.get(s)!, { recursive: true, force: true }) })
+testStateStore(
+  'sqliteStore (file)',
+  () => {
+    const dir = tmpDir()
+    const s = sqliteStore({ path: join(dir, 'state.db') })
+    sqliteDirs.set(s, dir)
+    return s
+  },
+  { cleanup: (s) => rm(sqliteDirs.get(s)!, { recursive: true, force: true }) },
+)
 
 testStateStore('sqliteStore (:memory:)', () => sqliteStore({ path: ':memory:' }))
 
 const givenDbs = new WeakMap<SqliteStore, Database.Database>()
-testStateStore('sqliteStore (a db passed in, own table name)', () => {
-  const db = new Database(':memory:')
-  const s = sqliteStore({ db, table: 'function_state' })
-  givenDbs.set(s, db)
-  return s
-}, { cleanup: (s) => { givenDbs.get(s)!.close() } })
+testStateStore(
+  'sqliteStore (a db passed in, own table name)',
+  () => {
+    const db = new Database(':memory:')
+    const s = sqliteStore({ db, table: 'function_state' })
+    givenDbs.set(s, db)
+    return s
+  },
+  {
+    cleanup: (s) => {
+      givenDbs.get(s)!.close()
+    },
+  },
+)
 
 // ----- drivers stay optional -----
 
@@ -98,7 +110,15 @@ function staticImports(src: string): Array<{ typeOnly: boolean; from: string }> 
 /** The file compiled as the build would (type-only imports erased), as an ES module. */
 /** The adapter compiled as the package ships it: its own modules bundled in, the driver left out (it is the user's to install). */
 async function transpiled(file: string, driver: string): Promise<string> {
-  const out = await build({ entryPoints: [join(root, 'adapters', file)], bundle: true, write: false, format: 'esm', platform: 'node', target: 'es2022', external: [driver] })
+  const out = await build({
+    entryPoints: [join(root, 'adapters', file)],
+    bundle: true,
+    write: false,
+    format: 'esm',
+    platform: 'node',
+    target: 'es2022',
+    external: [driver],
+  })
   return out.outputFiles[0]!.text
 }
 
@@ -123,7 +143,9 @@ describe.each([
     const dir = await mkdtemp(join(tmpdir(), 'edgeless-no-driver-'))
     try {
       await writeFile(join(dir, 'store.mjs'), await transpiled(file, driver))
-      await writeFile(join(dir, 'main.mjs'), `
+      await writeFile(
+        join(dir, 'main.mjs'),
+        `
         import { ${factory} } from './store.mjs'
         const store = ${make}
         const results = []
@@ -132,7 +154,8 @@ describe.each([
         }
         await store.dispose()
         console.log(JSON.stringify(results))
-      `)
+      `,
+      )
       const env = { ...process.env }
       delete env['NODE_PATH']
       delete env['NODE_OPTIONS']
@@ -220,13 +243,19 @@ describe('redisStore', () => {
 
   test('a server that accepts but never answers: rejects after connectTimeoutMs; a password in the url is not shown', async () => {
     const sockets = new Set<Socket>()
-    const silent = createServer((sock) => { sockets.add(sock); sock.on('error', () => {}) })
+    const silent = createServer((sock) => {
+      sockets.add(sock)
+      sock.on('error', () => {})
+    })
     await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r))
     const port = (silent.address() as AddressInfo).port
     try {
       const store = redisStore({ url: `redis://:hunter2@127.0.0.1:${port}`, connectTimeoutMs: 300 })
       const t0 = Date.now()
-      const e = await store.set('k', bytes('v')).then(() => undefined, (e: Error) => e)
+      const e = await store.set('k', bytes('v')).then(
+        () => undefined,
+        (e: Error) => e,
+      )
       const took = Date.now() - t0
       expect(took).toBeGreaterThanOrEqual(250)
       expect(took).toBeLessThan(1000)
@@ -244,7 +273,7 @@ describe('redisStore', () => {
     }
   })
 
-  test('calls made while it connects run in call order, with the caller\'s bytes as they were', async () => {
+  test("calls made while it connects run in call order, with the caller's bytes as they were", async () => {
     const store = make()
     const buf = bytes('first')
     const writes = [store.set('k', buf), store.delete('k'), store.set('k', bytes('second'))]
@@ -260,8 +289,11 @@ describe('redisStore', () => {
     const store = make({ connectionName: name })
     await store.set('k', bytes('before'))
     const r = redisAdmin()
-    const list = await r.client('LIST') as string
-    const ours = list.split('\n').filter((l) => l.includes(` name=${name} `)).map((l) => /\bid=(\d+)/.exec(l)![1]!)
+    const list = (await r.client('LIST')) as string
+    const ours = list
+      .split('\n')
+      .filter((l) => l.includes(` name=${name} `))
+      .map((l) => /\bid=(\d+)/.exec(l)![1]!)
     expect(ours).toHaveLength(1)
     await r.client('KILL', 'ID', ours[0]!)
     const t0 = Date.now()
@@ -270,7 +302,10 @@ describe('redisStore', () => {
     // Back within the backoff (200 ms first).
     let back = false
     for (let i = 0; i < 60 && !back; i++) {
-      back = await store.set('k', bytes('after')).then(() => true, () => false)
+      back = await store.set('k', bytes('after')).then(
+        () => true,
+        () => false,
+      )
       if (!back) await new Promise((r) => setTimeout(r, 50))
     }
     expect(back).toBe(true)
@@ -282,17 +317,19 @@ describe('redisStore', () => {
     const writers = Array.from({ length: 4 }, () => make({ prefix }))
     let conflicts = 0
     const PER = 50
-    await Promise.all(writers.map(async (s) => {
-      for (let i = 0; i < PER; i++) {
-        for (;;) {
-          const cur = await s.getVersioned('counter')
-          const n = cur ? Number(text(cur.data)) : 0
-          const r = await s.setIfVersion('counter', bytes(String(n + 1)), cur?.version ?? 0)
-          if (typeof r === 'number') break
-          conflicts++
+    await Promise.all(
+      writers.map(async (s) => {
+        for (let i = 0; i < PER; i++) {
+          for (;;) {
+            const cur = await s.getVersioned('counter')
+            const n = cur ? Number(text(cur.data)) : 0
+            const r = await s.setIfVersion('counter', bytes(String(n + 1)), cur?.version ?? 0)
+            if (typeof r === 'number') break
+            conflicts++
+          }
         }
-      }
-    }))
+      }),
+    )
     const end = await writers[0]!.getVersioned('counter')
     expect({ value: text(end?.data), version: end?.version }).toEqual({ value: String(4 * PER), version: 4 * PER })
     console.log(`redis compare-and-set: ${4 * PER} increments by 4 connections, ${conflicts} conflicts retried`)
@@ -376,8 +413,9 @@ describe('sqliteStore', () => {
     expect(existsSync(path + '-wal')).toBe(true)
     await store.dispose()
     const table = new Database(path, { readonly: true })
-    expect(table.prepare(`SELECT sql FROM sqlite_master WHERE name = 'edgeless_state'`).pluck().get())
-      .toBe('CREATE TABLE "edgeless_state" (id TEXT PRIMARY KEY, data BLOB NOT NULL, version INTEGER NOT NULL)')
+    expect(table.prepare(`SELECT sql FROM sqlite_master WHERE name = 'edgeless_state'`).pluck().get()).toBe(
+      'CREATE TABLE "edgeless_state" (id TEXT PRIMARY KEY, data BLOB NOT NULL, version INTEGER NOT NULL)',
+    )
     table.close()
   })
 
@@ -404,7 +442,9 @@ describe('sqliteStore', () => {
     const js = (await transpiled('sqlite.ts', 'better-sqlite3')).replace(/import\(\s*["']better-sqlite3["']\s*\)/, `import(${JSON.stringify(driver)})`)
     expect(js).toContain(driver)
     await writeFile(join(dir, 'store.mjs'), js)
-    await writeFile(join(dir, 'worker.mjs'), `
+    await writeFile(
+      join(dir, 'worker.mjs'),
+      `
       import { parentPort, workerData } from 'node:worker_threads'
       import { sqliteStore } from './store.mjs'
       const { path, per } = workerData
@@ -422,27 +462,38 @@ describe('sqliteStore', () => {
       }
       await store.dispose()
       parentPort.postMessage(conflicts)
-    `)
+    `,
+    )
     // Create the file and table first, so the workers do not race to switch it to WAL.
     const setup = sqliteStore({ path })
     await setup.list()
     await setup.dispose()
     const PER = 200
     const t0 = Date.now()
-    const conflicts = await Promise.all(Array.from({ length: 4 }, () => new Promise<number>((resolve, reject) => {
-      const w = new Worker(join(dir, 'worker.mjs'), { workerData: { path, per: PER } })
-      w.once('message', resolve)
-      w.once('error', reject)
-      w.once('exit', (code) => { if (code !== 0) reject(new Error(`worker exited with ${code}`)) })
-    })))
+    const conflicts = await Promise.all(
+      Array.from(
+        { length: 4 },
+        () =>
+          new Promise<number>((resolve, reject) => {
+            const w = new Worker(join(dir, 'worker.mjs'), { workerData: { path, per: PER } })
+            w.once('message', resolve)
+            w.once('error', reject)
+            w.once('exit', (code) => {
+              if (code !== 0) reject(new Error(`worker exited with ${code}`))
+            })
+          }),
+      ),
+    )
     const store = sqliteStore({ path })
     const end = await store.getVersioned('counter')
     await store.dispose()
     expect({ value: text(end?.data), version: end?.version }).toEqual({ value: String(4 * PER), version: 4 * PER })
-    console.log(`sqlite compare-and-set: ${4 * PER} increments by 4 threads in ${Date.now() - t0} ms, ${conflicts.reduce((a, b) => a + b)} conflicts retried (${conflicts.join(', ')})`)
+    console.log(
+      `sqlite compare-and-set: ${4 * PER} increments by 4 threads in ${Date.now() - t0} ms, ${conflicts.reduce((a, b) => a + b)} conflicts retried (${conflicts.join(', ')})`,
+    )
   })
 
-  test('calls made while it opens run in call order, with the caller\'s bytes as they were', async () => {
+  test("calls made while it opens run in call order, with the caller's bytes as they were", async () => {
     const store = sqliteStore({ path: ':memory:' })
     const buf = bytes('first')
     const writes = [store.set('k', buf), store.delete('k'), store.set('k', bytes('second'))]

@@ -7,7 +7,14 @@ import { collect, settle, testRuntime, until, wasmPath } from './helpers/fixture
 /** A JS sink that records what it receives, as text and bytes. */
 async function sink(rt: Runtime, name = 'sink') {
   const got: Array<{ from: InstanceId; text: string; bytes: Uint8Array }> = []
-  const ref = await rt.spawn({ name, fn: { handleCast: (from, bytes) => { got.push({ from, text: utf8(bytes), bytes }) } } })
+  const ref = await rt.spawn({
+    name,
+    fn: {
+      handleCast: (from, bytes) => {
+        got.push({ from, text: utf8(bytes), bytes })
+      },
+    },
+  })
   return { ref, got, texts: () => got.map((g) => g.text) }
 }
 
@@ -15,7 +22,10 @@ const bytes = (text: string) => new TextEncoder().encode(text)
 const cat = (...parts: Uint8Array[]) => {
   const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0))
   let o = 0
-  for (const p of parts) { out.set(p, o); o += p.length }
+  for (const p of parts) {
+    out.set(p, o)
+    o += p.length
+  }
   return out
 }
 const ALL_BYTES = Uint8Array.from({ length: 256 }, (_, i) => i)
@@ -91,8 +101,14 @@ describe('restart after a crash', () => {
     // Own memory: a dense instance's out-of-bounds access stays in its region instead of trapping (dense.test.ts).
     const t = await rt.spawn({ name: 'traps', module: wasmPath('traps'), dense: false })
     const kinds: Record<string, string> = {
-      u: 'unreachable', d: 'divide-by-zero', o: 'integer-overflow', m: 'out-of-bounds',
-      n: 'indirect-call', t: 'indirect-call', s: 'stack-overflow', f: 'invalid-conversion',
+      u: 'unreachable',
+      d: 'divide-by-zero',
+      o: 'integer-overflow',
+      m: 'out-of-bounds',
+      n: 'indirect-call',
+      t: 'indirect-call',
+      s: 'stack-overflow',
+      f: 'invalid-conversion',
     }
     for (const [cmd, kind] of Object.entries(kinds)) {
       const n = restarts.length
@@ -116,7 +132,12 @@ describe('restart after a crash', () => {
       fn: () => {
         const id = ++made
         let seen = 0
-        return { handleCall: (_s, m) => { if (utf8(m) === 'boom') throw new Error('boom'); return reply(`${id}:${++seen}`) } } as EdgeFunction
+        return {
+          handleCall: (_s, m) => {
+            if (utf8(m) === 'boom') throw new Error('boom')
+            return reply(`${id}:${++seen}`)
+          },
+        } as EdgeFunction
       },
     })
     expect(await rt.call(f, 'x')).toMatchObject({ kind: 'reply' })
@@ -176,8 +197,13 @@ describe('restart types', () => {
     rt.cast(c, 'panic')
     rt.cast(c, 'queued')
     await until(() => rt.inspect(c)?.status === 'failed', 2000, 'failed')
-    expect(dead.map((d) => [utf8(d.payload), d.reason.code])).toEqual([['panic', 'trap'], ['queued', 'instance-failed']])
-    expect(warnings.filter((w) => w.code === 'gave-up').map((w) => w.message)).toEqual([expect.stringMatching(/"tmp" crashed and is temporary, so it is not restarted/)])
+    expect(dead.map((d) => [utf8(d.payload), d.reason.code])).toEqual([
+      ['panic', 'trap'],
+      ['queued', 'instance-failed'],
+    ])
+    expect(warnings.filter((w) => w.code === 'gave-up').map((w) => w.message)).toEqual([
+      expect.stringMatching(/"tmp" crashed and is temporary, so it is not restarted/),
+    ])
     const r = await rt.call(c, 'x')
     expect(r.kind === 'err' && r.error.code).toBe('instance-failed')
     await new Promise((r) => setTimeout(r, 30))
@@ -187,7 +213,10 @@ describe('restart types', () => {
 
   test('an invalid restart type, capacity or policy is an invalid-argument error', async () => {
     const rt = testRuntime()
-    await expect(rt.spawn({ name: 'x', module: wasmPath('pong'), restart: 'sometimes' as never })).rejects.toMatchObject({ code: 'invalid-argument', message: expect.stringMatching(/'permanent', 'transient' or 'temporary'/) })
+    await expect(rt.spawn({ name: 'x', module: wasmPath('pong'), restart: 'sometimes' as never })).rejects.toMatchObject({
+      code: 'invalid-argument',
+      message: expect.stringMatching(/'permanent', 'transient' or 'temporary'/),
+    })
     await expect(rt.spawn({ name: 'x', module: wasmPath('pong'), mailboxCapacity: 0 })).rejects.toMatchObject({ code: 'invalid-argument' })
     await expect(rt.spawn({ name: 'x', module: wasmPath('pong'), overflow: 'spill' as never })).rejects.toMatchObject({ code: 'invalid-argument' })
     expect(() => testRuntime({ supervision: { strategy: 'all_for_none' as never } })).toThrow(expect.objectContaining({ code: 'invalid-argument' }))
@@ -208,7 +237,14 @@ function collectorClass() {
   const got: Array<{ from: InstanceId; text: string }> = []
   return {
     got,
-    cls: { classType: 'collect', create: () => ({ handleCast: (from: InstanceId, b: Uint8Array) => { got.push({ from, text: utf8(b) }) } }) },
+    cls: {
+      classType: 'collect',
+      create: () => ({
+        handleCast: (from: InstanceId, b: Uint8Array) => {
+          got.push({ from, text: utf8(b) })
+        },
+      }),
+    },
   }
 }
 
@@ -269,11 +305,14 @@ describe('strategies (order = order in the workflow)', () => {
     const rt = testRuntime({ resources: [cls] })
     const escalations = collect(rt, 'escalation')
     const stops = collect(rt, 'workflow-stop')
-    const wf = await rt.startWorkflow({
-      functions: [fn('a', { out: 'sink' }), fn('b', { out: 'sink' })],
-      resources: [{ name: 'sink', class_type: 'collect' }],
-      annotations: { 'max-restarts': '2', 'restart-period-ms': '10000' },
-    }, { supervision: FAST })
+    const wf = await rt.startWorkflow(
+      {
+        functions: [fn('a', { out: 'sink' }), fn('b', { out: 'sink' })],
+        resources: [{ name: 'sink', class_type: 'collect' }],
+        annotations: { 'max-restarts': '2', 'restart-period-ms': '10000' },
+      },
+      { supervision: FAST },
+    )
     const b = wf.get('b')!
     const restarts = collect(rt, 'restart')
     for (let i = 1; i <= 2; i++) {
@@ -286,13 +325,17 @@ describe('strategies (order = order in the workflow)', () => {
     const e = escalations[0]!
     expect(e).toMatchObject({ workflow: wf.name, name: 'b', reason: { code: 'restart-intensity' } })
     expect(e.reason.message).toMatch(/3 restarts within 10000 ms \(at most 2 allowed\)/)
-    expect(e.history.map((h) => [h.name, h.handler, h.error.code])).toEqual([['b', 'cast', 'trap'], ['b', 'cast', 'trap'], ['b', 'cast', 'trap']])
+    expect(e.history.map((h) => [h.name, h.handler, h.error.code])).toEqual([
+      ['b', 'cast', 'trap'],
+      ['b', 'cast', 'trap'],
+      ['b', 'cast', 'trap'],
+    ])
     expect(wf.running).toBe(false)
     expect(rt.instances().filter((i) => i.name !== 'sink')).toEqual([])
     await rt.shutdown()
   })
 
-  test('defaults are OTP\'s: 3 restarts in 5000 ms; the 4th crash escalates', async () => {
+  test("defaults are OTP's: 3 restarts in 5000 ms; the 4th crash escalates", async () => {
     const rt = testRuntime()
     const escalations = collect(rt, 'escalation')
     const restarts = collect(rt, 'restart')
@@ -344,7 +387,13 @@ describe('strategies (order = order in the workflow)', () => {
       functions: [fn('a', {}, { restart: 'always', 'mailbox-capacity': '0', 'mailbox-overflow': 'spill' })],
       annotations: { 'restart-strategy': 'all_for_one', 'max-restarts': 'three' },
     })
-    expect(problems.map((p) => p.field).sort()).toEqual(['annotations.mailbox-capacity', 'annotations.mailbox-overflow', 'annotations.max-restarts', 'annotations.restart', 'annotations.restart-strategy'])
+    expect(problems.map((p) => p.field).sort()).toEqual([
+      'annotations.mailbox-capacity',
+      'annotations.mailbox-overflow',
+      'annotations.max-restarts',
+      'annotations.restart',
+      'annotations.restart-strategy',
+    ])
     await rt.shutdown()
   })
 })
@@ -356,20 +405,33 @@ async function gated(rt: Runtime, options: { mailboxCapacity?: number; overflow?
   const processed: string[] = []
   let stopped = false
   let release: () => void = () => {}
-  let gate = new Promise<void>((r) => { release = r })
+  let gate = new Promise<void>((r) => {
+    release = r
+  })
   const ref = await rt.spawn({
     name: 'gated',
     ...options,
     fn: {
-      async handleCast(_s, m) { processed.push(utf8(m)); await gate },
+      async handleCast(_s, m) {
+        processed.push(utf8(m))
+        await gate
+      },
       handleCall: (_s, m) => reply(utf8(m)),
-      handleStop() { stopped = true },
+      handleStop() {
+        stopped = true
+      },
     },
   })
   return {
-    ref, processed,
-    get stopped() { return stopped },
-    open() { release(); gate = Promise.resolve() },
+    ref,
+    processed,
+    get stopped() {
+      return stopped
+    },
+    open() {
+      release()
+      gate = Promise.resolve()
+    },
   }
 }
 
@@ -400,7 +462,10 @@ describe('bounded mailboxes', () => {
     g.ref.cast('busy')
     await settle()
     for (const m of ['q1', 'q2', 'q3', 'q4']) g.ref.cast(m)
-    expect(dead.map((d) => [utf8(d.payload), d.reason.code])).toEqual([['q1', 'mailbox-full'], ['q2', 'mailbox-full']])
+    expect(dead.map((d) => [utf8(d.payload), d.reason.code])).toEqual([
+      ['q1', 'mailbox-full'],
+      ['q2', 'mailbox-full'],
+    ])
     g.open()
     await until(() => g.processed.length === 3, 2000, 'the queue')
     expect(g.processed).toEqual(['busy', 'q3', 'q4'])
@@ -451,7 +516,11 @@ describe('graceful stop', () => {
     await stopping
     expect(g.processed).toEqual(['a'])
     expect(g.stopped).toBe(true)
-    expect(dead.map((d) => [utf8(d.payload), d.reason.code])).toEqual([['b', 'instance-stopped'], ['c', 'instance-stopped'], ['queued call', 'instance-stopped']])
+    expect(dead.map((d) => [utf8(d.payload), d.reason.code])).toEqual([
+      ['b', 'instance-stopped'],
+      ['c', 'instance-stopped'],
+      ['queued call', 'instance-stopped'],
+    ])
     const r = await call
     expect(r.kind === 'err' && r.error.code).toBe('instance-stopped')
     await rt.shutdown()
@@ -481,17 +550,22 @@ describe('property: 10,000 random crashes across a small workflow', () => {
     const { cls, got } = collectorClass()
     const rt = testRuntime({ resources: [cls] })
     const unhandled: unknown[] = []
-    const onUnhandled = (e: unknown) => { unhandled.push(e) }
+    const onUnhandled = (e: unknown) => {
+      unhandled.push(e)
+    }
     process.on('unhandledRejection', onUnhandled)
     const crashes = collect(rt, 'crash')
     const restarts = collect(rt, 'restart')
     const dead = collect(rt, 'dead-letter')
     const escalations = collect(rt, 'escalation')
     const names = ['a', 'b', 'c']
-    const wf = await rt.startWorkflow({
-      functions: names.map((n) => fn(n, { out: 'sink' })),
-      resources: [{ name: 'sink', class_type: 'collect' }],
-    }, { supervision: { maxRestarts: 1_000_000, periodMs: 1, backoff: { initialMs: 0 } } })
+    const wf = await rt.startWorkflow(
+      {
+        functions: names.map((n) => fn(n, { out: 'sink' })),
+        resources: [{ name: 'sink', class_type: 'collect' }],
+      },
+      { supervision: { maxRestarts: 1_000_000, periodMs: 1, backoff: { initialMs: 0 } } },
+    )
     const refs = new Map<string, ActorRef>(names.map((n) => [n, wf.get(n)!]))
     const sent = new Map<string, string[]>(names.map((n) => [n, []]))
     let crashesSent = 0
@@ -515,7 +589,11 @@ describe('property: 10,000 random crashes across a small workflow', () => {
         // Let restarts happen now and then, so crashes land in every state (running, crashed, restarting).
         if (rand() < 0.3) await new Promise((r) => setTimeout(r, 0))
       }
-      await until(() => names.every((n) => rt.inspect(refs.get(n)!)?.status === 'running' && rt.inspect(refs.get(n)!)?.mailbox === 0), 60_000, `quiescence (seed ${seed})`)
+      await until(
+        () => names.every((n) => rt.inspect(refs.get(n)!)?.status === 'running' && rt.inspect(refs.get(n)!)?.mailbox === 0),
+        60_000,
+        `quiescence (seed ${seed})`,
+      )
       await settle()
       expect(unhandled).toEqual([])
       expect(escalations).toEqual([])

@@ -10,10 +10,15 @@ function kit(options: Parameters<typeof createTestKit>[0] = {}): TestKit {
   kits.push(k)
   return k
 }
-afterEach(async () => { await Promise.all(kits.splice(0).map((k) => k.shutdown())) })
+afterEach(async () => {
+  await Promise.all(kits.splice(0).map((k) => k.shutdown()))
+})
 
 const fn = (name: string, code: string, mapping: Record<string, string> = {}, annotations: Record<string, string> = {}) => ({
-  name, class_specification: { id: name, function_type: 'RUST_WASM', version: '0.1', code: wasmPath(code), outputs: Object.keys(mapping) }, output_mapping: mapping, annotations,
+  name,
+  class_specification: { id: name, function_type: 'RUST_WASM', version: '0.1', code: wasmPath(code), outputs: Object.keys(mapping) },
+  output_mapping: mapping,
+  annotations,
 })
 const pingPong: WorkflowSpec = { functions: [fn('pinger', 'ping', { ponger: 'ponger' }), fn('ponger', 'pong')] }
 
@@ -27,7 +32,9 @@ describe('virtual time', () => {
     c.setTimeout(() => fired.push('c'), 20)
     c.clearTimeout(x)
     expect(c.fireNext(5)).toBe(false)
-    while (c.fireNext(100)) { /* fire all */ }
+    while (c.fireNext(100)) {
+      /* fire all */
+    }
     expect(fired).toEqual(['a', 'b', 'c'])
     expect(c.now()).toBe(20)
   })
@@ -49,7 +56,9 @@ describe('virtual time', () => {
     const k = kit({ callTimeoutMs: 2000 })
     const silent = await k.spawn({ name: 'silent', fn: { handleCall: () => new Promise(() => {}) } })
     let result: unknown
-    void k.call(silent, 'hello?').then((r) => { result = r })
+    void k.call(silent, 'hello?').then((r) => {
+      result = r
+    })
     await k.advance(1999)
     expect(result).toBeUndefined()
     await k.advance(1)
@@ -64,17 +73,27 @@ describe('virtual time', () => {
     expect(k.runtime.inspect(c)?.status).toBe('crashed')
     await k.advance(1)
     expect(k.runtime.inspect(c)).toMatchObject({ status: 'running', restarts: 1 })
-    expect(k.trace.entries.filter((e) => e.kind === 'crash' || e.kind === 'restart').map((e) => [e.kind, e.time])).toEqual([['crash', 0], ['restart', 500]])
+    expect(k.trace.entries.filter((e) => e.kind === 'crash' || e.kind === 'restart').map((e) => [e.kind, e.time])).toEqual([
+      ['crash', 0],
+      ['restart', 500],
+    ])
   })
 })
 
 describe('determinism', () => {
   async function traceOf(seed?: number): Promise<string> {
     const k = kit(seed === undefined ? {} : { seed })
-    await k.startWorkflow({
-      functions: [fn('sensor', 'sensor_simulator', { output: 'filter' }, { 'init-payload': 'period=100' }), fn('filter', 'filter_in_range', { output: 'avg' }, { 'init-payload': 'min-value=5,max-value=15' }), fn('avg', 'moving_average', { output: 'sink' })],
-      resources: [{ name: 'sink', class_type: 'collect' }],
-    }, { replace: { sink: k.stub().fn } })
+    await k.startWorkflow(
+      {
+        functions: [
+          fn('sensor', 'sensor_simulator', { output: 'filter' }, { 'init-payload': 'period=100' }),
+          fn('filter', 'filter_in_range', { output: 'avg' }, { 'init-payload': 'min-value=5,max-value=15' }),
+          fn('avg', 'moving_average', { output: 'sink' }),
+        ],
+        resources: [{ name: 'sink', class_type: 'collect' }],
+      },
+      { replace: { sink: k.stub().fn } },
+    )
     await k.advance(3000)
     return k.trace.format()
   }
@@ -124,10 +143,13 @@ describe('stubs, injection, capture', () => {
 
   test('capture what a function sends to each alias', async () => {
     const k = kit()
-    await k.startWorkflow({
-      functions: [fn('echo', 'echo', { out: 'sink' })],
-      resources: [{ name: 'sink', class_type: 'collect' }],
-    }, { replace: { sink: k.stub().fn } })
+    await k.startWorkflow(
+      {
+        functions: [fn('echo', 'echo', { out: 'sink' })],
+        resources: [{ name: 'sink', class_type: 'collect' }],
+      },
+      { replace: { sink: k.stub().fn } },
+    )
     k.cast('echo', 'slf')
     await k.runUntilIdle()
     const sent = k.sent('echo')
@@ -141,10 +163,13 @@ describe('stubs, injection, capture', () => {
     const k = kit()
     const sensor = k.stub()
     const sink = k.stub()
-    await k.startWorkflow({
-      functions: [fn('sensor', 'sensor_simulator', { output: 'filter' }), fn('filter', 'filter_in_range', { output: 'sink' })],
-      resources: [{ name: 'sink', class_type: 'collect' }],
-    }, { replace: { sensor: sensor.fn, sink: sink.fn } })
+    await k.startWorkflow(
+      {
+        functions: [fn('sensor', 'sensor_simulator', { output: 'filter' }), fn('filter', 'filter_in_range', { output: 'sink' })],
+        resources: [{ name: 'sink', class_type: 'collect' }],
+      },
+      { replace: { sensor: sensor.fn, sink: sink.fn } },
+    )
     sensor.cast('output', '3.25')
     await k.runUntilIdle()
     expect(sink.casts()).toEqual(['3.25'])
@@ -159,12 +184,20 @@ describe('failure messages', () => {
     k.cast(ref, 'actual')
     await k.runUntilIdle()
     let message = ''
-    try { expect(s).toHaveReceivedCast('expected') } catch (e) { message = (e as Error).message }
+    try {
+      expect(s).toHaveReceivedCast('expected')
+    } catch (e) {
+      message = (e as Error).message
+    }
     expect(message).toMatch(/expected the stub to have received a cast "expected"; it received "actual"/)
     expect(message).toMatch(/Interleaving seed 1234/)
     expect(message).toMatch(/host -> stubbed {2}cast "actual"/)
     let m2 = ''
-    try { expect(await k.call(ref, 'x')).toHaveReplied('y') } catch (e) { m2 = (e as Error).message }
+    try {
+      expect(await k.call(ref, 'x')).toHaveReplied('y')
+    } catch (e) {
+      m2 = (e as Error).message
+    }
     expect(m2).toMatch(/expected the call to have replied "y"; got noreply/)
   })
 

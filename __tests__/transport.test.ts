@@ -32,7 +32,7 @@ function linkTo(peer: () => Runtime): Transport & { sent: number } {
         guest: {},
         canRunNow: () => false,
         runNow: () => {
-          throw new Error('a remote recipient never runs a call in the caller\'s stack')
+          throw new Error("a remote recipient never runs a call in the caller's stack")
         },
         enqueue(msg: Message) {
           link.sent++
@@ -96,10 +96,15 @@ describe('routing through a second transport (the seam cluster mode plugs into)'
     await b.shutdown()
   })
 
-  test('a callee on the other side that never answers: call-timeout on the caller\'s runtime, at its timeout', async () => {
+  test("a callee on the other side that never answers: call-timeout on the caller's runtime, at its timeout", async () => {
     const { a, b } = pair()
     const stuck = await b.spawn({ name: 'stuck', fn: { handleCall: () => new Promise<never>(() => {}) } })
-    const asker = await a.spawn({ name: 'asker', fn: { handleCall: async (_s, _m, ctx) => reply(text(await ctx.call('stuck', 'hello'))) }, outputs: { stuck: stuck.id }, callTimeoutMs: 100 })
+    const asker = await a.spawn({
+      name: 'asker',
+      fn: { handleCall: async (_s, _m, ctx) => reply(text(await ctx.call('stuck', 'hello'))) },
+      outputs: { stuck: stuck.id },
+      callTimeoutMs: 100,
+    })
     const timeouts = collect(a, 'call-timeout')
     expect(text(await asker.call('go'))).toBe('err')
     expect(timeouts.map((t) => [t.caller, t.target, t.timeoutMs])).toEqual([['asker', 'stuck', 100]])
@@ -110,10 +115,19 @@ describe('routing through a second transport (the seam cluster mode plugs into)'
   test('a callee that crashes on the other side is Err callee-crashed for the caller', async () => {
     const { a, b } = pair()
     const trap = await b.spawn({ name: 'trap', module: wasmPath('trap') })
-    const asker = await a.spawn({ name: 'asker', fn: { handleCall: async (_s, m, ctx) => { const r = await ctx.call('trap', m); return reply(r.kind === 'err' ? r.error.code : r.kind) } }, outputs: { trap: trap.id } })
+    const asker = await a.spawn({
+      name: 'asker',
+      fn: {
+        handleCall: async (_s, m, ctx) => {
+          const r = await ctx.call('trap', m)
+          return reply(r.kind === 'err' ? r.error.code : r.kind)
+        },
+      },
+      outputs: { trap: trap.id },
+    })
     const crashes = collect(b, 'crash')
     expect(text(await asker.call('panic'))).toBe('callee-crashed')
-    await until(() => crashes.length === 1, 2000, 'the crash on the callee\'s runtime')
+    await until(() => crashes.length === 1, 2000, "the crash on the callee's runtime")
     await a.shutdown()
     await b.shutdown()
   })
@@ -121,9 +135,21 @@ describe('routing through a second transport (the seam cluster mode plugs into)'
   test('casts from one sender to one instance on the other side arrive in the order sent', async () => {
     const { a, b } = pair()
     const seen: string[] = []
-    const recorder: EdgeFunction = { handleCast: (_s, m) => { seen.push(utf8(m)) } }
+    const recorder: EdgeFunction = {
+      handleCast: (_s, m) => {
+        seen.push(utf8(m))
+      },
+    }
     const rec = await b.spawn({ name: 'rec', fn: recorder })
-    const sender = await a.spawn({ name: 'sender', fn: { handleCast: (_s, m, ctx) => { for (let i = 0; i < Number(utf8(m)); i++) ctx.cast('rec', String(i)) } }, outputs: { rec: rec.id } })
+    const sender = await a.spawn({
+      name: 'sender',
+      fn: {
+        handleCast: (_s, m, ctx) => {
+          for (let i = 0; i < Number(utf8(m)); i++) ctx.cast('rec', String(i))
+        },
+      },
+      outputs: { rec: rec.id },
+    })
     sender.cast('200')
     await until(() => seen.length === 200, 5000, '200 casts')
     expect(seen).toEqual(Array.from({ length: 200 }, (_, i) => String(i)))

@@ -23,17 +23,30 @@ const WORKFLOW_ID = randomUUID()
 
 async function make(cls: ResourceClass, name: string, config: Record<string, string>, baseDir?: string) {
   const warnings: string[] = []
-  const fn = await cls.create({ name, workflowId: WORKFLOW_ID, config, ...(baseDir ? { baseDir } : {}), warn: (m) => { warnings.push(m) } })
+  const fn = await cls.create({
+    name,
+    workflowId: WORKFLOW_ID,
+    config,
+    ...(baseDir ? { baseDir } : {}),
+    warn: (m) => {
+      warnings.push(m)
+    },
+  })
   return { fn, warnings }
 }
 
 /** A raw HTTP request (fetch cannot set Host). */
-function rawRequest(port: number, o: { method?: string; path?: string; headers?: Record<string, string>; body?: string }): Promise<{ status: number; body: string }> {
+function rawRequest(
+  port: number,
+  o: { method?: string; path?: string; headers?: Record<string, string>; body?: string },
+): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const req = httpRequest({ host: '127.0.0.1', port, method: o.method ?? 'GET', path: o.path ?? '/', headers: o.headers ?? {} }, (res) => {
       let body = ''
       res.setEncoding('utf8')
-      res.on('data', (c: string) => { body += c })
+      res.on('data', (c: string) => {
+        body += c
+      })
       res.on('end', () => resolve({ status: res.statusCode!, body }))
       res.on('error', reject)
     })
@@ -100,7 +113,9 @@ describe('http-ingress as upstream resources/http_ingress.rs', () => {
       copyFileSync(join(root, 'fixtures/upstream/http_ingress--workflow-async.json'), file)
       const rt = testRuntime()
       const logs: string[] = []
-      rt.on('log', (e) => { logs.push(e.text) })
+      rt.on('log', (e) => {
+        logs.push(e.text)
+      })
       const wf = await rt.startWorkflow(file, { resourceConfig: { 'http-ingress': { port: '0' } } })
       const line = logs.find((l) => l.includes('listening on http://127.0.0.1:'))!
       const port = Number(/127\.0\.0\.1:(\d+)/.exec(line)![1])
@@ -160,10 +175,14 @@ describe('http-ingress as upstream resources/http_ingress.rs', () => {
 
 describe('file-log as upstream resources/file_log.rs', () => {
   let dir: string
-  beforeEach(() => { dir = mkdtempSync(join(tmpdir(), 'edgeless-fidelity-log-')) })
-  afterEach(() => { rmSync(dir, { recursive: true, force: true }) })
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'edgeless-fidelity-log-'))
+  })
+  afterEach(() => {
+    rmSync(dir, { recursive: true, force: true })
+  })
 
-  test('FileLogResource::new: timestamps are chrono\'s Utc::now().to_rfc3339(): 0, 3, 6 or 9 fraction digits and +00:00', () => {
+  test("FileLogResource::new: timestamps are chrono's Utc::now().to_rfc3339(): 0, 3, 6 or 9 fraction digits and +00:00", () => {
     expect(chronoRfc3339(1_700_000_000_000_000_000n)).toBe('2023-11-14T22:13:20+00:00')
     expect(chronoRfc3339(1_700_000_000_120_000_000n)).toBe('2023-11-14T22:13:20.120+00:00')
     expect(chronoRfc3339(1_700_000_000_123_456_000n)).toBe('2023-11-14T22:13:20.123456+00:00')
@@ -180,7 +199,13 @@ describe('file-log as upstream resources/file_log.rs', () => {
     const writer = await rt.spawn({
       name: 'writer',
       outputs: { log },
-      fn: { async handleCall(_s, msg, ctx) { sender = ctx.slf(); await ctx.call('log', msg); return noReply() } },
+      fn: {
+        async handleCall(_s, msg, ctx) {
+          sender = ctx.slf()
+          await ctx.call('log', msg)
+          return noReply()
+        },
+      },
     })
     const before = Date.now()
     await rt.call(writer, 'hello world')
@@ -275,7 +300,12 @@ describe('redis as upstream resources/redis.rs', () => {
 describe('CLI logs as upstream edgeless_telemetry/src/telemetry_events.rs (EventLogger)', () => {
   test('a function log line shows the log target before the text, as EventLogger prints "{target}: {msg}"', async () => {
     const out: string[] = []
-    const code = await main(['run', join(root, 'examples/ping-pong/workflow.json'), '--duration', '300'], { out: (s) => { out.push(s) }, err: () => undefined })
+    const code = await main(['run', join(root, 'examples/ping-pong/workflow.json'), '--duration', '300'], {
+      out: (s) => {
+        out.push(s)
+      },
+      err: () => undefined,
+    })
     expect(code).toBe(0)
     // The ping fixture logs with target "ping", the pong fixture with "pong".
     expect(out.some((l) => /^\S+Z INFO {2}pinger ping: Pinger: 'Init' called$/.test(l))).toBe(true)
@@ -287,12 +317,14 @@ describe('CLI logs as upstream edgeless_telemetry/src/telemetry_events.rs (Event
 
 describe('function types and resource classes upstream has and this runtime does not', () => {
   const container = {
-    functions: [{
-      name: 'double',
-      class_specification: { id: 'double', function_type: 'CONTAINER', version: '0.1', code: 'container:double:latest', outputs: [] },
-      output_mapping: {},
-      annotations: {},
-    }],
+    functions: [
+      {
+        name: 'double',
+        class_specification: { id: 'double', function_type: 'CONTAINER', version: '0.1', code: 'container:double:latest', outputs: [] },
+        output_mapping: {},
+        annotations: {},
+      },
+    ],
     resources: [],
     annotations: {},
   }
@@ -301,7 +333,9 @@ describe('function types and resource classes upstream has and this runtime does
     const rt = testRuntime()
     const [p] = await rt.validateWorkflow(container)
     expect(p).toMatchObject({ entity: 'function', name: 'double', field: 'class_specification.function_type' })
-    expect(p!.message).toMatch(/"CONTAINER" is not supported here: this runtime runs WebAssembly functions only \("RUST_WASM"\)\. Build the function as a \.wasm module .* or stand a JS function in for it with startWorkflow\(file, \{ replace: \{ "double": fn \} \}\)/)
+    expect(p!.message).toMatch(
+      /"CONTAINER" is not supported here: this runtime runs WebAssembly functions only \("RUST_WASM"\)\. Build the function as a \.wasm module .* or stand a JS function in for it with startWorkflow\(file, \{ replace: \{ "double": fn \} \}\)/,
+    )
     await expect(rt.startWorkflow(container)).rejects.toBeInstanceOf(EdgelessError)
 
     const double: EdgeFunction = { handleCall: (_src, msg) => reply(String(2 * Number(utf8(msg)))) }
@@ -319,7 +353,9 @@ describe('function types and resource classes upstream has and this runtime does
       annotations: {},
     })
     expect(problems).toHaveLength(1)
-    expect(problems[0]!.message).toMatch(/"dda" is not a resource class of this runtime .*it is upstream's resource for a Data Distribution Agent .*register a class of that name with runtime\.registerResource\(\), or stand a JS function in .*replace: \{ "dda-1": fn \}/)
+    expect(problems[0]!.message).toMatch(
+      /"dda" is not a resource class of this runtime .*it is upstream's resource for a Data Distribution Agent .*register a class of that name with runtime\.registerResource\(\), or stand a JS function in .*replace: \{ "dda-1": fn \}/,
+    )
     await rt.shutdown()
   })
 })

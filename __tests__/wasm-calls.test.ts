@@ -33,7 +33,15 @@ describe('wasm -> wasm calls', () => {
   test('a JS callee that keeps its messages gets bytes of its own', async () => {
     const rt = testRuntime()
     const kept: Uint8Array[] = []
-    const keeper = await rt.spawn({ name: 'keeper', fn: { handleCall: (_src, msg) => { kept.push(msg); return reply('ok') } } })
+    const keeper = await rt.spawn({
+      name: 'keeper',
+      fn: {
+        handleCall: (_src, msg) => {
+          kept.push(msg)
+          return reply('ok')
+        },
+      },
+    })
     const caller = await rt.spawn({ name: 'caller', module: wasmPath('caller'), outputs: { keeper } })
     // The host copies each command to the same place in the caller's memory.
     for (const p of ['AAAA', 'BBBB', 'CCCC', 'DDDD']) expect(text(await rt.call(caller, `call:keeper:${p}`))).toBe('reply:ok')
@@ -48,8 +56,14 @@ describe('wasm -> wasm calls', () => {
     const keeper = await rt.spawn({
       name: 'keeper',
       fn: {
-        handleCast: async () => { await new Promise((r) => setTimeout(r, 5)) },
-        handleCall: (_src, msg) => { held.push(msg); kept.push(utf8(msg)); return reply('ok') },
+        handleCast: async () => {
+          await new Promise((r) => setTimeout(r, 5))
+        },
+        handleCall: (_src, msg) => {
+          held.push(msg)
+          kept.push(utf8(msg))
+          return reply('ok')
+        },
       },
     })
     const caller = await rt.spawn({ name: 'caller', module: wasmPath('caller'), outputs: { keeper } })
@@ -95,7 +109,15 @@ describe('wasm -> wasm calls', () => {
     const rt = testRuntime()
     const dead = collect(rt, 'dead-letter')
     // slow answers after a while with more than b may allocate, so b crashes after resuming.
-    const slow = await rt.spawn({ name: 'slow', fn: { handleCall: async (_src, msg) => { await new Promise((r) => setTimeout(r, 5)); return reply(utf8(msg) === 'big' ? new Uint8Array(3 * 1024 * 1024) : 'small') } } })
+    const slow = await rt.spawn({
+      name: 'slow',
+      fn: {
+        handleCall: async (_src, msg) => {
+          await new Promise((r) => setTimeout(r, 5))
+          return reply(utf8(msg) === 'big' ? new Uint8Array(3 * 1024 * 1024) : 'small')
+        },
+      },
+    })
     const b = await rt.spawn({ name: 'b', module: wasmPath('caller'), maxMemoryBytes: 2 * 1024 * 1024, outputs: { slow }, restart: 'temporary' })
     const a = await rt.spawn({ name: 'a', module: wasmPath('caller'), outputs: { b } })
     expect(text(await rt.call(a, 'call:b:call:slow:x'))).toBe('reply:reply:small')
@@ -118,13 +140,20 @@ describe('wasm -> wasm calls', () => {
       message(kind, _from, to, payload) {
         const e: { to: string; payload: Uint8Array; result?: CallResult } = { to: to.name, payload }
         if (to.name !== 'caller') seen.push(e)
-        if (kind === 'call') return (r) => { e.result = r }
+        if (kind === 'call')
+          return (r) => {
+            e.result = r
+          }
       },
     }
     for (const p of ['one', 'two', 'six']) expect(text(await rt.call(caller, `call:echo:${p}`))).toBe(`reply:${p}`)
     expect(text(await rt.call(caller, 'calln:pong:2:ping'))).toBe('reply:PONG')
     expect(seen.map((e) => [e.to, utf8(e.payload), e.result && text(e.result)])).toEqual([
-      ['echo', 'one', 'one'], ['echo', 'two', 'two'], ['echo', 'six', 'six'], ['pong', 'ping', 'PONG'], ['pong', 'ping', 'PONG'],
+      ['echo', 'one', 'one'],
+      ['echo', 'two', 'two'],
+      ['echo', 'six', 'six'],
+      ['pong', 'ping', 'PONG'],
+      ['pong', 'ping', 'PONG'],
     ])
     rt.internals().tracer = null
     await rt.shutdown()

@@ -13,7 +13,9 @@ function collector() {
     classType: 'collect',
     description: 'records every cast (tests)',
     create: (init) => ({
-      handleCast: (from, bytes) => { got.push({ workflowId: init.workflowId, name: init.name, from, text: utf8(bytes), bytes }) },
+      handleCast: (from, bytes) => {
+        got.push({ workflowId: init.workflowId, name: init.name, from, text: utf8(bytes), bytes })
+      },
     }),
   }
   return { cls, got }
@@ -69,7 +71,10 @@ describe('validation', () => {
       annotations: {},
     })
     const rt = testRuntime()
-    const err = await rt.startWorkflow(file).then(() => null, (e: unknown) => e)
+    const err = await rt.startWorkflow(file).then(
+      () => null,
+      (e: unknown) => e,
+    )
     expect(err).toBeInstanceOf(EdgelessError)
     const e = err as EdgelessError
     expect(e.code).toBe('invalid-workflow')
@@ -110,7 +115,14 @@ describe('validation', () => {
   test('placement annotations and unknown fields are accepted and ignored', async () => {
     const rt = testRuntime()
     const spec = {
-      functions: [fn('ponger', join(dir, 'fns/pong.wasm'), {}, { max_instances: '3', node_id_match_any: 'a,b', label_match_all: 'x', resource_match_all: 'file-log', tee: 'true', tpm: 'true' })],
+      functions: [
+        fn(
+          'ponger',
+          join(dir, 'fns/pong.wasm'),
+          {},
+          { max_instances: '3', node_id_match_any: 'a,b', label_match_all: 'x', resource_match_all: 'file-log', tee: 'true', tpm: 'true' },
+        ),
+      ],
       resources: [],
       annotations: { whatever: 'x' },
       extra_field: { ignored: true },
@@ -141,7 +153,12 @@ describe('running workflows', () => {
     const stops = collect(rt, 'workflow-stop')
     await wf.stop()
     expect(stops).toEqual([{ workflow: 'pp/workflow', workflowId: wf.id }])
-    expect(logs.filter((l) => /'Stop' called/.test(l.text)).map((l) => l.name).sort()).toEqual(['pinger', 'ponger'])
+    expect(
+      logs
+        .filter((l) => /'Stop' called/.test(l.text))
+        .map((l) => l.name)
+        .sort(),
+    ).toEqual(['pinger', 'ponger'])
     expect(wf.running).toBe(false)
     expect(wf.instances()).toEqual([])
     expect(rt.instances()).toEqual([])
@@ -155,8 +172,18 @@ describe('running workflows', () => {
     const b64 = Buffer.from(bytes).toString('base64')
     const wf = await rt.startWorkflow({
       functions: [
-        { name: 'e1', class_specification: { id: 'echo', function_type: 'RUST_WASM', version: '0.1', binary: [...bytes], outputs: ['out'] }, output_mapping: { out: 'sink' }, annotations: { 'init-payload': 'period=5,seed=7' } },
-        { name: 'e2', class_specification: { id: 'echo', function_type: 'RUST_WASM', version: '0.1', binary: b64, outputs: ['out'] }, output_mapping: { out: 'sink' }, annotations: {} },
+        {
+          name: 'e1',
+          class_specification: { id: 'echo', function_type: 'RUST_WASM', version: '0.1', binary: [...bytes], outputs: ['out'] },
+          output_mapping: { out: 'sink' },
+          annotations: { 'init-payload': 'period=5,seed=7' },
+        },
+        {
+          name: 'e2',
+          class_specification: { id: 'echo', function_type: 'RUST_WASM', version: '0.1', binary: b64, outputs: ['out'] },
+          output_mapping: { out: 'sink' },
+          annotations: {},
+        },
       ],
       resources: [{ name: 'sink', class_type: 'collect', output_mapping: {}, configurations: {} }],
     })
@@ -192,7 +219,10 @@ describe('running workflows', () => {
       resources: [{ name: 'sink', class_type: 'collect', output_mapping: {}, configurations: {} }],
     }
     const a = await rt.startWorkflow(spec, { name: 'A' })
-    const b = await rt.startWorkflow({ ...spec, functions: [fn('counter', join(dir, 'fns/counter.wasm'), { output: 'sink' }, { 'init-payload': '500' })] }, { name: 'B' })
+    const b = await rt.startWorkflow(
+      { ...spec, functions: [fn('counter', join(dir, 'fns/counter.wasm'), { output: 'sink' }, { 'init-payload': '500' })] },
+      { name: 'B' },
+    )
     await until(() => got.length >= 2, 3000, 'both counters')
     const fromA = got.filter((g) => g.workflowId === a.id)
     const fromB = got.filter((g) => g.workflowId === b.id)
@@ -202,8 +232,16 @@ describe('running workflows', () => {
     expect(fromB[0]!.from).toEqual(b.get('counter')!.id)
     expect(a.get('sink')!.id).not.toEqual(b.get('sink')!.id)
     // The same workflow name cannot run twice (its state ids would collide).
-    await expect(rt.startWorkflow(spec, { name: 'A' })).rejects.toMatchObject({ code: 'invalid-argument', message: expect.stringMatching(/already runs.*different \{ name \}/) })
-    expect(rt.runningWorkflows().map((w) => w.name).sort()).toEqual(['A', 'B'])
+    await expect(rt.startWorkflow(spec, { name: 'A' })).rejects.toMatchObject({
+      code: 'invalid-argument',
+      message: expect.stringMatching(/already runs.*different \{ name \}/),
+    })
+    expect(
+      rt
+        .runningWorkflows()
+        .map((w) => w.name)
+        .sort(),
+    ).toEqual(['A', 'B'])
     await a.stop()
     expect(rt.runningWorkflows().map((w) => w.name)).toEqual(['B'])
     await rt.shutdown()
@@ -214,7 +252,10 @@ describe('running workflows', () => {
     const rt = testRuntime({ resources: [cls] })
     const wf = await rt.startWorkflow({
       functions: [fn('echo', join(dir, 'fns/echo.wasm'), { out: 'left' })],
-      resources: [{ name: 'left', class_type: 'collect' }, { name: 'right', class_type: 'collect' }],
+      resources: [
+        { name: 'left', class_type: 'collect' },
+        { name: 'right', class_type: 'collect' },
+      ],
     })
     await until(() => got.length === 2, 2000, 'init messages')
     const echo = wf.get('echo')!
@@ -223,8 +264,13 @@ describe('running workflows', () => {
     wf.patch('echo', { out: 'right' })
     echo.cast('two')
     await until(() => got.length === 4, 2000, 'two')
-    expect(got.slice(2).map((g) => [g.name, utf8(g.bytes.subarray(32))])).toEqual([['left', 'one'], ['right', 'two']])
-    expect(() => wf.patch('echo', { out: 'nowhere' })).toThrow(expect.objectContaining({ code: 'invalid-workflow', message: expect.stringMatching(/"nowhere" is no function or resource/) }))
+    expect(got.slice(2).map((g) => [g.name, utf8(g.bytes.subarray(32))])).toEqual([
+      ['left', 'one'],
+      ['right', 'two'],
+    ])
+    expect(() => wf.patch('echo', { out: 'nowhere' })).toThrow(
+      expect.objectContaining({ code: 'invalid-workflow', message: expect.stringMatching(/"nowhere" is no function or resource/) }),
+    )
     expect(() => wf.patch('ghost', {})).toThrow(expect.objectContaining({ code: 'invalid-workflow' }))
     expect(rt.inspect(echo)!.outputs).toEqual({ out: wf.get('right')!.id })
     // Patching to an empty mapping removes the alias: the next cast is an unknown alias.
@@ -238,7 +284,11 @@ describe('running workflows', () => {
 
   test('state ids are <workflow>/<function>: stop and start again with the same store and the counter resumes', async () => {
     const store = memoryStore()
-    const file = writeWorkflow({ ...pingPong, functions: [fn('pinger', '../fns/ping.wasm', { ponger: 'ponger' }), fn('ponger', '../fns/pong.wasm')] }, 'workflow.json', 'pp')
+    const file = writeWorkflow(
+      { ...pingPong, functions: [fn('pinger', '../fns/ping.wasm', { ponger: 'ponger' }), fn('ponger', '../fns/pong.wasm')] },
+      'workflow.json',
+      'pp',
+    )
     const counts = async () => JSON.parse(utf8((await store.get('pp/workflow/pinger'))!)).count as number
     const rt1 = testRuntime({ stateStore: store })
     const logs1 = collect(rt1, 'log')
@@ -253,7 +303,7 @@ describe('running workflows', () => {
     const rt2 = testRuntime({ stateStore: store })
     const logs2 = collect(rt2, 'log')
     const wf2 = await rt2.startWorkflow(file)
-    await until(() => logs2.some((l) => l.text.startsWith('Pinger: \'Cast\'')), 3000, 'second run')
+    await until(() => logs2.some((l) => l.text.startsWith("Pinger: 'Cast'")), 3000, 'second run')
     await wf2.stop()
     expect(await counts()).toBe(after1 + 1)
     const pongCalls = logs2.filter((l) => l.name === 'ponger' && /'Call' called/.test(l.text))
@@ -276,13 +326,21 @@ describe('running workflows', () => {
   test('an init crash stops what already started and starts nothing else', async () => {
     const rt = testRuntime()
     const logs = collect(rt, 'log')
-    const err = await rt.startWorkflow({
-      functions: [
-        fn('ponger', join(dir, 'fns/pong.wasm')),
-        fn('bad', join(dir, 'fns/trap.wasm'), {}, { 'init-payload': 'panic' }),
-        fn('never', join(dir, 'fns/pong.wasm')),
-      ],
-    }, { name: 'crashy' }).then(() => null, (e: unknown) => e as EdgelessError)
+    const err = await rt
+      .startWorkflow(
+        {
+          functions: [
+            fn('ponger', join(dir, 'fns/pong.wasm')),
+            fn('bad', join(dir, 'fns/trap.wasm'), {}, { 'init-payload': 'panic' }),
+            fn('never', join(dir, 'fns/pong.wasm')),
+          ],
+        },
+        { name: 'crashy' },
+      )
+      .then(
+        () => null,
+        (e: unknown) => e as EdgelessError,
+      )
     expect(err).toMatchObject({ code: 'trap', message: expect.stringMatching(/Starting workflow "crashy" failed at "bad"/) })
     expect(rt.instances()).toEqual([])
     expect(rt.runningWorkflows()).toEqual([])
@@ -296,8 +354,20 @@ describe('running workflows', () => {
   })
 
   test('a resource class that fails to create fails the start with resource-failed; shutdown stops workflows', async () => {
-    const rt = testRuntime({ resources: [{ classType: 'broken', create: () => { throw new Error('no backend') } }] })
-    await expect(rt.startWorkflow({ resources: [{ name: 'b', class_type: 'broken' }] })).rejects.toMatchObject({ code: 'resource-failed', message: expect.stringMatching(/"b".*no backend/) })
+    const rt = testRuntime({
+      resources: [
+        {
+          classType: 'broken',
+          create: () => {
+            throw new Error('no backend')
+          },
+        },
+      ],
+    })
+    await expect(rt.startWorkflow({ resources: [{ name: 'b', class_type: 'broken' }] })).rejects.toMatchObject({
+      code: 'resource-failed',
+      message: expect.stringMatching(/"b".*no backend/),
+    })
     const wf = await rt.startWorkflow({ functions: [fn('ponger', join(dir, 'fns/pong.wasm'))] })
     await rt.shutdown()
     expect(wf.running).toBe(false)

@@ -95,7 +95,9 @@ export function fileStore(options: FileStoreOptions): StateStore & { readonly di
     const tail = run.then(noop, noop)
     pending.set(id, tail)
     // Drop the entry once idle, unless a newer write has chained onto it meanwhile.
-    void tail.then(() => { if (pending.get(id) === tail) pending.delete(id) })
+    void tail.then(() => {
+      if (pending.get(id) === tail) pending.delete(id)
+    })
     return run
   }
 
@@ -106,7 +108,10 @@ export function fileStore(options: FileStoreOptions): StateStore & { readonly di
 
   // mkdir once; forget a failure so the next write tries again.
   function ensureDir(): Promise<void> {
-    dirReady ??= makeDir(dir, fsync).catch((e: unknown) => { dirReady = undefined; throw e })
+    dirReady ??= makeDir(dir, fsync).catch((e: unknown) => {
+      dirReady = undefined
+      throw e
+    })
     return dirReady
   }
 
@@ -274,7 +279,7 @@ function decodeId(enc: string): string | undefined {
   }
   // Decode WTF-8 by hand: TextDecoder would turn an encoded lone surrogate into U+FFFD.
   let out = ''
-  for (let i = 0; i < bytes.length;) {
+  for (let i = 0; i < bytes.length; ) {
     const b0 = bytes[i] ?? 0
     const n = b0 < 0x80 ? 1 : b0 >= 0xc2 && b0 < 0xe0 ? 2 : b0 >= 0xe0 && b0 < 0xf0 ? 3 : b0 >= 0xf0 && b0 < 0xf5 ? 4 : 0
     if (n === 0 || i + n > bytes.length) return undefined
@@ -311,7 +316,9 @@ function parseStateFile(buf: Uint8Array, id: string, path: string): Uint8Array {
   const found = nl < 0 ? undefined : headerId(buf, nl)
   if (found === undefined) throw new Error(`${path} is not an edgeless state file (no valid "${MAGIC.trim()}" header line).`)
   if (found !== id) {
-    throw new Error(`${path} holds state ${JSON.stringify(found)}, not ${JSON.stringify(id)}. Is the file system case-insensitive? The file store needs a case-sensitive one.`)
+    throw new Error(
+      `${path} holds state ${JSON.stringify(found)}, not ${JSON.stringify(id)}. Is the file system case-insensitive? The file store needs a case-sensitive one.`,
+    )
   }
   // readFile gives a buffer of its own for a file of known size; copy only if it is a slice of
   // a shared pool, so the caller can never see or change bytes that are not its own.
@@ -349,7 +356,7 @@ async function readHeaderId(path: string): Promise<string | undefined> {
 
 /** Write all of `bytes` at `position`: a single write() may write less than asked. */
 async function writeAll(fh: FileHandle, bytes: Uint8Array, position: number): Promise<void> {
-  for (let off = 0; off < bytes.length;) {
+  for (let off = 0; off < bytes.length; ) {
     const { bytesWritten } = await fh.write(bytes, off, bytes.length - off, position + off)
     if (bytesWritten <= 0) throw new Error(`write() made no progress on a state file (${bytes.length - off} bytes left).`)
     off += bytesWritten

@@ -55,10 +55,17 @@ export interface IndexedDbStore extends AsyncVersionedStore {
 }
 
 /** One stored state: the value (its own buffer, exactly its bytes) and its version. */
-interface Entry { data: Uint8Array; version: number }
+interface Entry {
+  data: Uint8Array
+  version: number
+}
 
 /** A transaction in progress: its object store, where to put the result, how to fail it. */
-interface Tx<T> { os: IDBObjectStore; done: (v: T) => void; abort: (reason: unknown) => void }
+interface Tx<T> {
+  os: IDBObjectStore
+  done: (v: T) => void
+  abort: (reason: unknown) => void
+}
 
 const DEFAULT_DB = 'edgeless'
 const DEFAULT_STORE = 'state'
@@ -116,18 +123,21 @@ export function indexedDbStore(options: IndexedDbStoreOptions = {}): IndexedDbSt
     } catch (e) {
       return Promise.reject(e)
     }
-    const current: Promise<IDBDatabase> = open(idb, dbName, storeName, label).then((db) => {
-      // Another connection wants to upgrade (or delete) the database: step aside, reopen on next use.
-      db.onversionchange = () => {
-        db.close()
+    const current: Promise<IDBDatabase> = open(idb, dbName, storeName, label).then(
+      (db) => {
+        // Another connection wants to upgrade (or delete) the database: step aside, reopen on next use.
+        db.onversionchange = () => {
+          db.close()
+          if (opening === current) opening = undefined
+        }
+        return db
+      },
+      (e: unknown) => {
+        // A failed open is not kept: the next call tries again.
         if (opening === current) opening = undefined
-      }
-      return db
-    }, (e: unknown) => {
-      // A failed open is not kept: the next call tries again.
-      if (opening === current) opening = undefined
-      throw e
-    })
+        throw e
+      },
+    )
     opening = current
     return current
   }
@@ -139,36 +149,47 @@ export function indexedDbStore(options: IndexedDbStoreOptions = {}): IndexedDbSt
   function run<T>(what: string, id: string | undefined, mode: IDBTransactionMode, body: (t: Tx<T>) => void): Promise<T> {
     if (disposing) return Promise.reject(new Error(`${label}: ${what} after dispose()`))
     if (id !== undefined && typeof id !== 'string') return Promise.reject(new TypeError(`${label}: a state id must be a string, got ${typeof id}`))
-    const p = connection().then((db) => new Promise<T>((resolve, reject) => {
-      let result: T | undefined
-      /** Why we aborted the transaction ourselves (a bad record): reported instead of AbortError. */
-      let problem: unknown
-      let tx: IDBTransaction
-      try {
-        tx = mode === 'readwrite' ? db.transaction(storeName, mode, { durability }) : db.transaction(storeName, mode)
-      } catch (e) {
-        reject(failure(what, id, e))
-        return
-      }
-      tx.oncomplete = () => resolve(result as T)
-      // Request errors bubble to the transaction and abort it: onabort reports once.
-      tx.onabort = () => reject(failure(what, id, problem ?? tx.error ?? new Error('transaction aborted')))
-      const t: Tx<T> = {
-        os: tx.objectStore(storeName),
-        done: (v) => { result = v },
-        abort: (e) => {
-          problem ??= e
-          try { tx.abort() } catch { /* already finishing */ }
-        },
-      }
-      try {
-        body(t)
-      } catch (e) {
-        t.abort(e)
-      }
-    }))
+    const p = connection().then(
+      (db) =>
+        new Promise<T>((resolve, reject) => {
+          let result: T | undefined
+          /** Why we aborted the transaction ourselves (a bad record): reported instead of AbortError. */
+          let problem: unknown
+          let tx: IDBTransaction
+          try {
+            tx = mode === 'readwrite' ? db.transaction(storeName, mode, { durability }) : db.transaction(storeName, mode)
+          } catch (e) {
+            reject(failure(what, id, e))
+            return
+          }
+          tx.oncomplete = () => resolve(result as T)
+          // Request errors bubble to the transaction and abort it: onabort reports once.
+          tx.onabort = () => reject(failure(what, id, problem ?? tx.error ?? new Error('transaction aborted')))
+          const t: Tx<T> = {
+            os: tx.objectStore(storeName),
+            done: (v) => {
+              result = v
+            },
+            abort: (e) => {
+              problem ??= e
+              try {
+                tx.abort()
+              } catch {
+                /* already finishing */
+              }
+            },
+          }
+          try {
+            body(t)
+          } catch (e) {
+            t.abort(e)
+          }
+        }),
+    )
     inFlight.add(p)
-    const forget = () => { inFlight.delete(p) }
+    const forget = () => {
+      inFlight.delete(p)
+    }
     p.then(forget, forget)
     return p
   }
@@ -209,31 +230,53 @@ export function indexedDbStore(options: IndexedDbStoreOptions = {}): IndexedDbSt
     get: (id) => run<Uint8Array | undefined>('get', id, 'readonly', (t) => read(t, id, (e) => t.done(e?.data))),
     set(id, data) {
       let copy: Uint8Array
-      try { copy = own(data, label) } catch (e) { return Promise.reject(e) }
+      try {
+        copy = own(data, label)
+      } catch (e) {
+        return Promise.reject(e)
+      }
       return run<number>('set', id, 'readwrite', (t) => read(t, id, (e) => put(t, id, copy, e))).then(() => undefined)
     },
-    delete: (id) => run<void>('delete', id, 'readwrite', (t) => { t.os.delete(id) }),
-    list: () => run<string[]>('list', undefined, 'readonly', (t) => {
-      const req = t.os.getAllKeys()
-      req.onsuccess = () => t.done(req.result.filter((k): k is string => typeof k === 'string'))
-    }),
+    delete: (id) =>
+      run<void>('delete', id, 'readwrite', (t) => {
+        t.os.delete(id)
+      }),
+    list: () =>
+      run<string[]>('list', undefined, 'readonly', (t) => {
+        const req = t.os.getAllKeys()
+        req.onsuccess = () => t.done(req.result.filter((k): k is string => typeof k === 'string'))
+      }),
     setIfVersion(id, data, expected) {
       let copy: Uint8Array
-      try { checkExpected(expected); copy = own(data, label) } catch (e) { return Promise.reject(e) }
-      return run<number | { conflict: number }>('setIfVersion', id, 'readwrite', (t) => read(t, id, (e) => {
-        const current = e?.version ?? 0
-        if (current !== expected) t.done({ conflict: current })
-        else put(t, id, copy, e)
-      }))
+      try {
+        checkExpected(expected)
+        copy = own(data, label)
+      } catch (e) {
+        return Promise.reject(e)
+      }
+      return run<number | { conflict: number }>('setIfVersion', id, 'readwrite', (t) =>
+        read(t, id, (e) => {
+          const current = e?.version ?? 0
+          if (current !== expected) t.done({ conflict: current })
+          else put(t, id, copy, e)
+        }),
+      )
     },
-    getVersioned: (id) => run<{ data: Uint8Array; version: number } | undefined>('getVersioned', id, 'readonly', (t) => read(t, id, (e) => t.done(e && { data: e.data, version: e.version }))),
+    getVersioned: (id) =>
+      run<{ data: Uint8Array; version: number } | undefined>('getVersioned', id, 'readonly', (t) =>
+        read(t, id, (e) => t.done(e && { data: e.data, version: e.version })),
+      ),
     dispose() {
       disposing ??= (async () => {
         await Promise.allSettled([...inFlight])
         const o = opening
         opening = undefined
         if (o) {
-          try { (await o).close() } catch { /* never opened: nothing to close */ }
+          try {
+            ;(await o).close()
+          } catch {
+            /* never opened: nothing to close */
+          }
         }
       })()
       return disposing
@@ -254,35 +297,41 @@ function entry(value: unknown, label: string, id: string): Entry | undefined {
   const data = v?.data
   if (v && typeof v.version === 'number' && data instanceof Uint8Array) return { data, version: v.version }
   // Written by something else (a plain ArrayBuffer, another layout): say so rather than guess.
-  throw new Error(`${label}: the record at ${JSON.stringify(id)} is not an edgeless state ({ data: Uint8Array, version: number }); is another library using this object store?`)
+  throw new Error(
+    `${label}: the record at ${JSON.stringify(id)} is not an edgeless state ({ data: Uint8Array, version: number }); is another library using this object store?`,
+  )
 }
 
 function factory(given: IDBFactory | undefined, label: string): IDBFactory {
   const f = given ?? (globalThis as { indexedDB?: IDBFactory }).indexedDB
-  if (!f) throw new Error(`${label}: IndexedDB is not available here (no globalThis.indexedDB). Use it in a browser, a web worker or an Electron renderer, or pass { indexedDB } (e.g. fake-indexeddb in Node).`)
+  if (!f)
+    throw new Error(
+      `${label}: IndexedDB is not available here (no globalThis.indexedDB). Use it in a browser, a web worker or an Electron renderer, or pass { indexedDB } (e.g. fake-indexeddb in Node).`,
+    )
   return f
 }
 
 /** Open the database, creating the object store when missing (by upgrading to the next version). */
 async function open(idb: IDBFactory, dbName: string, storeName: string, label: string): Promise<IDBDatabase> {
-  const request = (version?: number) => new Promise<IDBDatabase>((resolve, reject) => {
-    let req: IDBOpenDBRequest
-    try {
-      req = version === undefined ? idb.open(dbName) : idb.open(dbName, version)
-    } catch (e) {
-      reject(e)
-      return
-    }
-    req.onupgradeneeded = () => {
-      const db = req.result
-      if (!db.objectStoreNames.contains(storeName)) db.createObjectStore(storeName)
-    }
-    req.onsuccess = () => resolve(req.result)
-    req.onerror = () => reject(req.error)
-    // Another connection holds an older version open and has not closed on versionchange:
-    // the request waits until it does (this is reported, not fatal).
-    req.onblocked = () => undefined
-  })
+  const request = (version?: number) =>
+    new Promise<IDBDatabase>((resolve, reject) => {
+      let req: IDBOpenDBRequest
+      try {
+        req = version === undefined ? idb.open(dbName) : idb.open(dbName, version)
+      } catch (e) {
+        reject(e)
+        return
+      }
+      req.onupgradeneeded = () => {
+        const db = req.result
+        if (!db.objectStoreNames.contains(storeName)) db.createObjectStore(storeName)
+      }
+      req.onsuccess = () => resolve(req.result)
+      req.onerror = () => reject(req.error)
+      // Another connection holds an older version open and has not closed on versionchange:
+      // the request waits until it does (this is reported, not fatal).
+      req.onblocked = () => undefined
+    })
   try {
     let db = await request()
     for (let attempt = 0; !db.objectStoreNames.contains(storeName); attempt++) {

@@ -139,7 +139,9 @@ export function redisStore(options: RedisStoreOptions = {}): RedisStore {
   }
   const given = options.client
   if (given?.options.keyPrefix) {
-    throw new TypeError(`redisStore: the client has keyPrefix ${JSON.stringify(String(given.options.keyPrefix))}, which SCAN does not apply; pass a client without it and set the store's prefix option instead.`)
+    throw new TypeError(
+      `redisStore: the client has keyPrefix ${JSON.stringify(String(given.options.keyPrefix))}, which SCAN does not apply; pass a client without it and set the store's prefix option instead.`,
+    )
   }
   const prefix = options.prefix ?? DEFAULT_PREFIX
   const url = options.url ?? DEFAULT_URL
@@ -193,17 +195,26 @@ export function redisStore(options: RedisStoreOptions = {}): RedisStore {
     const c = client
     let p: Promise<T>
     if (c && c.status === 'ready' && waiting.length === 0) {
-      p = send(c).catch((e: unknown) => { throw failed(what, e) })
+      p = send(c).catch((e: unknown) => {
+        throw failed(what, e)
+      })
     } else if (opening || !c || worthWaiting(c)) {
       p = new Promise<T>((resolve, reject) => {
-        waiting.push({ send: (c) => { send(c).then(resolve, (e: unknown) => reject(failed(what, e))) }, fail: reject })
+        waiting.push({
+          send: (c) => {
+            send(c).then(resolve, (e: unknown) => reject(failed(what, e)))
+          },
+          fail: reject,
+        })
       })
       open()
     } else {
       return Promise.reject(notConnected(c))
     }
     inFlight.add(p)
-    const done = () => { inFlight.delete(p) }
+    const done = () => {
+      inFlight.delete(p)
+    }
     p.then(done, done)
     return p
   }
@@ -253,8 +264,12 @@ export function redisStore(options: RedisStoreOptions = {}): RedisStore {
       connectionName: options.connectionName ?? 'edgeless:state-store',
     })
     // Without a listener ioredis prints "Unhandled error event" on every failed reconnection.
-    c.on('error', (e: Error) => { lastError = e })
-    c.on('ready', () => { lastError = undefined })
+    c.on('error', (e: Error) => {
+      lastError = e
+    })
+    c.on('ready', () => {
+      lastError = undefined
+    })
     return c
   }
 
@@ -268,9 +283,18 @@ export function redisStore(options: RedisStoreOptions = {}): RedisStore {
       attempt = c.connect()
     } else {
       attempt = new Promise<void>((resolve, reject) => {
-        const ready = () => { unlisten(); resolve() }
-        const closed = () => { unlisten(); reject(new Error('the connection closed')) }
-        unlisten = () => { c.off('ready', ready); c.off('close', closed) }
+        const ready = () => {
+          unlisten()
+          resolve()
+        }
+        const closed = () => {
+          unlisten()
+          reject(new Error('the connection closed'))
+        }
+        unlisten = () => {
+          c.off('ready', ready)
+          c.off('close', closed)
+        }
         c.once('ready', ready)
         c.once('close', closed)
       })
@@ -296,7 +320,9 @@ export function redisStore(options: RedisStoreOptions = {}): RedisStore {
 
   function key(id: string): string {
     if (LONE_SURROGATE.test(id)) {
-      throw new TypeError(`${label}: state id ${JSON.stringify(id)} is not well-formed Unicode (it has a lone surrogate); such ids cannot be stored as UTF-8 keys.`)
+      throw new TypeError(
+        `${label}: state id ${JSON.stringify(id)} is not well-formed Unicode (it has a lone surrogate); such ids cannot be stored as UTF-8 keys.`,
+      )
     }
     return prefix + id
   }
@@ -354,7 +380,8 @@ export function redisStore(options: RedisStoreOptions = {}): RedisStore {
         const buf = bytes(data, !connected())
         return run(`setIfVersion ${k}`, (c) => c.eval(SET_IF_VERSION_SCRIPT, 1, k, buf, String(expected))).then((r) => {
           const [won, version] = Array.isArray(r) ? (r as unknown[]) : []
-          if (typeof version !== 'number' || version < 0) throw new Error(`${label}: setIfVersion ${k}: the key does not hold a state this store wrote (reply ${JSON.stringify(r)})`)
+          if (typeof version !== 'number' || version < 0)
+            throw new Error(`${label}: setIfVersion ${k}: the key does not hold a state this store wrote (reply ${JSON.stringify(r)})`)
           return won === 1 ? version : { conflict: version }
         })
       })

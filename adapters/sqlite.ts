@@ -24,21 +24,21 @@ type DatabaseConstructor = typeof BetterSqlite3
  */
 export type SqliteStoreOptions =
   | {
-    /** The database file, created when missing (its folder must exist), or `':memory:'` for a private in-memory database. */
-    path: string
-    /** The table holding the states (default `edgeless_state`), created when missing. A plain SQL identifier. */
-    table?: string
-  }
+      /** The database file, created when missing (its folder must exist), or `':memory:'` for a private in-memory database. */
+      path: string
+      /** The table holding the states (default `edgeless_state`), created when missing. A plain SQL identifier. */
+      table?: string
+    }
   | {
-    /**
-     * An open better-sqlite3 connection. The store neither changes its settings (journal
-     * mode, `synchronous`: they are the owner's choice, and the journal mode is a property of
-     * the file that every other user of it sees) nor closes it.
-     */
-    db: Database
-    /** The table holding the states (default `edgeless_state`), created when missing. A plain SQL identifier. */
-    table?: string
-  }
+      /**
+       * An open better-sqlite3 connection. The store neither changes its settings (journal
+       * mode, `synchronous`: they are the owner's choice, and the journal mode is a property of
+       * the file that every other user of it sees) nor closes it.
+       */
+      db: Database
+      /** The table holding the states (default `edgeless_state`), created when missing. A plain SQL identifier. */
+      table?: string
+    }
 
 /**
  * The store {@link sqliteStore} returns: every method returns a promise, and versions, `list`
@@ -160,7 +160,9 @@ export function sqliteStore(options: SqliteStoreOptions): SqliteStore {
     try {
       if (disposing) throw new Error(`${label}: ${what} after dispose()`)
       if (id !== undefined && LONE_SURROGATE.test(id)) {
-        throw new TypeError(`${label}: state id ${JSON.stringify(id)} is not well-formed Unicode (it has a lone surrogate); such ids cannot be stored as UTF-8 text.`)
+        throw new TypeError(
+          `${label}: state id ${JSON.stringify(id)} is not well-formed Unicode (it has a lone surrogate); such ids cannot be stored as UTF-8 text.`,
+        )
       }
       if (immediate()) return Promise.resolve(run(statements!))
     } catch (e) {
@@ -168,8 +170,14 @@ export function sqliteStore(options: SqliteStoreOptions): SqliteStore {
     }
     waiters++
     return init().then(
-      (s) => { waiters--; return run(s) },
-      (e: unknown) => { waiters--; throw e },
+      (s) => {
+        waiters--
+        return run(s)
+      },
+      (e: unknown) => {
+        waiters--
+        throw e
+      },
     )
   }
 
@@ -178,11 +186,12 @@ export function sqliteStore(options: SqliteStoreOptions): SqliteStore {
 
   return {
     table,
-    get: (id) => use('get', id, (s) => {
-      const b = s.get(id)
-      // better-sqlite3 makes a fresh Buffer per read; a plain Uint8Array view of it, no copy.
-      return b === undefined ? undefined : new Uint8Array(b.buffer, b.byteOffset, b.byteLength)
-    }),
+    get: (id) =>
+      use('get', id, (s) => {
+        const b = s.get(id)
+        // better-sqlite3 makes a fresh Buffer per read; a plain Uint8Array view of it, no copy.
+        return b === undefined ? undefined : new Uint8Array(b.buffer, b.byteOffset, b.byteLength)
+      }),
     set(id, data) {
       const d = own(data)
       return use('set', id, (s) => s.set(id, d))
@@ -196,10 +205,11 @@ export function sqliteStore(options: SqliteStoreOptions): SqliteStore {
       const d = own(data)
       return use('setIfVersion', id, (s) => s.setIfVersion(id, d, expected))
     },
-    getVersioned: (id) => use('getVersioned', id, (s) => {
-      const row = s.getVersioned(id)
-      return row && { data: new Uint8Array(row.data.buffer, row.data.byteOffset, row.data.byteLength), version: row.version }
-    }),
+    getVersioned: (id) =>
+      use('getVersioned', id, (s) => {
+        const row = s.getVersioned(id)
+        return row && { data: new Uint8Array(row.data.buffer, row.data.byteOffset, row.data.byteLength), version: row.version }
+      }),
     dispose() {
       disposing ??= (async () => {
         // Calls made before dispose() wait on `ready` too, ahead of us: they finish first.
@@ -225,7 +235,10 @@ async function openDatabase(path: string, label: string): Promise<Database> {
   // ESM sees the CommonJS module as `default` (the class itself); some bundlers give the class.
   const m = mod as { default?: unknown }
   const Ctor = [m.default, (m.default as { default?: unknown } | undefined)?.default, mod].find((c) => typeof c === 'function')
-  if (!Ctor) throw new Error('sqliteStore could not find the Database class in the installed better-sqlite3 package; install better-sqlite3 12: npm install better-sqlite3@12')
+  if (!Ctor)
+    throw new Error(
+      'sqliteStore could not find the Database class in the installed better-sqlite3 package; install better-sqlite3 12: npm install better-sqlite3@12',
+    )
   let d: Database
   try {
     // The native addon loads here: a build for another Node version fails at this point.
@@ -266,10 +279,14 @@ function prepare(d: Database, table: string): Statements {
   return {
     get: (id) => get.get(id) as Buffer | undefined,
     getVersioned: (id) => getVersioned.get(id) as { data: Buffer; version: number } | undefined,
-    set: (id, data) => { upsert.run(id, data) },
+    set: (id, data) => {
+      upsert.run(id, data)
+    },
     // IMMEDIATE: take the write lock up front, so the conflict read sees what the write saw.
     setIfVersion: (id, data, expected) => setIfVersion.immediate(id, data, expected),
-    delete: (id) => { del.run(id) },
+    delete: (id) => {
+      del.run(id)
+    },
     list: () => list.all() as string[],
   }
 }

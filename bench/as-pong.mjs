@@ -52,7 +52,16 @@ async function compare(a, b) {
   const ta = []
   const tb = []
   for (let r = 0; r < ROUNDS; r++) {
-    const order = r % 2 ? [[b, tb], [a, ta]] : [[a, ta], [b, tb]]
+    const order =
+      r % 2
+        ? [
+            [b, tb],
+            [a, ta],
+          ]
+        : [
+            [a, ta],
+            [b, tb],
+          ]
     for (const [run, out] of order) {
       await gc()
       out.push(((await time(run, n)) * 1e6) / n)

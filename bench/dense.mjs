@@ -45,10 +45,14 @@ export async function benchLive({ n = 100_000, rawN = 2000, block = 10_000, log 
   const ts = performance.now()
   await rt.shutdown()
   return {
-    n, live, wrong,
+    n,
+    live,
+    wrong,
     spawnPerS: (n * 1000) / spawnMs,
-    firstBlockPerS: blocks[0], lastBlockPerS: blocks[blocks.length - 1],
-    rawPerS, rawN,
+    firstBlockPerS: blocks[0],
+    lastBlockPerS: blocks[blocks.length - 1],
+    rawPerS,
+    rawN,
     rssPerInstance: (after.rss - before.rss) / n,
     heapPerInstance: (after.heap - before.heap) / n,
     rssMB: after.rss / 1e6,
@@ -73,16 +77,36 @@ async function alternate(sides, run, rounds, ops) {
 
 export async function benchSpeed({ rounds = 9, log = () => {} } = {}) {
   const rt = new Runtime({ consoleLog: false })
-  const pong = { dense: await rt.spawn({ name: 'pong-dense', module: wasmBytes('pong'), dense: true }), own: await rt.spawn({ name: 'pong-own', module: wasmBytes('pong') }) }
-  const mm = { dense: await rt.spawn({ name: 'mm-dense', module: wasmBytes('matmul'), dense: true }), own: await rt.spawn({ name: 'mm-own', module: wasmBytes('matmul') }) }
+  const pong = {
+    dense: await rt.spawn({ name: 'pong-dense', module: wasmBytes('pong'), dense: true }),
+    own: await rt.spawn({ name: 'pong-own', module: wasmBytes('pong') }),
+  }
+  const mm = {
+    dense: await rt.spawn({ name: 'mm-dense', module: wasmBytes('matmul'), dense: true }),
+    own: await rt.spawn({ name: 'mm-own', module: wasmBytes('matmul') }),
+  }
   const x = new Uint8Array([0x78])
   const n96 = new TextEncoder().encode('96')
   const a = await rt.call(mm.dense, n96)
   const b = await rt.call(mm.own, n96)
   if (a.kind !== 'reply' || b.kind !== 'reply' || Buffer.compare(a.data, b.data) !== 0) throw new Error('matmul dense and own disagree')
-  const pongFig = await alternate(pong, async (ref, k) => { for (let i = 0; i < k; i++) await rt.call(ref, x) }, rounds, 20_000)
+  const pongFig = await alternate(
+    pong,
+    async (ref, k) => {
+      for (let i = 0; i < k; i++) await rt.call(ref, x)
+    },
+    rounds,
+    20_000,
+  )
   log(`  pong call: dense ${(pongFig.denseMsPerOp * 1e6).toFixed(0)} ns, own ${(pongFig.ownMsPerOp * 1e6).toFixed(0)} ns (ratio ${pongFig.ratio.toFixed(3)})`)
-  const mmFig = await alternate(mm, async (ref, k) => { for (let i = 0; i < k; i++) await rt.call(ref, n96) }, rounds, 20)
+  const mmFig = await alternate(
+    mm,
+    async (ref, k) => {
+      for (let i = 0; i < k; i++) await rt.call(ref, n96)
+    },
+    rounds,
+    20,
+  )
   log(`  matmul 96: dense ${mmFig.denseMsPerOp.toFixed(3)} ms, own ${mmFig.ownMsPerOp.toFixed(3)} ms (ratio ${mmFig.ratio.toFixed(3)})`)
   await rt.shutdown()
   return { pong: pongFig, matmul: mmFig }

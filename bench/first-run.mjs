@@ -21,7 +21,10 @@ function timeTo(args, env, until) {
     const child = spawn(process.execPath, args, { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
     let out = ''
     let ms
-    const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`no ${until} within 60 s:\n${out}`)) }, 60_000)
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL')
+      reject(new Error(`no ${until} within 60 s:\n${out}`))
+    }, 60_000)
     const onData = (d) => {
       out += d
       if (until && ms === undefined && until.test(out)) {
@@ -59,7 +62,12 @@ export async function benchFirstRun({ coldRounds = 3, warmRounds = 5, log = () =
     } finally {
       rmSync(cache, { recursive: true, force: true })
     }
-    log(`   first run, round ${i + 1}: cold ${cold.at(-1).toFixed(0)} ms, warm ${warm.slice(-2).map((x) => x.toFixed(0)).join(', ')} ms`)
+    log(
+      `   first run, round ${i + 1}: cold ${cold.at(-1).toFixed(0)} ms, warm ${warm
+        .slice(-2)
+        .map((x) => x.toFixed(0))
+        .join(', ')} ms`,
+    )
   }
   return { coldMs: median(cold), warmMs: median(warm), nodeMs: median(node), cold, warm, node }
 }

@@ -30,8 +30,13 @@ async function once(bytes, c) {
   const rt = new Runtime({ consoleLog: false })
   let crash = null
   let events = 0
-  rt.on('crash', (e) => { crash = e })
-  for (const k of ['warning', 'log', 'dead-letter']) rt.on(k, () => { events++ })
+  rt.on('crash', (e) => {
+    crash = e
+  })
+  for (const k of ['warning', 'log', 'dead-letter'])
+    rt.on(k, () => {
+      events++
+    })
   const ref = await rt.spawn({ name: 'flood', module: bytes, restart: 'temporary' })
   const held = await new Promise((resolve) => {
     const t0 = performance.now()
@@ -53,7 +58,13 @@ export async function benchFloods(options = {}) {
     log(`flood: ${name}`)
     const runs = []
     for (let i = 0; i < rounds; i++) runs.push(await once(bytes, c))
-    out[c] = { name, heldMs: median(runs.map((r) => r.held)), maxHeldMs: Math.max(...runs.map((r) => r.held)), trap: runs.map((r) => r.trap).join(','), events: median(runs.map((r) => r.events)) }
+    out[c] = {
+      name,
+      heldMs: median(runs.map((r) => r.held)),
+      maxHeldMs: Math.max(...runs.map((r) => r.held)),
+      trap: runs.map((r) => r.trap).join(','),
+      events: median(runs.map((r) => r.events)),
+    }
   }
   return out
 }
@@ -61,5 +72,6 @@ export async function benchFloods(options = {}) {
 const isMain = process.argv[1] && new URL(import.meta.url).pathname === new URL(`file://${process.argv[1]}`).pathname
 if (isMain) {
   const r = await benchFloods({ log: (m) => process.stderr.write(`[floods] ${m}\n`) })
-  for (const f of Object.values(r)) console.log(`${f.name.padEnd(36)} held ${f.heldMs.toFixed(0).padStart(5)} ms (max ${f.maxHeldMs.toFixed(0)})  ${f.trap}  ${f.events} events`)
+  for (const f of Object.values(r))
+    console.log(`${f.name.padEnd(36)} held ${f.heldMs.toFixed(0).padStart(5)} ms (max ${f.maxHeldMs.toFixed(0)})  ${f.trap}  ${f.events} events`)
 }

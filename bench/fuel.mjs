@@ -24,7 +24,6 @@ import { readFileSync } from 'node:fs'
 import { Runtime, clearModuleCache } from 'edgeless'
 import { fullGc, median, wasmBytes } from './util.mjs'
 
-
 /** Time `run(n)`: wall ms, and CPU ms of the process (user + system, all threads). */
 async function time(run, n) {
   const c0 = process.cpuUsage()
@@ -43,11 +42,17 @@ async function time(run, n) {
  */
 async function compare(metered, plain, { rounds, roundMs, step = 1 }) {
   // Calibrate on the unmetered side, after a warm-up that lets the engine tier up.
-  for (let i = 0; i < 3; i++) { await metered(step); await plain(step) }
+  for (let i = 0; i < 3; i++) {
+    await metered(step)
+    await plain(step)
+  }
   let n = step
   for (;;) {
     const { wall } = await time(plain, n)
-    if (wall >= roundMs / 4 || n >= 1e7) { n = Math.max(step, Math.round((n * roundMs) / Math.max(wall, 0.01) / step) * step); break }
+    if (wall >= roundMs / 4 || n >= 1e7) {
+      n = Math.max(step, Math.round((n * roundMs) / Math.max(wall, 0.01) / step) * step)
+      break
+    }
     n *= 4
   }
   await time(metered, n)
@@ -100,7 +105,9 @@ export async function benchFuel(options = {}) {
       if (want.kind !== 'reply' || got.kind !== 'reply' || Buffer.compare(want.data, got.data) !== 0) {
         throw new Error(`matmul ${size}: metered and unmetered disagree (${got.kind} vs ${want.kind})`)
       }
-      const run = (ref) => async (n) => { for (let i = 0; i < n; i++) await rt.call(ref, payload) }
+      const run = (ref) => async (n) => {
+        for (let i = 0; i < n; i++) await rt.call(ref, payload)
+      }
       log(`matmul ${size}`)
       out.matmul[size] = await compare(run(mm), run(mmPlain), { rounds, roundMs })
     }
@@ -108,7 +115,9 @@ export async function benchFuel(options = {}) {
     const pongBytes = wasmBytes('pong')
     const pong = await rt.spawn({ name: 'pong', module: pongBytes })
     const pongPlain = await rt.spawn({ name: 'pong-plain', module: pongBytes, fuel: Infinity })
-    const calls = (ref) => async (n) => { for (let i = 0; i < n; i++) await rt.call(ref, 'x') }
+    const calls = (ref) => async (n) => {
+      for (let i = 0; i < n; i++) await rt.call(ref, 'x')
+    }
     log('pong')
     out.pong = await compare(calls(pong), calls(pongPlain), { rounds, roundMs, step: 100 })
   } finally {
@@ -128,8 +137,14 @@ export async function benchFuel(options = {}) {
     log(`load ${name}`)
     const m = []
     const p = []
-    for (let i = 0; i < 3; i++) { await once(undefined); await once(Infinity) }
-    for (let i = 0; i < rounds; i++) { m.push(await once(undefined)); p.push(await once(Infinity)) }
+    for (let i = 0; i < 3; i++) {
+      await once(undefined)
+      await once(Infinity)
+    }
+    for (let i = 0; i < rounds; i++) {
+      m.push(await once(undefined))
+      p.push(await once(Infinity))
+    }
     out.load[name] = { meteredMs: median(m), unmeteredMs: median(p), ratio: median(m) / median(p) }
     await rtl.shutdown()
   }
@@ -140,10 +155,17 @@ export async function benchFuel(options = {}) {
 /** VmSize and VmRSS growth per pong instance, without and with a memory cap (null off Linux). */
 async function vmSizePerInstance(count) {
   const status = () => readFileSync('/proc/self/status', 'utf8')
-  try { status() } catch { return null }
+  try {
+    status()
+  } catch {
+    return null
+  }
   const kb = (k) => Number(status().match(new RegExp(`${k}:\\s+(\\d+)`))[1])
   const result = { instances: count }
-  for (const [label, opts] of [['noMax', {}], ['cap4MiB', { maxMemoryBytes: 4 << 20 }]]) {
+  for (const [label, opts] of [
+    ['noMax', {}],
+    ['cap4MiB', { maxMemoryBytes: 4 << 20 }],
+  ]) {
     const rt = new Runtime({ consoleLog: false })
     await rt.spawn({ name: 'warm', module: wasmBytes('pong'), ...opts })
     await fullGc()
@@ -164,7 +186,13 @@ if (isMain) {
   const r = await benchFuel({ log: (m) => process.stderr.write(`[fuel ${((performance.now() - started) / 1000).toFixed(1)}s] ${m}\n`) })
   const pct = (x) => `${((x - 1) * 100).toFixed(1)}%`
   const rows = [
-    ...Object.entries(r.matmul).map(([n, f]) => [`matmul ${n}x${n} (ms/call)`, f.meteredMsPerOp.toFixed(3), f.unmeteredMsPerOp.toFixed(3), pct(f.ratio), pct(f.cpuRatio)]),
+    ...Object.entries(r.matmul).map(([n, f]) => [
+      `matmul ${n}x${n} (ms/call)`,
+      f.meteredMsPerOp.toFixed(3),
+      f.unmeteredMsPerOp.toFixed(3),
+      pct(f.ratio),
+      pct(f.cpuRatio),
+    ]),
     ['pong (us/call)', (r.pong.meteredMsPerOp * 1000).toFixed(2), (r.pong.unmeteredMsPerOp * 1000).toFixed(2), pct(r.pong.ratio), pct(r.pong.cpuRatio)],
     ...Object.entries(r.load).map(([n, f]) => [`load ${n} (ms)`, f.meteredMs.toFixed(1), f.unmeteredMs.toFixed(1), pct(f.ratio), '']),
   ]
@@ -173,7 +201,11 @@ if (isMain) {
   console.log(line(['', 'metered', 'fuel:Inf', 'overhead', 'cpu']))
   for (const row of rows) console.log(line(row))
   if (r.vm) {
-    for (const [k, v] of Object.entries(r.vm)) if (typeof v === 'object') console.log(`vm ${k}: ${v.vmSizeMiBPerInstance.toFixed(1)} MiB of address space and ${v.rssKiBPerInstance.toFixed(0)} KiB RSS per instance (${r.vm.instances} instances)`)
+    for (const [k, v] of Object.entries(r.vm))
+      if (typeof v === 'object')
+        console.log(
+          `vm ${k}: ${v.vmSizeMiBPerInstance.toFixed(1)} MiB of address space and ${v.rssKiBPerInstance.toFixed(0)} KiB RSS per instance (${r.vm.instances} instances)`,
+        )
   }
   console.log(JSON.stringify(r, null, 2))
 }

@@ -37,14 +37,18 @@ const here = new URL('.', import.meta.url)
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 9)
 const ROUND_MS = Number(process.env.BENCH_ROUND_MS ?? 150)
 
-
 /** inspectStream and collectMetrics: from the built package if it exports them, else bundled from lib/inspect. */
 async function inspectApi(dist) {
   if (typeof dist.inspectStream === 'function' && typeof dist.collectMetrics === 'function') return { api: dist, source: 'dist/node.js' }
   const esbuild = await import('esbuild')
   const built = await esbuild.build({
     entryPoints: [fileURLToPath(new URL('../lib/inspect/index.ts', here))],
-    bundle: true, format: 'esm', platform: 'neutral', write: false, logLevel: 'silent', target: 'es2022',
+    bundle: true,
+    format: 'esm',
+    platform: 'neutral',
+    write: false,
+    logLevel: 'silent',
+    target: 'es2022',
   })
   const code = built.outputFiles[0].text
   const api = await import(`data:text/javascript;base64,${Buffer.from(code).toString('base64')}`)
@@ -108,11 +112,16 @@ async function interleaved(sides, n) {
       rates[k].push(got[k].wall)
     }
   }
-  return Object.fromEntries(names.map((k) => [k, {
-    castsPerSec: Math.round(median(rates[k])),
-    ratio: Number(median(ratios[k].wall).toFixed(3)),
-    cpuRatio: Number(median(ratios[k].cpu).toFixed(3)),
-  }]))
+  return Object.fromEntries(
+    names.map((k) => [
+      k,
+      {
+        castsPerSec: Math.round(median(rates[k])),
+        ratio: Number(median(ratios[k].wall).toFixed(3)),
+        cpuRatio: Number(median(ratios[k].cpu).toFixed(3)),
+      },
+    ]),
+  )
 }
 
 /**
@@ -132,7 +141,12 @@ export async function benchInspect({ log = (m) => process.stderr.write(`[inspect
   // Warm up the engine on the uninstrumented path, then calibrate.
   for (let i = 0; i < 5; i++) await round(main, 20_000)
   const n = await calibrate(main)
-  log(`${n} casts per round, ${ROUNDS} rounds per figure; load average ${(await import('node:os')).loadavg().map((x) => x.toFixed(1)).join(' ')}`)
+  log(
+    `${n} casts per round, ${ROUNDS} rounds per figure; load average ${(await import('node:os'))
+      .loadavg()
+      .map((x) => x.toFixed(1))
+      .join(' ')}`,
+  )
   const out = { node: process.version, castsPerRound: n, rounds: ROUNDS, sequential: {}, interleaved: {} }
 
   // ---- sequential, on one runtime --------------------------------------------------------
@@ -148,7 +162,9 @@ export async function benchInspect({ log = (m) => process.stderr.write(`[inspect
   off()
   log(`raw      ${seq.raw.castsPerSec} casts/s`)
   let events = 0
-  off = api.inspectStream(main.rt, () => { events++ })
+  off = api.inspectStream(main.rt, () => {
+    events++
+  })
   seq.stream = await phase(main, n)
   off()
   seq.stream.eventsPerCast = Number((events / ((3 + ROUNDS) * (n + 1))).toFixed(2))
@@ -181,11 +197,13 @@ export async function benchInspect({ log = (m) => process.stderr.write(`[inspect
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   const r = await benchInspect()
   const row = (k, v) => `${k.padEnd(8)} ${String(v.castsPerSec).padStart(10)} ${v.ratio.toFixed(3).padStart(8)} ${v.cpuRatio.toFixed(3).padStart(8)}`
-  console.log([
-    'sequential (one runtime, in this order)   casts/s    ratio  cpu ratio',
-    ...Object.entries(r.sequential).map(([k, v]) => row(k, v)),
-    `interleaved (a runtime per side, median of ${r.rounds} rounds of per-round ratios)`,
-    ...Object.entries(r.interleaved).map(([k, v]) => row(k, v)),
-  ].join('\n'))
+  console.log(
+    [
+      'sequential (one runtime, in this order)   casts/s    ratio  cpu ratio',
+      ...Object.entries(r.sequential).map(([k, v]) => row(k, v)),
+      `interleaved (a runtime per side, median of ${r.rounds} rounds of per-round ratios)`,
+      ...Object.entries(r.interleaved).map(([k, v]) => row(k, v)),
+    ].join('\n'),
+  )
   console.log(JSON.stringify(r, null, 2))
 }

@@ -36,7 +36,7 @@ export async function benchPassivation({ n = 1_000_000, touches = 10_000, maxAct
     const r = await rt.call(refs[i], 'x')
     lat[i] = performance.now() - s
     if (r.kind !== 'reply' || r.data.length !== 1 || r.data[0] !== 0x31) wrong++
-    if (i % 10_000 === 9_999) log(`  touched ${(i + 1).toLocaleString('en-US')} (${((i + 1) * 1000 / (performance.now() - t0)).toFixed(0)}/s)`)
+    if (i % 10_000 === 9_999) log(`  touched ${(i + 1).toLocaleString('en-US')} (${(((i + 1) * 1000) / (performance.now() - t0)).toFixed(0)}/s)`)
   }
   const touchMs = performance.now() - t0
   const touched = await mem()
@@ -59,7 +59,11 @@ export async function benchPassivation({ n = 1_000_000, touches = 10_000, maxAct
   await rt.shutdown()
   const shutdownMs = performance.now() - t0
   return {
-    n, touches, maxActive, spawnMs, spawnPerS: (n * 1000) / spawnMs,
+    n,
+    touches,
+    maxActive,
+    spawnMs,
+    spawnPerS: (n * 1000) / spawnMs,
     // Heap of n addressable (hibernated) instances, measured before any was touched.
     heapPerHibernated: (spawned.heap - before.heap) / n,
     rssPerHibernated: (spawned.rss - before.rss) / n,
@@ -67,7 +71,10 @@ export async function benchPassivation({ n = 1_000_000, touches = 10_000, maxAct
     touchPerS: (touches * 1000) / touchMs,
     latencyMs: { p50: pct(lat, 0.5), p90: pct(lat, 0.9), p99: pct(lat, 0.99), max: lat[touches - 1] },
     rawActivationsPerS: { smallHeap: rawSmallHeap, bigHeap: rawBigHeap },
-    shutdownMs, live, stats, wrong,
+    shutdownMs,
+    live,
+    stats,
+    wrong,
   }
 }
 

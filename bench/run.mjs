@@ -118,7 +118,9 @@ async function measure(title, sides) {
     s.stat = stat(s.rates, s.n)
     s.stat.cpu = median(s.cpuRates)
   }
-  log(`${title}: ${sides.map((s) => `${s.label} ${fmt(s.stat.median)}/s`).join(', ')}${sides.length > 1 ? `  (ratio ${(sides[0].stat.median / sides[1].stat.median).toFixed(3)})` : ''}`)
+  log(
+    `${title}: ${sides.map((s) => `${s.label} ${fmt(s.stat.median)}/s`).join(', ')}${sides.length > 1 ? `  (ratio ${(sides[0].stat.median / sides[1].stat.median).toFixed(3)})` : ''}`,
+  )
   return sides
 }
 
@@ -132,7 +134,10 @@ function record(name, unit, a, b, baseline, note) {
   const value = a.median
   const baselineValue = b ? b.median : null
   const paired = b && a.xs.length === b.xs.length ? median(a.xs.map((x, i) => x / b.xs[i])) : null
-  const cpu = a.cpu === undefined ? '' : ` Per second of process CPU time (all threads, so GC helpers count): ${fmt(a.cpu)}${b ? ` vs ${fmt(b.cpu)}, ratio ${(a.cpu / b.cpu).toFixed(3)}` : ''}.`
+  const cpu =
+    a.cpu === undefined
+      ? ''
+      : ` Per second of process CPU time (all threads, so GC helpers count): ${fmt(a.cpu)}${b ? ` vs ${fmt(b.cpu)}, ratio ${(a.cpu / b.cpu).toFixed(3)}` : ''}.`
   const how = `Median of ${a.rounds} rounds of ${a.n} (range ${fmt(a.min)}..${fmt(a.max)}${b ? `; baseline ${b.rounds} rounds of ${b.n}, range ${fmt(b.min)}..${fmt(b.max)}; median of per-round ratios ${paired === null ? '-' : paired.toFixed(3)}` : ''}).${cpu}`
   const round = (v) => (v === null ? null : Math.abs(v) >= 100 ? Math.round(v) : Number(v.toFixed(2)))
   results.push({
@@ -164,7 +169,12 @@ class Raw {
   }
 }
 const rdU32 = (u, p) => (u[p] | (u[p + 1] << 8) | (u[p + 2] << 16) | (u[p + 3] << 24)) >>> 0
-const wrU32 = (u, p, v) => { u[p] = v & 0xff; u[p + 1] = (v >>> 8) & 0xff; u[p + 2] = (v >>> 16) & 0xff; u[p + 3] = (v >>> 24) & 0xff }
+const wrU32 = (u, p, v) => {
+  u[p] = v & 0xff
+  u[p + 1] = (v >>> 8) & 0xff
+  u[p + 2] = (v >>> 16) & 0xff
+  u[p + 3] = (v >>> 24) & 0xff
+}
 /** An alias out of guest memory: an ASCII fast path, TextDecoder otherwise. */
 const aliasAt = (u, p, l) => {
   let s = ''
@@ -315,15 +325,17 @@ async function bareCallerPong(callerModule, pongModule, floor = false) {
     }
     return rc === 0 || rc === 1 ? rc : 2
   }
-  caller = new Raw(await WebAssembly.instantiate(callerModule, {
-    env: {
-      call_asm: callAsm,
-      call_raw_asm: () => 2,
-      cast_asm: () => {},
-      delayed_cast_asm: () => {},
-      telemetry_log_asm: logStub(() => caller),
-    },
-  }))
+  caller = new Raw(
+    await WebAssembly.instantiate(callerModule, {
+      env: {
+        call_asm: callAsm,
+        call_raw_asm: () => 2,
+        cast_asm: () => {},
+        delayed_cast_asm: () => {},
+        telemetry_log_asm: logStub(() => caller),
+      },
+    }),
+  )
   if (floor) caller.block = caller.ex.edgeless_mem_alloc(FLOOR_BLOCK)
   return caller
 }
@@ -336,7 +348,10 @@ const X = enc.encode('x')
 // and without the log-rate quota (pong logs every call).
 const rt = new Runtime({ consoleLog: false, fuel: Infinity, quotas: { maxLogLinesPerSecond: Infinity } })
 let crashes = 0
-rt.on('crash', (e) => { crashes++; log(`CRASH ${e.name}: ${e.error.message}`) })
+rt.on('crash', (e) => {
+  crashes++
+  log(`CRASH ${e.name}: ${e.error.message}`)
+})
 rt.on('warning', (e) => log(`warning ${e.name}: ${e.message}`))
 
 log(`node ${process.version}, ${os.cpus().length} cpus (${os.cpus()[0]?.model ?? '?'}), ${ROUNDS} rounds of ~${ROUND_MS} ms per side`)
@@ -357,26 +372,46 @@ if (want(1)) {
     const r = await rt.call(noop, X)
     if (r.kind !== 'noreply') throw new Error(`noop answered ${r.kind}`)
   }
-  const baseline = 'the raw floor (the issue\'s "direct export calls"): edgeless_mem_clear, then the ids and the payload copied into one block allocated once, then handle_cast_asm, on a bare instance of noop.wasm; nothing allocated per message'
-  const hygiene = (r, h) => `Raw calls with upstream's per-message hygiene instead (clear, alloc 32 + alloc 1, copy ids and payload, call, free both) run at ${fmt(h.stat.median)}/s (runtime / that = ${(r.stat.median / h.stat.median).toFixed(3)}).`
+  const baseline =
+    'the raw floor (the issue\'s "direct export calls"): edgeless_mem_clear, then the ids and the payload copied into one block allocated once, then handle_cast_asm, on a bare instance of noop.wasm; nothing allocated per message'
+  const hygiene = (r, h) =>
+    `Raw calls with upstream's per-message hygiene instead (clear, alloc 32 + alloc 1, copy ids and payload, call, free both) run at ${fmt(h.stat.median)}/s (runtime / that = ${(r.stat.median / h.stat.median).toFixed(3)}).`
 
   log('1a. casts/s into noop, bursts of 1,000 ...')
   const B = 1000
   const [a, b, h] = await measure('casts/s, bursts of 1000', [
-    { label: 'runtime', step: B, run: async (n) => { for (let k = 0; k < n; k += B) await castBurst(B) } },
+    {
+      label: 'runtime',
+      step: B,
+      run: async (n) => {
+        for (let k = 0; k < n; k += B) await castBurst(B)
+      },
+    },
     { label: 'floor', run: floorCast },
     { label: 'raw+hygiene', run: rawCast },
   ])
-  record('casts into noop, bursts of 1,000', 'casts/s', a.stat, b.stat, baseline,
-    `Repeated bursts: rt.cast(noop, 1-byte payload) 999 times, then await rt.call(noop) (ordered behind the casts, so its answer means all were processed); the mailbox never holds more than 1,000 messages. ${hygiene(a, h)}`)
+  record(
+    'casts into noop, bursts of 1,000',
+    'casts/s',
+    a.stat,
+    b.stat,
+    baseline,
+    `Repeated bursts: rt.cast(noop, 1-byte payload) 999 times, then await rt.call(noop) (ordered behind the casts, so its answer means all were processed); the mailbox never holds more than 1,000 messages. ${hygiene(a, h)}`,
+  )
 
   log(`1b. casts/s into noop, one burst of ${BURST.toLocaleString('en')} ...`)
   const [a2, b2] = await measure(`casts/s, burst of ${BURST}`, [
     { label: 'runtime', n: BURST, run: castBurst },
     { label: 'floor', run: floorCast },
   ])
-  record(`casts into noop, one burst of ${BURST.toLocaleString('en')}`, 'casts/s', a2.stat, b2.stat, baseline,
-    `rt.cast(noop, 1-byte payload) ${BURST - 1} times, then await rt.call(noop): the whole burst sits in the mailbox before it is processed (every message and its payload copy survive young-generation GCs).`)
+  record(
+    `casts into noop, one burst of ${BURST.toLocaleString('en')}`,
+    'casts/s',
+    a2.stat,
+    b2.stat,
+    baseline,
+    `rt.cast(noop, 1-byte payload) ${BURST - 1} times, then await rt.call(noop): the whole burst sits in the mailbox before it is processed (every message and its payload copy survive young-generation GCs).`,
+  )
   await noop.stop()
 }
 
@@ -390,26 +425,52 @@ if (want(2)) {
   raw = new Raw(await WebAssembly.instantiate(await WebAssembly.compile(bytes), { env: { telemetry_log_asm: logStub(() => raw) } }))
   const check = rawCall(raw, hostIdBytes, X)
   if (!check || dec.decode(check) !== 'PONG') throw new Error('raw pong did not answer PONG')
-  const rawCalls = (n) => { for (let i = 0; i < n; i++) rawCall(raw, hostIdBytes, X) }
+  const rawCalls = (n) => {
+    for (let i = 0; i < n; i++) rawCall(raw, hostIdBytes, X)
+  }
   let fl
   fl = new Raw(await WebAssembly.instantiate(await WebAssembly.compile(bytes), { env: { telemetry_log_asm: logStub(() => fl) } }))
   const flBlock = fl.ex.edgeless_mem_alloc(FLOOR_BLOCK)
   const fcheck = floorCall(fl, flBlock, X)
   if (!fcheck || dec.decode(fcheck) !== 'PONG') throw new Error('floor pong did not answer PONG')
-  const floorCalls = (n) => { for (let i = 0; i < n; i++) floorCall(fl, flBlock, X) }
+  const floorCalls = (n) => {
+    for (let i = 0; i < n; i++) floorCall(fl, flBlock, X)
+  }
   const floorAsync = async () => floorCall(fl, flBlock, X)
-  const baseline = 'the raw floor: edgeless_mem_clear, ids and payload copied into one block allocated once, out slots zeroed, handle_call_asm, the reply copied out, on a bare pong.wasm (its telemetry_log_asm stub decodes both strings with TextDecoder); nothing allocated per message; synchronous'
+  const baseline =
+    'the raw floor: edgeless_mem_clear, ids and payload copied into one block allocated once, out slots zeroed, handle_call_asm, the reply copied out, on a bare pong.wasm (its telemetry_log_asm stub decodes both strings with TextDecoder); nothing allocated per message; synchronous'
 
   log('2a. sequential host->guest calls/s into pong ...')
   const [a, b, c, d, h] = await measure('calls/s, sequential', [
-    { label: 'runtime', run: async (n) => { for (let i = 0; i < n; i++) await rt.call(pong, 'x') } },
+    {
+      label: 'runtime',
+      run: async (n) => {
+        for (let i = 0; i < n; i++) await rt.call(pong, 'x')
+      },
+    },
     { label: 'floor', run: floorCalls },
-    { label: 'floor+await', run: async (n) => { for (let i = 0; i < n; i++) await floorAsync() } },
-    { label: 'runtime(bytes)', run: async (n) => { for (let i = 0; i < n; i++) await rt.call(pong, X) } },
+    {
+      label: 'floor+await',
+      run: async (n) => {
+        for (let i = 0; i < n; i++) await floorAsync()
+      },
+    },
+    {
+      label: 'runtime(bytes)',
+      run: async (n) => {
+        for (let i = 0; i < n; i++) await rt.call(pong, X)
+      },
+    },
     { label: 'raw+hygiene', run: rawCalls },
   ])
-  record('host->guest calls into pong, sequential', 'calls/s', a.stat, b.stat, baseline,
-    `\`await rt.call(pong, 'x')\` in a loop (consoleLog:false; pong formats and logs a line per call, which the runtime turns into a \`log\` event). The baseline has no promise per call; the same raw call wrapped in an async function and awaited runs at ${fmt(c.stat.median)}/s (runtime / that = ${(a.stat.median / c.stat.median).toFixed(3)}). With the payload given as a Uint8Array instead of the string 'x' (no TextEncoder.encode per call) the runtime does ${fmt(d.stat.median)}/s (${(d.stat.median / b.stat.median).toFixed(3)} of the baseline). Raw calls with upstream's per-message hygiene (clear, alloc 40 + alloc 1, copy ids and payload, call, copy the reply out, free both) run at ${fmt(h.stat.median)}/s (runtime / that = ${(a.stat.median / h.stat.median).toFixed(3)}).`)
+  record(
+    'host->guest calls into pong, sequential',
+    'calls/s',
+    a.stat,
+    b.stat,
+    baseline,
+    `\`await rt.call(pong, 'x')\` in a loop (consoleLog:false; pong formats and logs a line per call, which the runtime turns into a \`log\` event). The baseline has no promise per call; the same raw call wrapped in an async function and awaited runs at ${fmt(c.stat.median)}/s (runtime / that = ${(a.stat.median / c.stat.median).toFixed(3)}). With the payload given as a Uint8Array instead of the string 'x' (no TextEncoder.encode per call) the runtime does ${fmt(d.stat.median)}/s (${(d.stat.median / b.stat.median).toFixed(3)} of the baseline). Raw calls with upstream's per-message hygiene (clear, alloc 40 + alloc 1, copy ids and payload, call, copy the reply out, free both) run at ${fmt(h.stat.median)}/s (runtime / that = ${(a.stat.median / h.stat.median).toFixed(3)}).`,
+  )
 
   log('2b. concurrent host->guest calls/s (Promise.all of 1000) ...')
   const BATCH = 1000
@@ -428,8 +489,14 @@ if (want(2)) {
     },
     { label: 'floor', run: floorCalls },
   ])
-  record('host->guest calls into pong, 1,000 concurrent (Promise.all)', 'calls/s', a2.stat, b2.stat, baseline,
-    'Promise.all of 1,000 rt.call(pong, \'x\'), repeated. An idle pong answers each call synchronously inside rt.call (the fast path), so this is the sequential path with one Promise.all instead of one await per call.')
+  record(
+    'host->guest calls into pong, 1,000 concurrent (Promise.all)',
+    'calls/s',
+    a2.stat,
+    b2.stat,
+    baseline,
+    "Promise.all of 1,000 rt.call(pong, 'x'), repeated. An idle pong answers each call synchronously inside rt.call (the fast path), so this is the sequential path with one Promise.all instead of one await per call.",
+  )
   await pong.stop()
 }
 
@@ -462,15 +529,45 @@ if (want(3)) {
 
   log(`3. wasm->wasm round trips/s (caller -> pong; loading + asyncify took ${loadMs.toFixed(0)} ms) ...`)
   const [a, b, c, d, h] = await measure('wasm->wasm round trips/s', [
-    { label: 'runtime', run: async (n) => { for (let i = 0; i < n; i++) await rt.call(caller, CMD) } },
-    { label: 'bare', run: (n) => { for (let i = 0; i < n; i++) outer(bare, cmd) } },
-    { label: 'bare(asyncified)', run: (n) => { for (let i = 0; i < n; i++) outer(bareAsyncified, cmd) } },
-    { label: 'runtime(bytes)', run: async (n) => { for (let i = 0; i < n; i++) await rt.call(caller, cmd) } },
-    { label: 'bare+hygiene', run: (n) => { for (let i = 0; i < n; i++) outer(bareHygiene, cmd) } },
+    {
+      label: 'runtime',
+      run: async (n) => {
+        for (let i = 0; i < n; i++) await rt.call(caller, CMD)
+      },
+    },
+    {
+      label: 'bare',
+      run: (n) => {
+        for (let i = 0; i < n; i++) outer(bare, cmd)
+      },
+    },
+    {
+      label: 'bare(asyncified)',
+      run: (n) => {
+        for (let i = 0; i < n; i++) outer(bareAsyncified, cmd)
+      },
+    },
+    {
+      label: 'runtime(bytes)',
+      run: async (n) => {
+        for (let i = 0; i < n; i++) await rt.call(caller, cmd)
+      },
+    },
+    {
+      label: 'bare+hygiene',
+      run: (n) => {
+        for (let i = 0; i < n; i++) outer(bareHygiene, cmd)
+      },
+    },
   ])
-  record('wasm->wasm call round trips (host calls caller, caller calls pong)', 'round trips/s', a.stat, b.stat,
-    'bare synchronous dispatch at the raw floor: a raw instance of the untransformed caller.wasm whose call_asm import runs a raw pong\'s handle_call_asm (clear, ids and payload copied into one block allocated once, nothing allocated per message) and writes the reply into caller memory via its edgeless_mem_alloc; the outer handle_call_asm driven from JS the same way',
-    `Sequential \`await rt.call(caller, 'call:ponger:x')\`: each round trip is the outer host->caller call plus the inner caller->pong call, nothing subtracted. The runtime runs caller after binaryen's asyncify transformation (it imports call_asm; loading + transforming took ${loadMs.toFixed(0)} ms here); the baseline runs the untransformed module. The same bare dispatch over the asyncified module runs at ${fmt(c.stat.median)}/s (${(c.stat.median / b.stat.median).toFixed(3)} of the untransformed one): that is what asyncify's instrumentation costs while nothing suspends. With the command given as a Uint8Array instead of a string the runtime does ${fmt(d.stat.median)}/s (${(d.stat.median / b.stat.median).toFixed(3)} of the baseline). Pong is idle, so the inner call takes the synchronous fast path (no unwind/rewind). Bare dispatch with upstream's per-message hygiene runs at ${fmt(h.stat.median)}/s (runtime / that = ${(a.stat.median / h.stat.median).toFixed(3)}).`)
+  record(
+    'wasm->wasm call round trips (host calls caller, caller calls pong)',
+    'round trips/s',
+    a.stat,
+    b.stat,
+    "bare synchronous dispatch at the raw floor: a raw instance of the untransformed caller.wasm whose call_asm import runs a raw pong's handle_call_asm (clear, ids and payload copied into one block allocated once, nothing allocated per message) and writes the reply into caller memory via its edgeless_mem_alloc; the outer handle_call_asm driven from JS the same way",
+    `Sequential \`await rt.call(caller, 'call:ponger:x')\`: each round trip is the outer host->caller call plus the inner caller->pong call, nothing subtracted. The runtime runs caller after binaryen's asyncify transformation (it imports call_asm; loading + transforming took ${loadMs.toFixed(0)} ms here); the baseline runs the untransformed module. The same bare dispatch over the asyncified module runs at ${fmt(c.stat.median)}/s (${(c.stat.median / b.stat.median).toFixed(3)} of the untransformed one): that is what asyncify's instrumentation costs while nothing suspends. With the command given as a Uint8Array instead of a string the runtime does ${fmt(d.stat.median)}/s (${(d.stat.median / b.stat.median).toFixed(3)} of the baseline). Pong is idle, so the inner call takes the synchronous fast path (no unwind/rewind). Bare dispatch with upstream's per-message hygiene runs at ${fmt(h.stat.median)}/s (runtime / that = ${(a.stat.median / h.stat.median).toFixed(3)}).`,
+  )
 
   // The wasm->wasm call itself: one host call into caller runs a loop of INNER calls to pong
   // inside a single invocation (the caller fixture's calln command), so the outer host call
@@ -486,14 +583,43 @@ if (want(3)) {
   }
   log(`3b. wasm->wasm calls/s inside one invocation (calln, ${INNER} per host call) ...`)
   const [an, bn, cn, hn] = await measure('wasm->wasm inner calls/s', [
-    { label: 'runtime', step: INNER, run: async (n) => { for (let i = 0; i < n; i += INNER) await rt.call(caller, CMDN) } },
-    { label: 'bare', step: INNER, run: (n) => { for (let i = 0; i < n; i += INNER) outer(bare, cmdn) } },
-    { label: 'bare(asyncified)', step: INNER, run: (n) => { for (let i = 0; i < n; i += INNER) outer(bareAsyncified, cmdn) } },
-    { label: 'bare+hygiene', step: INNER, run: (n) => { for (let i = 0; i < n; i += INNER) outer(bareHygiene, cmdn) } },
+    {
+      label: 'runtime',
+      step: INNER,
+      run: async (n) => {
+        for (let i = 0; i < n; i += INNER) await rt.call(caller, CMDN)
+      },
+    },
+    {
+      label: 'bare',
+      step: INNER,
+      run: (n) => {
+        for (let i = 0; i < n; i += INNER) outer(bare, cmdn)
+      },
+    },
+    {
+      label: 'bare(asyncified)',
+      step: INNER,
+      run: (n) => {
+        for (let i = 0; i < n; i += INNER) outer(bareAsyncified, cmdn)
+      },
+    },
+    {
+      label: 'bare+hygiene',
+      step: INNER,
+      run: (n) => {
+        for (let i = 0; i < n; i += INNER) outer(bareHygiene, cmdn)
+      },
+    },
   ])
-  record(`wasm->wasm calls, ${INNER.toLocaleString('en')} per invocation (caller loops calling pong)`, 'calls/s', an.stat, bn.stat,
+  record(
+    `wasm->wasm calls, ${INNER.toLocaleString('en')} per invocation (caller loops calling pong)`,
+    'calls/s',
+    an.stat,
+    bn.stat,
     `the same bare synchronous dispatch at the floor as the row above (untransformed caller.wasm, its call_asm import running a raw pong's handle_call_asm, nothing allocated per message but the reply in caller memory), driven with the same calln command`,
-    `Sequential \`await rt.call(caller, '${CMDN}')\`: the caller fixture calls pong ${INNER} times in a loop inside that one invocation; the figure counts inner caller->pong calls, so the outer host->caller call is amortized over ${INNER} of them. Each inner call goes call_asm import -> actor -> synchronous fast path (pong is idle) -> pong's handle_call_asm -> reply copied into caller memory; pong formats and logs a line per call (a \`log\` event), as in the baseline's stub. The same bare dispatch over the asyncified caller runs at ${fmt(cn.stat.median)}/s (${(cn.stat.median / bn.stat.median).toFixed(3)} of the untransformed one); with upstream's per-message hygiene at ${fmt(hn.stat.median)}/s (runtime / that = ${(an.stat.median / hn.stat.median).toFixed(3)}).`)
+    `Sequential \`await rt.call(caller, '${CMDN}')\`: the caller fixture calls pong ${INNER} times in a loop inside that one invocation; the figure counts inner caller->pong calls, so the outer host->caller call is amortized over ${INNER} of them. Each inner call goes call_asm import -> actor -> synchronous fast path (pong is idle) -> pong's handle_call_asm -> reply copied into caller memory; pong formats and logs a line per call (a \`log\` event), as in the baseline's stub. The same bare dispatch over the asyncified caller runs at ${fmt(cn.stat.median)}/s (${(cn.stat.median / bn.stat.median).toFixed(3)} of the untransformed one); with upstream's per-message hygiene at ${fmt(hn.stat.median)}/s (runtime / that = ${(an.stat.median / hn.stat.median).toFixed(3)}).`,
+  )
   await caller.stop()
   await pong.stop()
 }
@@ -523,23 +649,34 @@ if (want(4)) {
   const nb = nact.spawnStateless(system, nactPlayer, 'b')
   const na = nact.spawnStateless(system, nactPlayer, 'a')
   log('4. JS actor ping-pong hops/s (runtime vs nact) ...')
-  const [s, nacts] = await measure('JS actor hops/s', [{
-    label: 'runtime',
-    run: (n) => new Promise((res) => {
-      remaining = n
-      done = res
-      rt.cast(a, X)
-    }),
-  }, {
-    label: 'nact',
-    run: (n) => new Promise((res) => {
-      nRemaining = n
-      nDone = res
-      nact.dispatch(na, { peer: nb, x: X })
-    }),
-  }])
-  record('JS-function actors ping-pong (cast hops)', 'hops/s', s.stat, nacts.stat, 'nact 7 stateless actors doing the same ping-pong (target >= 3x)',
-    'Two JS EdgeFunctions casting a 1-byte payload back and forth; one hop = one message delivered and handled.')
+  const [s, nacts] = await measure('JS actor hops/s', [
+    {
+      label: 'runtime',
+      run: (n) =>
+        new Promise((res) => {
+          remaining = n
+          done = res
+          rt.cast(a, X)
+        }),
+    },
+    {
+      label: 'nact',
+      run: (n) =>
+        new Promise((res) => {
+          nRemaining = n
+          nDone = res
+          nact.dispatch(na, { peer: nb, x: X })
+        }),
+    },
+  ])
+  record(
+    'JS-function actors ping-pong (cast hops)',
+    'hops/s',
+    s.stat,
+    nacts.stat,
+    'nact 7 stateless actors doing the same ping-pong (target >= 3x)',
+    'Two JS EdgeFunctions casting a 1-byte payload back and forth; one hop = one message delivered and handled.',
+  )
   await a.stop()
   await b.stop()
 }
@@ -583,10 +720,12 @@ if (want(5)) {
     }
     if (r.instances().length !== 2 * k || sides.some((s) => s.keep.length !== k)) throw new Error('not every instance is live')
     await r.shutdown()
-    const out = Object.fromEntries(sides.map((s) => {
-      const n = s.keep.length
-      return [s.name, { rate: (n * 1000) / s.ms, rss: s.rss / n, heapUsed: s.heapUsed / n, external: s.external / n }]
-    }))
+    const out = Object.fromEntries(
+      sides.map((s) => {
+        const n = s.keep.length
+        return [s.name, { rate: (n * 1000) / s.ms, rss: s.rss / n, heapUsed: s.heapUsed / n, external: s.external / n }]
+      }),
+    )
     for (const s of sides) s.keep = null
     await fullGc()
     return out
@@ -601,22 +740,57 @@ if (want(5)) {
     }
     const o = await spawnRound(SPAWN_K)
     rounds.push(o)
-    log(`   round ${i + 1}: ${Object.entries(o).map(([n, v]) => `${n} ${fmt(v.rate)} inst/s rss +${fmt(v.rss)} heap +${fmt(v.heapUsed)} B/inst`).join('; ')}`)
+    log(
+      `   round ${i + 1}: ${Object.entries(o)
+        .map(([n, v]) => `${n} ${fmt(v.rate)} inst/s rss +${fmt(v.rss)} heap +${fmt(v.heapUsed)} B/inst`)
+        .join('; ')}`,
+    )
   }
-  const by = (name, key) => stat(rounds.map((o) => o[name][key]), SPAWN_K)
+  const by = (name, key) =>
+    stat(
+      rounds.map((o) => o[name][key]),
+      SPAWN_K,
+    )
   const a = by('runtime', 'rate')
   const b = by('raw', 'rate')
   const d = by('dense', 'rate')
-  log(`spawn: runtime ${fmt(a.median)}/s, dense ${fmt(d.median)}/s, raw instantiate ${fmt(b.median)}/s (ratios ${(a.median / b.median).toFixed(3)}, ${(d.median / b.median).toFixed(3)})`)
-  record('spawn noop instances from a cached module', 'instances/s', a, b,
+  log(
+    `spawn: runtime ${fmt(a.median)}/s, dense ${fmt(d.median)}/s, raw instantiate ${fmt(b.median)}/s (ratios ${(a.median / b.median).toFixed(3)}, ${(d.median / b.median).toFixed(3)})`,
+  )
+  record(
+    'spawn noop instances from a cached module',
+    'instances/s',
+    a,
+    b,
     'sequential `new WebAssembly.Instance(module, {env:{}})` of the same compiled module',
-    `Sequential \`await rt.spawn({ name, module: fm })\` with fm = await rt.load(bytes); per round K=${SPAWN_K} live instances per side, made in blocks of ${BLOCK} that alternate between the sides (a fresh Runtime per round). A spawn also runs handle_init and registers the actor; the raw instantiate runs nothing. Both sides' instances stay live during the round, and instantiation itself slows down as live instances accumulate (V8 work that grows with the number of live memories), so this is an average over 0..${2 * SPAWN_K} live instances.`)
-  record('spawn noop instances dense (dense: true)', 'instances/s', d, b,
+    `Sequential \`await rt.spawn({ name, module: fm })\` with fm = await rt.load(bytes); per round K=${SPAWN_K} live instances per side, made in blocks of ${BLOCK} that alternate between the sides (a fresh Runtime per round). A spawn also runs handle_init and registers the actor; the raw instantiate runs nothing. Both sides' instances stay live during the round, and instantiation itself slows down as live instances accumulate (V8 work that grows with the number of live memories), so this is an average over 0..${2 * SPAWN_K} live instances.`,
+  )
+  record(
+    'spawn noop instances dense (dense: true)',
+    'instances/s',
+    d,
+    b,
     'sequential `new WebAssembly.Instance(module, {env:{}})` of the same compiled module, each with a memory of its own',
-    `The same rounds as the row above, a third side: \`await rt.spawn({ name, module: fmDense, dense: true })\`. A dense instance gets a region of a shared 4 GiB chunk instead of a memory of its own, so instantiation allocates no memory (and V8 runs no GC for it); handle_init runs as well.`)
-  const memNote = (key) => `Growth of process.memoryUsage().${key} across the blocks (each bracketed by global.gc()), divided by K=${SPAWN_K} live instances. Every noop instance also holds a 17-page (1,114,112-byte) linear memory, counted in \`external\` (runtime ${fmt(by('runtime', 'external').median)} B/inst, raw ${fmt(by('raw', 'external').median)} B/inst) but mostly untouched, so only touched pages show in rss.`
-  record('memory per live instance: rss', 'bytes/instance', by('runtime', 'rss'), by('raw', 'rss'), 'raw WebAssembly.instantiate instances kept alive', memNote('rss'))
-  record('memory per live instance: heapUsed', 'bytes/instance', by('runtime', 'heapUsed'), by('raw', 'heapUsed'), 'raw WebAssembly.instantiate instances kept alive', memNote('heapUsed'))
+    `The same rounds as the row above, a third side: \`await rt.spawn({ name, module: fmDense, dense: true })\`. A dense instance gets a region of a shared 4 GiB chunk instead of a memory of its own, so instantiation allocates no memory (and V8 runs no GC for it); handle_init runs as well.`,
+  )
+  const memNote = (key) =>
+    `Growth of process.memoryUsage().${key} across the blocks (each bracketed by global.gc()), divided by K=${SPAWN_K} live instances. Every noop instance also holds a 17-page (1,114,112-byte) linear memory, counted in \`external\` (runtime ${fmt(by('runtime', 'external').median)} B/inst, raw ${fmt(by('raw', 'external').median)} B/inst) but mostly untouched, so only touched pages show in rss.`
+  record(
+    'memory per live instance: rss',
+    'bytes/instance',
+    by('runtime', 'rss'),
+    by('raw', 'rss'),
+    'raw WebAssembly.instantiate instances kept alive',
+    memNote('rss'),
+  )
+  record(
+    'memory per live instance: heapUsed',
+    'bytes/instance',
+    by('runtime', 'heapUsed'),
+    by('raw', 'heapUsed'),
+    'raw WebAssembly.instantiate instances kept alive',
+    memNote('heapUsed'),
+  )
 }
 
 await rt.shutdown()
@@ -627,7 +801,15 @@ if (crashes) throw new Error(`${crashes} crash(es) during the benchmark`)
 /** A row from a side benchmark that reports medians itself. */
 function recordPlain(name, unit, value, baselineValue, baseline, note) {
   const round = (v) => (v === null ? null : Math.abs(v) >= 100 ? Math.round(v) : Number(v.toFixed(3)))
-  results.push({ name, value: round(value), unit, baseline, baselineValue: round(baselineValue), ratio: baselineValue ? Number((value / baselineValue).toFixed(4)) : null, note })
+  results.push({
+    name,
+    value: round(value),
+    unit,
+    baseline,
+    baselineValue: round(baselineValue),
+    ratio: baselineValue ? Number((value / baselineValue).toFixed(4)) : null,
+    note,
+  })
 }
 
 if (want('fuel')) {
@@ -635,9 +817,24 @@ if (want('fuel')) {
   const { benchFuel } = await import('./fuel.mjs')
   const f = await benchFuel({ rounds: 21, log })
   for (const [n, fig] of Object.entries(f.matmul)) {
-    recordPlain(`metered matmul ${n}x${n} (default fuel)`, 'ms/op', fig.meteredMsPerOp, fig.unmeteredMsPerOp, 'the same guest with fuel: Infinity (not rewritten)', `Median of ${fig.roundRatios.length} alternating rounds; target <= 1.15. CPU-time ratio ${fig.cpuRatio.toFixed(3)}.`)
+    recordPlain(
+      `metered matmul ${n}x${n} (default fuel)`,
+      'ms/op',
+      fig.meteredMsPerOp,
+      fig.unmeteredMsPerOp,
+      'the same guest with fuel: Infinity (not rewritten)',
+      `Median of ${fig.roundRatios.length} alternating rounds; target <= 1.15. CPU-time ratio ${fig.cpuRatio.toFixed(3)}.`,
+    )
   }
-  if (f.pong) recordPlain('metered pong call (default fuel)', 'ms/op', f.pong.meteredMsPerOp, f.pong.unmeteredMsPerOp, 'the same guest with fuel: Infinity', `Through the runtime; CPU-time ratio ${f.pong.cpuRatio.toFixed(3)}.`)
+  if (f.pong)
+    recordPlain(
+      'metered pong call (default fuel)',
+      'ms/op',
+      f.pong.meteredMsPerOp,
+      f.pong.unmeteredMsPerOp,
+      'the same guest with fuel: Infinity',
+      `Through the runtime; CPU-time ratio ${f.pong.cpuRatio.toFixed(3)}.`,
+    )
   if (f.vm) log(`   VmSize per live instance: ${JSON.stringify(f.vm)}`)
 }
 
@@ -646,7 +843,14 @@ if (want('floods')) {
   const { benchFloods } = await import('./floods.mjs')
   const fl = await benchFloods({ log })
   for (const f of Object.values(fl)) {
-    recordPlain(`event loop held by a flood: ${f.name} (default settings)`, 'ms', f.heldMs, 300, 'the target: ~300 ms', `A guest looping forever on it (fixtures/wat/flood.wat) until fuel or maxInvocationMs ends it (${f.trap}); median of 3, max ${f.maxHeldMs.toFixed(0)} ms; ${fmt(f.events)} events emitted.`)
+    recordPlain(
+      `event loop held by a flood: ${f.name} (default settings)`,
+      'ms',
+      f.heldMs,
+      300,
+      'the target: ~300 ms',
+      `A guest looping forever on it (fixtures/wat/flood.wat) until fuel or maxInvocationMs ends it (${f.trap}); median of 3, max ${f.maxHeldMs.toFixed(0)} ms; ${fmt(f.events)} events emitted.`,
+    )
   }
 }
 
@@ -654,7 +858,14 @@ if (want('workers')) {
   log('two CPU-bound functions on two workers vs one (bench/workers.mjs)')
   const { benchWorkers } = await import('./workers.mjs')
   const w = await benchWorkers()
-  recordPlain('2 matmul 256x256 on 2 workers (24 calls)', 'ms', w.twoWorkersMs, w.oneWorkerMs, 'the same 24 calls on 1 worker', `Speedup ${w.speedup.toFixed(2)}x (target >= 1.7 on 2 cores); best of 3 rounds each; ratio < 1 is faster.`)
+  recordPlain(
+    '2 matmul 256x256 on 2 workers (24 calls)',
+    'ms',
+    w.twoWorkersMs,
+    w.oneWorkerMs,
+    'the same 24 calls on 1 worker',
+    `Speedup ${w.speedup.toFixed(2)}x (target >= 1.7 on 2 cores); best of 3 rounds each; ratio < 1 is faster.`,
+  )
 }
 
 if (want('inspect')) {
@@ -665,8 +876,20 @@ if (want('inspect')) {
   for (const k of ['stream', 'metrics', 'after']) {
     const v = r.interleaved[k]
     if (!v) continue
-    const label = k === 'after' ? 'casts/s after an inspector unsubscribed' : k === 'stream' ? 'casts/s with inspectStream listening' : 'casts/s with collectMetrics installed'
-    recordPlain(label, 'casts/s', v.castsPerSec, never.castsPerSec, 'casts/s with no observer ever installed (same run, interleaved rounds)', `Median of per-round ratios ${v.ratio} (CPU ${v.cpuRatio}). "after" should be ~1: inspection costs nothing when nobody listens.`)
+    const label =
+      k === 'after'
+        ? 'casts/s after an inspector unsubscribed'
+        : k === 'stream'
+          ? 'casts/s with inspectStream listening'
+          : 'casts/s with collectMetrics installed'
+    recordPlain(
+      label,
+      'casts/s',
+      v.castsPerSec,
+      never.castsPerSec,
+      'casts/s with no observer ever installed (same run, interleaved rounds)',
+      `Median of per-round ratios ${v.ratio} (CPU ${v.cpuRatio}). "after" should be ~1: inspection costs nothing when nobody listens.`,
+    )
   }
 }
 
@@ -677,11 +900,32 @@ if (want('passivation')) {
   const { benchPassivation } = await import('./passivation.mjs')
   const p = await benchPassivation({ n, touches, log })
   if (p.wrong) throw new Error(`passivation: ${p.wrong} wrong answers`)
-  recordPlain('lazy spawn of tally (addressable, instantiated by its first message)', 'instances/s', p.spawnPerS, p.rawActivationsPerS.smallHeap, 'raw `new WebAssembly.Instance` + handle_init of the same module, same process', `${n.toLocaleString('en-US')} sequential \`await rt.spawn({ lazy: true })\`; ${fmt(p.heapPerHibernated)} B of heap (+ external) per hibernated instance; an eager spawn instantiates (see the spawn row).`)
-  recordPlain(`activations with ${n.toLocaleString('en-US')} addressable instances (call to a hibernated instance)`, 'activations/s', p.touchPerS, p.rawActivationsPerS.bigHeap, 'raw `new WebAssembly.Instance` + handle_init, same module, same process and heap, 1000 kept live', `Each touch: instantiate, read the state from the store, handle_init, the call, and the hibernation of the coldest of the ${p.maxActive} live ones (handle_stop, release). Latency p50 ${p.latencyMs.p50.toFixed(2)} ms, p90 ${p.latencyMs.p90.toFixed(2)}, p99 ${p.latencyMs.p99.toFixed(2)}, max ${p.latencyMs.max.toFixed(0)}. The same raw work on the small heap before the spawns: ${fmt(p.rawActivationsPerS.smallHeap)}/s. RSS at the end ${fmt(p.rssMB)} MB. Shutdown of all ${fmt(n)}: ${(p.shutdownMs / 1000).toFixed(1)} s.`)
+  recordPlain(
+    'lazy spawn of tally (addressable, instantiated by its first message)',
+    'instances/s',
+    p.spawnPerS,
+    p.rawActivationsPerS.smallHeap,
+    'raw `new WebAssembly.Instance` + handle_init of the same module, same process',
+    `${n.toLocaleString('en-US')} sequential \`await rt.spawn({ lazy: true })\`; ${fmt(p.heapPerHibernated)} B of heap (+ external) per hibernated instance; an eager spawn instantiates (see the spawn row).`,
+  )
+  recordPlain(
+    `activations with ${n.toLocaleString('en-US')} addressable instances (call to a hibernated instance)`,
+    'activations/s',
+    p.touchPerS,
+    p.rawActivationsPerS.bigHeap,
+    'raw `new WebAssembly.Instance` + handle_init, same module, same process and heap, 1000 kept live',
+    `Each touch: instantiate, read the state from the store, handle_init, the call, and the hibernation of the coldest of the ${p.maxActive} live ones (handle_stop, release). Latency p50 ${p.latencyMs.p50.toFixed(2)} ms, p90 ${p.latencyMs.p90.toFixed(2)}, p99 ${p.latencyMs.p99.toFixed(2)}, max ${p.latencyMs.max.toFixed(0)}. The same raw work on the small heap before the spawns: ${fmt(p.rawActivationsPerS.smallHeap)}/s. RSS at the end ${fmt(p.rssMB)} MB. Shutdown of all ${fmt(n)}: ${(p.shutdownMs / 1000).toFixed(1)} s.`,
+  )
   const pd = await benchPassivation({ n, touches: n, dense: true, log })
   if (pd.wrong) throw new Error(`passivation (dense): ${pd.wrong} wrong answers`)
-  recordPlain(`activations with ${n.toLocaleString('en-US')} addressable dense instances, every one touched`, 'activations/s', pd.touchPerS, pd.rawActivationsPerS.bigHeap, 'raw `new WebAssembly.Instance` + handle_init with a memory of its own, same module, same process and heap, 1000 kept live', `All ${fmt(n)} touched once, then ${fmt(1000)} again (their state came back from the store). Latency p50 ${pd.latencyMs.p50.toFixed(3)} ms, p99 ${pd.latencyMs.p99.toFixed(3)}, max ${pd.latencyMs.max.toFixed(0)}. A dense activation takes a fresh region of a shared chunk: no memory allocated, so no GC for it.`)
+  recordPlain(
+    `activations with ${n.toLocaleString('en-US')} addressable dense instances, every one touched`,
+    'activations/s',
+    pd.touchPerS,
+    pd.rawActivationsPerS.bigHeap,
+    'raw `new WebAssembly.Instance` + handle_init with a memory of its own, same module, same process and heap, 1000 kept live',
+    `All ${fmt(n)} touched once, then ${fmt(1000)} again (their state came back from the store). Latency p50 ${pd.latencyMs.p50.toFixed(3)} ms, p99 ${pd.latencyMs.p99.toFixed(3)}, max ${pd.latencyMs.max.toFixed(0)}. A dense activation takes a fresh region of a shared chunk: no memory allocated, so no GC for it.`,
+  )
 }
 
 if (want('dense')) {
@@ -689,19 +933,54 @@ if (want('dense')) {
   log(`dense memory: ${n.toLocaleString('en-US')} live tally instances, and guest speed dense vs own memory (bench/dense.mjs)`)
   const { benchLive, benchSpeed } = await import('./dense.mjs')
   const sp = await benchSpeed({ log })
-  recordPlain('pong call, dense (through the runtime)', 'ns/call', sp.pong.denseMsPerOp * 1e6, sp.pong.ownMsPerOp * 1e6, 'the same pong with a memory of its own, alternating rounds', `Median per-round ratio ${sp.pong.ratio.toFixed(3)}; ratio > 1 is slower. Mostly host work: the guest's own accesses are few.`)
-  recordPlain('matmul 96x96, dense (memory-bound guest code)', 'ms/op', sp.matmul.denseMsPerOp, sp.matmul.ownMsPerOp, 'the same matmul with a memory of its own, alternating rounds', `Median per-round ratio ${sp.matmul.ratio.toFixed(3)}; ratio > 1 is slower. The worst case: every load and store in the inner loop pays a mask and an add.`)
+  recordPlain(
+    'pong call, dense (through the runtime)',
+    'ns/call',
+    sp.pong.denseMsPerOp * 1e6,
+    sp.pong.ownMsPerOp * 1e6,
+    'the same pong with a memory of its own, alternating rounds',
+    `Median per-round ratio ${sp.pong.ratio.toFixed(3)}; ratio > 1 is slower. Mostly host work: the guest's own accesses are few.`,
+  )
+  recordPlain(
+    'matmul 96x96, dense (memory-bound guest code)',
+    'ms/op',
+    sp.matmul.denseMsPerOp,
+    sp.matmul.ownMsPerOp,
+    'the same matmul with a memory of its own, alternating rounds',
+    `Median per-round ratio ${sp.matmul.ratio.toFixed(3)}; ratio > 1 is slower. The worst case: every load and store in the inner loop pays a mask and an add.`,
+  )
   const lv = await benchLive({ n, log })
   if (lv.wrong || lv.live !== n) throw new Error(`dense: ${lv.wrong} wrong answers, ${lv.live} of ${n} live`)
-  recordPlain(`eager spawn of ${n.toLocaleString('en-US')} live dense tally instances (all kept live)`, 'instances/s', lv.spawnPerS, lv.rawPerS, `raw \`new WebAssembly.Instance\` + handle_init of tally with its own memory, ${lv.rawN.toLocaleString('en-US')} kept live, same process`, `First block of 10,000: ${fmt(lv.firstBlockPerS)}/s; last: ${fmt(lv.lastBlockPerS)}/s. Every 100th instance was called 1-3 times and counted on its own. Heap ${fmt(lv.heapPerInstance)} B per instance; RSS at the end ${fmt(lv.rssMB)} MB; shutdown ${(lv.shutdownMs / 1000).toFixed(1)} s. With memories of their own a process holds ~13,000.`)
-  recordPlain(`RSS per live dense instance (${n.toLocaleString('en-US')} live)`, 'bytes/instance', lv.rssPerInstance, 65536, 'the target: 64 KiB', 'Growth of RSS across the spawns (after full GCs), divided by the number of instances: the wasm instance, its actor and the pages its guest touched.')
+  recordPlain(
+    `eager spawn of ${n.toLocaleString('en-US')} live dense tally instances (all kept live)`,
+    'instances/s',
+    lv.spawnPerS,
+    lv.rawPerS,
+    `raw \`new WebAssembly.Instance\` + handle_init of tally with its own memory, ${lv.rawN.toLocaleString('en-US')} kept live, same process`,
+    `First block of 10,000: ${fmt(lv.firstBlockPerS)}/s; last: ${fmt(lv.lastBlockPerS)}/s. Every 100th instance was called 1-3 times and counted on its own. Heap ${fmt(lv.heapPerInstance)} B per instance; RSS at the end ${fmt(lv.rssMB)} MB; shutdown ${(lv.shutdownMs / 1000).toFixed(1)} s. With memories of their own a process holds ~13,000.`,
+  )
+  recordPlain(
+    `RSS per live dense instance (${n.toLocaleString('en-US')} live)`,
+    'bytes/instance',
+    lv.rssPerInstance,
+    65536,
+    'the target: 64 KiB',
+    'Growth of RSS across the spawns (after full GCs), divided by the number of instances: the wasm instance, its actor and the pages its guest touched.',
+  )
 }
 
 if (want('as')) {
   log('AssemblyScript pong vs Rust pong (bench/as-pong.mjs)')
   const { benchAsPong } = await import('./as-pong.mjs')
   const a = await benchAsPong()
-  recordPlain('AssemblyScript pong call through the runtime', 'ns/call', a.asNsPerCall, a.rustNsPerCall, 'the Rust pong, same runtime, same run', `Bare guests without the runtime: AS ${a.raw.asNsPerCall.toFixed(0)} ns vs Rust ${a.raw.rustNsPerCall.toFixed(0)} ns (ratio ${a.raw.ratio.toFixed(3)}).`)
+  recordPlain(
+    'AssemblyScript pong call through the runtime',
+    'ns/call',
+    a.asNsPerCall,
+    a.rustNsPerCall,
+    'the Rust pong, same runtime, same run',
+    `Bare guests without the runtime: AS ${a.raw.asNsPerCall.toFixed(0)} ns vs Rust ${a.raw.rustNsPerCall.toFixed(0)} ns (ratio ${a.raw.ratio.toFixed(3)}).`,
+  )
 }
 
 if (want('first-run')) {
@@ -709,8 +988,22 @@ if (want('first-run')) {
   const { benchFirstRun } = await import('./first-run.mjs')
   const f = await benchFirstRun({ log })
   const rounds = (xs) => xs.map((x) => x.toFixed(0)).join(', ')
-  recordPlain('edgeless run ping-pong: process start to first "Got Reply: PONG", empty cache (cold)', 'ms', f.coldMs, f.nodeMs, '`node -e 0` starting and exiting, same run', `Target <= 1000 ms. A fresh EDGELESS_CACHE_DIR per round: binaryen is loaded (in the asyncify worker) and ping.wasm asyncified. Rounds: ${rounds(f.cold)} ms.`)
-  recordPlain('edgeless run ping-pong: process start to first "Got Reply: PONG", warm cache', 'ms', f.warmMs, f.nodeMs, '`node -e 0` starting and exiting, same run', `Target <= 400 ms. The cache the cold round left: no binaryen. Rounds: ${rounds(f.warm)} ms.`)
+  recordPlain(
+    'edgeless run ping-pong: process start to first "Got Reply: PONG", empty cache (cold)',
+    'ms',
+    f.coldMs,
+    f.nodeMs,
+    '`node -e 0` starting and exiting, same run',
+    `Target <= 1000 ms. A fresh EDGELESS_CACHE_DIR per round: binaryen is loaded (in the asyncify worker) and ping.wasm asyncified. Rounds: ${rounds(f.cold)} ms.`,
+  )
+  recordPlain(
+    'edgeless run ping-pong: process start to first "Got Reply: PONG", warm cache',
+    'ms',
+    f.warmMs,
+    f.nodeMs,
+    '`node -e 0` starting and exiting, same run',
+    `Target <= 400 ms. The cache the cold round left: no binaryen. Rounds: ${rounds(f.warm)} ms.`,
+  )
 }
 
 // ---- output -------------------------------------------------------------------------
@@ -729,7 +1022,12 @@ const meta = {
 }
 writeFileSync(new URL('./results.json', import.meta.url), JSON.stringify({ meta, results }, null, 2) + '\n')
 
-const table = results.map((r) => [r.name, `${fmt(r.value)} ${r.unit}`, r.baselineValue === null ? '-' : fmt(r.baselineValue), r.ratio === null ? '-' : r.ratio.toFixed(3)])
+const table = results.map((r) => [
+  r.name,
+  `${fmt(r.value)} ${r.unit}`,
+  r.baselineValue === null ? '-' : fmt(r.baselineValue),
+  r.ratio === null ? '-' : r.ratio.toFixed(3),
+])
 const head = ['measurement', 'runtime', 'baseline', 'ratio']
 const w = head.map((h, i) => Math.max(h.length, ...table.map((r) => r[i].length)))
 const line = (cells) => cells.map((c, i) => (i === 0 ? c.padEnd(w[i]) : c.padStart(w[i]))).join('  ')

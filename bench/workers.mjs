@@ -9,12 +9,14 @@ const matmul = fileURLToPath(new URL('../fixtures/wasm/matmul.wasm', import.meta
 async function timeCalls(rt, refs, perRef, n) {
   const t0 = performance.now()
   // Each instance gets its calls one after another; different instances run at the same time.
-  await Promise.all(refs.map(async (ref) => {
-    for (let i = 0; i < perRef; i++) {
-      const r = await rt.call(ref, String(n), { timeoutMs: 120_000 })
-      if (r.kind !== 'reply') throw new Error(`matmul failed: ${r.kind === 'err' ? r.error.message : r.kind}`)
-    }
-  }))
+  await Promise.all(
+    refs.map(async (ref) => {
+      for (let i = 0; i < perRef; i++) {
+        const r = await rt.call(ref, String(n), { timeoutMs: 120_000 })
+        if (r.kind !== 'reply') throw new Error(`matmul failed: ${r.kind === 'err' ? r.error.message : r.kind}`)
+      }
+    }),
+  )
   return performance.now() - t0
 }
 

@@ -19,10 +19,7 @@ export type CallResult =
   | { readonly kind: 'err'; readonly error: EdgelessError }
 
 /** What a JS function's `handleCall` returns: like {@link CallResult}, with string payloads allowed. */
-export type CallReturn =
-  | { readonly kind: 'reply'; readonly data: Payload }
-  | { readonly kind: 'noreply' }
-  | { readonly kind: 'err'; readonly message?: string }
+export type CallReturn = { readonly kind: 'reply'; readonly data: Payload } | { readonly kind: 'noreply' } | { readonly kind: 'err'; readonly message?: string }
 
 const NO_REPLY: CallResult = Object.freeze({ kind: 'noreply' })
 
@@ -66,7 +63,11 @@ export function err(message?: string): { kind: 'err'; message?: string } {
 export const NOREPLY_RESULT = NO_REPLY
 
 /** @internal An `err` result with a typed error. */
-export function errResult(code: EdgelessError['code'], message: string, details: Record<string, unknown> = {}): { readonly kind: 'err'; readonly error: EdgelessError } {
+export function errResult(
+  code: EdgelessError['code'],
+  message: string,
+  details: Record<string, unknown> = {},
+): { readonly kind: 'err'; readonly error: EdgelessError } {
   return { kind: 'err', error: new EdgelessError(code, message, details) }
 }
 

@@ -129,7 +129,19 @@ export interface RuntimeEvents {
   /** Restart intensity exceeded: the workflow is stopped (or, outside a workflow, the instance given up). */
   escalation: [ev: { workflow?: string; name: string; instance: InstanceId; reason: EdgelessError; history: CrashRecord[] }]
   /** A message was refused or dropped because a mailbox was at capacity (in messages, or in bytes: `queuedBytes` of `maxBytes`; `bytes` is the message's). */
-  'mailbox-full': [ev: { name: string; instance: InstanceId; from: InstanceId; kind: 'cast' | 'call'; capacity: number; policy: 'reject' | 'drop-oldest'; bytes: number; queuedBytes: number; maxBytes: number }]
+  'mailbox-full': [
+    ev: {
+      name: string
+      instance: InstanceId
+      from: InstanceId
+      kind: 'cast' | 'call'
+      capacity: number
+      policy: 'reject' | 'drop-oldest'
+      bytes: number
+      queuedBytes: number
+      maxBytes: number
+    },
+  ]
   /** A workflow's instances are all initialised. */
   'workflow-start': [ev: { workflow: string; workflowId: string; instances: string[] }]
   /** A workflow stopped (every instance's stop handler ran). */

@@ -109,6 +109,11 @@ export function classifyFailure(e: unknown, name: string, handler: string): { tr
   const hint = trap === 'unreachable' ? ' (a Rust panic or an explicit unreachable)' : ''
   return {
     trap,
-    error: new EdgelessError('trap', `${name} crashed in handle_${handler}: ${msg}${hint}. The message is not retried; the instance's supervisor restarts it or gives up according to its restart type. Fix the function.`, { name, handler, trap }, { cause: e }),
+    error: new EdgelessError(
+      'trap',
+      `${name} crashed in handle_${handler}: ${msg}${hint}. The message is not retried; the instance's supervisor restarts it or gives up according to its restart type. Fix the function.`,
+      { name, handler, trap },
+      { cause: e },
+    ),
   }
 }

@@ -35,7 +35,18 @@ export { egressPolicy, nonPublicRange } from './resources/egress-policy'
 export type { EgressPolicy, EgressPolicyOptions } from './resources/egress-policy'
 export { parseHttpRequest, parseHttpResponse } from './resources/http-types'
 export type { EdgelessHTTPRequest, EdgelessHTTPResponse } from './resources/http-types'
-export type { StatePolicy, RestartType, RestartStrategy, SupervisionOptions, BackoffOptions, OverflowPolicy, HostQuotas, StopOptions, IsolateGuest, EnumOption } from './options'
+export type {
+  StatePolicy,
+  RestartType,
+  RestartStrategy,
+  SupervisionOptions,
+  BackoffOptions,
+  OverflowPolicy,
+  HostQuotas,
+  StopOptions,
+  IsolateGuest,
+  EnumOption,
+} from './options'
 export { DEFAULT_QUOTAS, DEFAULT_FUEL, DEFAULT_MAX_MEMORY_BYTES, OPTION_VALUES } from './options'
 export type { StateWriteOptions } from './state/writer'
 export type { PassivationOptions, PassivationStats } from './actor/passivation'

@@ -67,7 +67,10 @@ export interface EdgeFunction {
 export class JsGuest implements Guest {
   readonly ctx: FunctionContext
 
-  constructor(private readonly fn: EdgeFunction, host: GuestHost) {
+  constructor(
+    private readonly fn: EdgeFunction,
+    host: GuestHost,
+  ) {
     this.ctx = {
       name: host.name,
       slf: () => host.id,

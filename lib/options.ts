@@ -426,7 +426,6 @@ export interface SupervisionOptions {
   random?: () => number
 }
 
-
 /**
  * The legal values of every enumerated option, written once. The spawn, the runtime's
  * constructor, supervision and the workflow annotations check against this table, and
@@ -470,19 +469,22 @@ export function orList(values: readonly string[], quote: boolean): string {
  */
 export function checkEnum<K extends EnumOption>(key: K, v: unknown, where: string): (typeof OPTION_VALUES)[K][number] {
   const values: readonly string[] = OPTION_VALUES[key]
-  if (typeof v !== 'string' || !values.includes(v)) throw new EdgelessError('invalid-argument', `${where} must be ${orList(values, true)}, got ${JSON.stringify(v)}.`)
+  if (typeof v !== 'string' || !values.includes(v))
+    throw new EdgelessError('invalid-argument', `${where} must be ${orList(values, true)}, got ${JSON.stringify(v)}.`)
   return v as (typeof OPTION_VALUES)[K][number]
 }
 
 /** Check a maxInvocationMs: a positive number of milliseconds or Infinity. @internal */
 export function checkMaxInvocationMs(ms: number, what: string): number {
-  if (!(typeof ms === 'number' && ms > 0)) throw new EdgelessError('invalid-argument', `${what} must be a positive number of milliseconds (or Infinity to turn the limit off), got ${String(ms)}.`)
+  if (!(typeof ms === 'number' && ms > 0))
+    throw new EdgelessError('invalid-argument', `${what} must be a positive number of milliseconds (or Infinity to turn the limit off), got ${String(ms)}.`)
   return ms
 }
 
 /** Check a mailbox capacity: a positive integer or Infinity. @internal */
 export function checkCapacity(n: number, what: string): number {
-  if (!(Number.isInteger(n) && n >= 1) && n !== Infinity) throw new EdgelessError('invalid-argument', `${what} must be a positive integer (or Infinity), got ${n}.`)
+  if (!(Number.isInteger(n) && n >= 1) && n !== Infinity)
+    throw new EdgelessError('invalid-argument', `${what} must be a positive integer (or Infinity), got ${n}.`)
   return n
 }
 
@@ -532,7 +534,10 @@ export const FUNCTION_ANNOTATIONS: Readonly<Record<string, AnnotationRule>> = {
   'deadline-ms': { int: { min: 1, what: 'a positive integer (milliseconds)' }, options: (v) => ({ deadlineMs: int(v) }) },
   fuel: { int: { min: 1, infinity: true, what: 'a positive integer (fuel per invocation) or "Infinity"' }, options: (v) => ({ fuel: intOf(v) }) },
   'max-memory': { int: { min: 65536, what: 'an integer number of bytes, at least 65536 (one wasm page)' }, options: (v) => ({ maxMemoryBytes: int(v) }) },
-  'max-invocation-ms': { int: { min: 1, infinity: true, what: 'a positive integer (milliseconds) or "Infinity"' }, options: (v) => ({ maxInvocationMs: intOf(v) }) },
+  'max-invocation-ms': {
+    int: { min: 1, infinity: true, what: 'a positive integer (milliseconds) or "Infinity"' },
+    options: (v) => ({ maxInvocationMs: intOf(v) }),
+  },
   'state-policy': { values: OPTION_VALUES.statePolicy, options: (v) => ({ statePolicy: v as StatePolicy }) },
   'state-sync': { values: OPTION_VALUES.sync, options: (v) => ({ sync: v as 'async' | 'wait' }) },
   passivate: { values: ['true', 'false', 'lazy'], options: (v) => (v === 'true' ? { passivate: true } : v === 'lazy' ? { lazy: true } : {}) },
@@ -565,7 +570,10 @@ export function annotationProblems(a: Record<string, string>, table: Readonly<Re
 }
 
 /** The options set by the legal annotations of a table (illegal ones are validation's to report). @internal */
-export function annotationOptions<T>(a: Record<string, string>, table: Readonly<Record<string, Omit<AnnotationRule, 'options'> & { options(v: string): T }>>): Partial<T> {
+export function annotationOptions<T>(
+  a: Record<string, string>,
+  table: Readonly<Record<string, Omit<AnnotationRule, 'options'> & { options(v: string): T }>>,
+): Partial<T> {
   let out: Partial<T> = {}
   for (const [key, rule] of Object.entries(table)) {
     const v = a[key]

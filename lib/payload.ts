@@ -19,7 +19,10 @@ const strictDecoder = new TextDecoder('utf-8', { fatal: true })
 export function toBytes(p: Payload): Uint8Array {
   if (p instanceof Uint8Array) return p
   if (typeof p === 'string') return encodeUtf8(p)
-  throw new EdgelessError('invalid-argument', `A payload must be a Uint8Array or a string, got ${typeof p}. Encode other data first (for example JSON.stringify).`)
+  throw new EdgelessError(
+    'invalid-argument',
+    `A payload must be a Uint8Array or a string, got ${typeof p}. Encode other data first (for example JSON.stringify).`,
+  )
 }
 
 /** Bytes of a payload that the caller cannot change afterwards: a fresh encoding or a copy. */
@@ -78,7 +81,10 @@ export function utf8Strict(bytes: Uint8Array, start = 0, end = bytes.length): st
     let ascii = true
     for (let i = start; i < end; i++) {
       const b = bytes[i]!
-      if (b >= 0x80) { ascii = false; break }
+      if (b >= 0x80) {
+        ascii = false
+        break
+      }
       s += String.fromCharCode(b)
     }
     if (ascii) return s

@@ -297,7 +297,8 @@ export function checkCycles({ dirs = ['lib', 'adapters'], root = ROOT, typeOnlyO
   } else if (cycles.length > 0 && stale.length === 0) {
     lines.push('ok: every cycle is in scripts/cycles-allowed.json (the goal is an empty list)')
   }
-  for (const files of stale) lines.push(`FAIL: allowlisted cycle no longer present (good), remove it from scripts/cycles-allowed.json so it cannot come back: ${files.join(', ')}`)
+  for (const files of stale)
+    lines.push(`FAIL: allowlisted cycle no longer present (good), remove it from scripts/cycles-allowed.json so it cannot come back: ${files.join(', ')}`)
   return { files: graph.size, cycles, unexpected, stale, lines, exitCode: unexpected.length > 0 || stale.length > 0 ? 1 : 0 }
 }
 

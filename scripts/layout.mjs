@@ -30,7 +30,10 @@ export function leadingComment(source) {
   }
   const m = /^\/\*\*([\s\S]*?)\*\//m.exec(source)
   if (!m) return undefined
-  const text = m[1].split('\n').map((l) => l.replace(/^\s*\* ?/, '')).join('\n')
+  const text = m[1]
+    .split('\n')
+    .map((l) => l.replace(/^\s*\* ?/, ''))
+    .join('\n')
   const header = source.slice(0, m.index).trim() === '' || /@packageDocumentation|@module/.test(text)
   return { text, header }
 }
@@ -50,7 +53,11 @@ export function firstSentence(comment) {
     if (t === '' && prose.length) break
     if (t) prose.push(t)
   }
-  const text = prose.join(' ').replace(/\{@link(?:code|plain)?\s+([^}|\s]+)(?:[\s|]+([^}]*))?\}/g, (_m, a, b) => (b ? b.trim() : `\`${a}\``)).replace(/\s+/g, ' ').trim()
+  const text = prose
+    .join(' ')
+    .replace(/\{@link(?:code|plain)?\s+([^}|\s]+)(?:[\s|]+([^}]*))?\}/g, (_m, a, b) => (b ? b.trim() : `\`${a}\``))
+    .replace(/\s+/g, ' ')
+    .trim()
   if (!text) return ''
   const re = /[.!?](?=\s|$)/g
   for (let m; (m = re.exec(text)); ) {
@@ -91,5 +98,6 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
   const { lines, undocumented, symbolOnly } = layout()
   updateSection(`${root}docs/architecture.md`, 'layout', lines.join('\n'), 'npm run docs:layout')
   if (undocumented.length) console.log(`${undocumented.length} file(s) without a leading comment, listed as ${NO_DESCRIPTION}: ${undocumented.join(', ')}`)
-  if (symbolOnly.length) console.log(`${symbolOnly.length} file(s) described by their first declaration's doc comment (no file header comment): ${symbolOnly.join(', ')}`)
+  if (symbolOnly.length)
+    console.log(`${symbolOnly.length} file(s) described by their first declaration's doc comment (no file header comment): ${symbolOnly.join(', ')}`)
 }

@@ -19,7 +19,16 @@ const SYSTEM = '/usr/bin/chromium'
 
 /** What a headless Chromium needs here: no sandbox as root, and no background connections
  *  (the closed network refuses them). */
-export const CHROMIUM_FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync']
+export const CHROMIUM_FLAGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+]
 
 /** A Chromium to launch: its executable, the environment it needs, and which one it is. */
 export interface ChromiumChoice {
@@ -41,7 +50,9 @@ function bundledChromium(): ChromiumChoice {
   try {
     entry = require.resolve('@sparticuz/chromium')
   } catch (e) {
-    throw new Error(`No Chromium for the browser tests: ${SYSTEM} is missing and the dev dependency @sparticuz/chromium is not installed (${(e as Error).message}). Run \`npm ci\`, or install Debian's: apt-get install -y --no-install-recommends chromium.`)
+    throw new Error(
+      `No Chromium for the browser tests: ${SYSTEM} is missing and the dev dependency @sparticuz/chromium is not installed (${(e as Error).message}). Run \`npm ci\`, or install Debian's: apt-get install -y --no-install-recommends chromium.`,
+    )
   }
   const pkgDir = join(dirname(entry), '..')
   const { version } = JSON.parse(readFileSync(join(pkgDir, 'package.json'), 'utf8')) as { version: string }
@@ -53,7 +64,10 @@ function bundledChromium(): ChromiumChoice {
     kind: 'bundled',
   }
   if (existsSync(join(dir, 'chromium'))) return choice
-  if (process.arch !== 'x64') throw new Error(`@sparticuz/chromium ships an x64 Chromium; this machine is ${process.arch}. Install Debian's: apt-get install -y --no-install-recommends chromium.`)
+  if (process.arch !== 'x64')
+    throw new Error(
+      `@sparticuz/chromium ships an x64 Chromium; this machine is ${process.arch}. Install Debian's: apt-get install -y --no-install-recommends chromium.`,
+    )
   const part = `${dir}.part-${process.pid}`
   rmSync(part, { recursive: true, force: true })
   mkdirSync(part, { recursive: true })
@@ -85,7 +99,10 @@ export function findChromium(): ChromiumChoice {
   const want = process.env['EDGELESS_TEST_CHROMIUM']
   if (want === 'bundled') return bundledChromium()
   if (want === 'system' || (!want && existsSync(SYSTEM))) {
-    if (!existsSync(SYSTEM)) throw new Error(`EDGELESS_TEST_CHROMIUM=system, but ${SYSTEM} is missing: apt-get install -y --no-install-recommends chromium, or unset it to use the packaged one.`)
+    if (!existsSync(SYSTEM))
+      throw new Error(
+        `EDGELESS_TEST_CHROMIUM=system, but ${SYSTEM} is missing: apt-get install -y --no-install-recommends chromium, or unset it to use the packaged one.`,
+      )
     return { executablePath: SYSTEM, env: {}, kind: 'system' }
   }
   if (want) {

@@ -83,7 +83,13 @@ try {
   // resolves that against this URL and fetches it. ping.wasm makes blocking calls, so the core
   // asyncifies it with binaryen first (loaded on demand: the first start takes a moment).
   const wf = await rt.startWorkflow(new URL('../ping-pong/workflow.json', location.href), { name: WORKFLOW })
-  line('host', `workflow "${wf.name}" started in ${Math.round(performance.now() - started)} ms: ${wf.instances().map((i) => `${i.name}=${i.status}`).join(', ')}`)
+  line(
+    'host',
+    `workflow "${wf.name}" started in ${Math.round(performance.now() - started)} ms: ${wf
+      .instances()
+      .map((i) => `${i.name}=${i.status}`)
+      .join(', ')}`,
+  )
   example.wf = wf
   setStatus('running')
   show.forget.disabled = false

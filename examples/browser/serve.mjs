@@ -101,7 +101,9 @@ export async function bundleExample() {
   }
   const inputs = Object.keys(result.metafile.inputs)
   const core = inputs.filter((i) => /^dist\/(index|node)\.js$/.test(i))
-  const chunks = Object.entries(result.metafile.outputs).filter(([p]) => p.endsWith('.js')).map(([p, o]) => ({ file: relative(outdir, join(ROOT, p)), bytes: o.bytes, entry: o.entryPoint === 'examples/browser/main.js' }))
+  const chunks = Object.entries(result.metafile.outputs)
+    .filter(([p]) => p.endsWith('.js'))
+    .map(([p, o]) => ({ file: relative(outdir, join(ROOT, p)), bytes: o.bytes, entry: o.entryPoint === 'examples/browser/main.js' }))
   return { files, core, chunks }
 }
 
@@ -116,7 +118,10 @@ export async function startServer({ port = 8080, host = '127.0.0.1' } = {}) {
   })
   await new Promise((ok, fail) => {
     server.once('error', fail)
-    server.listen(port, host, () => { server.off('error', fail); ok() })
+    server.listen(port, host, () => {
+      server.off('error', fail)
+      ok()
+    })
   })
   const address = server.address()
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${address.port}${EXAMPLE}`
@@ -125,7 +130,11 @@ export async function startServer({ port = 8080, host = '127.0.0.1' } = {}) {
     port: address.port,
     bundle,
     server,
-    close: () => new Promise((ok) => { server.close(() => ok()); server.closeAllConnections() }),
+    close: () =>
+      new Promise((ok) => {
+        server.close(() => ok())
+        server.closeAllConnections()
+      }),
   }
 }
 
@@ -171,7 +180,9 @@ async function handle(req, res, bundled) {
   if (!st.isFile()) return send(res, 404, 'not found\n')
   res.writeHead(200, { ...HEADERS, 'Content-Type': MIME[extname(file)] ?? 'application/octet-stream', 'Content-Length': st.size })
   if (head) return res.end()
-  createReadStream(file).on('error', (e) => res.destroy(e)).pipe(res)
+  createReadStream(file)
+    .on('error', (e) => res.destroy(e))
+    .pipe(res)
 }
 
 function option(args, name) {
@@ -190,10 +201,14 @@ if (process.argv[1] && import.meta.url === pathToFileURL(await realpath(process.
     const host = option(args, '--host') ?? '127.0.0.1'
     const s = await startServer({ port, host })
     const lazy = s.bundle.chunks.filter((c) => !c.entry && c.bytes > 100_000).map((c) => `${c.file} (${(c.bytes / 1e6).toFixed(1)} MB)`)
-    console.log(`bundled examples/browser/main.js with esbuild: 'edgeless' -> ${s.bundle.core.join(', ')} (the "browser" condition); loaded on demand: ${lazy.join(', ') || 'nothing'}`)
+    console.log(
+      `bundled examples/browser/main.js with esbuild: 'edgeless' -> ${s.bundle.core.join(', ')} (the "browser" condition); loaded on demand: ${lazy.join(', ') || 'nothing'}`,
+    )
     console.log(`serving ${ROOT} read-only, cross-origin isolated (COOP same-origin, COEP require-corp)`)
     console.log(`edgeless browser example: ${s.url}`)
-    const stop = () => { s.close().then(() => process.exit(0)) }
+    const stop = () => {
+      s.close().then(() => process.exit(0))
+    }
     process.once('SIGINT', stop)
     process.once('SIGTERM', stop)
   } catch (e) {

@@ -10,7 +10,11 @@ const relay: EdgeFunction = { handleCast: (_src, msg, ctx) => ctx.cast('out', ms
 
 /** The buggy aggregator: it expects "a" before "b" and records what it saw. */
 function aggregator(seen: string[]): EdgeFunction {
-  return { handleCast: (_src, msg) => { seen.push(utf8(msg)) } }
+  return {
+    handleCast: (_src, msg) => {
+      seen.push(utf8(msg))
+    },
+  }
 }
 
 async function run(seed: number | undefined): Promise<{ kit: TestKit; seen: string[] }> {
@@ -26,7 +30,9 @@ async function run(seed: number | undefined): Promise<{ kit: TestKit; seen: stri
 }
 
 const kits: TestKit[] = []
-afterEach(async () => { await Promise.all(kits.splice(0).map((k) => k.shutdown())) })
+afterEach(async () => {
+  await Promise.all(kits.splice(0).map((k) => k.shutdown()))
+})
 
 test('the default schedule always delivers "a" first: the bug stays hidden', async () => {
   for (let i = 0; i < 20; i++) {

@@ -6,7 +6,9 @@ import { createTestKit, type TestKit } from 'edgeless/testing'
 import 'edgeless/testing/jest'
 
 let kit: TestKit
-beforeEach(() => { kit = createTestKit({ Runtime }) })
+beforeEach(() => {
+  kit = createTestKit({ Runtime })
+})
 afterEach(() => kit.shutdown())
 
 test('the pinger pings every virtual second and every ping is answered PONG', async () => {

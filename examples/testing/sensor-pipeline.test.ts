@@ -7,7 +7,9 @@ import 'edgeless/testing/jest'
 
 const workflow = new URL('../sensor-pipeline/workflow.json', import.meta.url).pathname
 let kit: TestKit
-beforeEach(() => { kit = createTestKit({ Runtime }) })
+beforeEach(() => {
+  kit = createTestKit({ Runtime })
+})
 afterEach(() => kit.shutdown())
 
 test('out-of-range readings are filtered and the moving average of the rest is logged', async () => {
@@ -29,7 +31,9 @@ test('a reading that is not a number is dropped with a warning, and the pipeline
   const sensor = kit.stub()
   const log = kit.stub()
   const warnings: string[] = []
-  kit.runtime.on('log', (e) => { if (e.level === 2) warnings.push(`${e.name}: ${e.text}`) })
+  kit.runtime.on('log', (e) => {
+    if (e.level === 2) warnings.push(`${e.name}: ${e.text}`)
+  })
   await kit.startWorkflow(workflow, { replace: { sensor: sensor.fn, log: log.fn } })
   sensor.cast('output', 'banana')
   sensor.cast('output', '12.00')

@@ -185,10 +185,27 @@ export class Actor extends ActorHost implements Runnable, Passivating, Recipient
   private overflowed(msg: Message): void {
     const kind = msg.kind === 0 ? 'cast' : 'call'
     const maxBytes = this.quotas.maxMailboxBytes
-    const full = this.mailbox.length >= this.mailboxCapacity ? `${this.mailboxCapacity} messages` : `${this.queuedBytes} of ${maxBytes} bytes queued, the ${kind} has ${msg.payload.length}`
-    const reason = new EdgelessError('mailbox-full', `"${this.name}"'s mailbox is full (${full}); ${this.overflow === 'reject' || msg.payload.length > maxBytes ? `the new ${kind} was refused` : `the oldest queued ${kind} was dropped`}. Slow the sender down, raise mailboxCapacity or quotas.maxMailboxBytes, or pick the other overflow policy.`, { name: this.name, capacity: this.mailboxCapacity, policy: this.overflow, queuedBytes: this.queuedBytes, maxBytes })
+    const full =
+      this.mailbox.length >= this.mailboxCapacity
+        ? `${this.mailboxCapacity} messages`
+        : `${this.queuedBytes} of ${maxBytes} bytes queued, the ${kind} has ${msg.payload.length}`
+    const reason = new EdgelessError(
+      'mailbox-full',
+      `"${this.name}"'s mailbox is full (${full}); ${this.overflow === 'reject' || msg.payload.length > maxBytes ? `the new ${kind} was refused` : `the oldest queued ${kind} was dropped`}. Slow the sender down, raise mailboxCapacity or quotas.maxMailboxBytes, or pick the other overflow policy.`,
+      { name: this.name, capacity: this.mailboxCapacity, policy: this.overflow, queuedBytes: this.queuedBytes, maxBytes },
+    )
     msg.pending?.settle({ kind: 'err', error: reason })
-    this.sys.emit('mailbox-full', { name: this.name, instance: this.id, from: msg.src, kind, capacity: this.mailboxCapacity, policy: this.overflow, bytes: msg.payload.length, queuedBytes: this.queuedBytes, maxBytes })
+    this.sys.emit('mailbox-full', {
+      name: this.name,
+      instance: this.id,
+      from: msg.src,
+      kind,
+      capacity: this.mailboxCapacity,
+      policy: this.overflow,
+      bytes: msg.payload.length,
+      queuedBytes: this.queuedBytes,
+      maxBytes,
+    })
     this.sys.emit('dead-letter', { name: this.name, instance: this.id, from: msg.src, kind, payload: msg.payload, reason })
   }
 
@@ -262,9 +279,14 @@ export class Actor extends ActorHost implements Runnable, Passivating, Recipient
   }
 
   private refuse(msg: Message, code: 'instance-failed' | 'instance-stopped'): void {
-    const reason = code === 'instance-failed'
-      ? new EdgelessError(code, `"${this.name}" crashed (${this.lastError?.message ?? 'unknown reason'}) and is not restarted, so it takes no messages. Fix the crash, or give it a restart type that restarts it.`, { name: this.name })
-      : new EdgelessError(code, `"${this.name}" is ${this.status}; the message was not delivered. Send to a running instance.`, { name: this.name })
+    const reason =
+      code === 'instance-failed'
+        ? new EdgelessError(
+            code,
+            `"${this.name}" crashed (${this.lastError?.message ?? 'unknown reason'}) and is not restarted, so it takes no messages. Fix the crash, or give it a restart type that restarts it.`,
+            { name: this.name },
+          )
+        : new EdgelessError(code, `"${this.name}" is ${this.status}; the message was not delivered. Send to a running instance.`, { name: this.name })
     msg.pending?.settle({ kind: 'err', error: reason })
     this.sys.emit('dead-letter', { name: this.name, instance: this.id, from: msg.src, kind: msg.kind === 0 ? 'cast' : 'call', payload: msg.payload, reason })
   }
@@ -407,7 +429,11 @@ export class Actor extends ActorHost implements Runnable, Passivating, Recipient
     this.trace = 0
     const r = invoke(this, 'stop', null)
     if (r === THREW) return this.stopHandlerFailed(thrown(), keepLastError)
-    if (isThenable(r)) return Promise.resolve(r).then(() => undefined, (e: unknown) => this.stopHandlerFailed(e, keepLastError))
+    if (isThenable(r))
+      return Promise.resolve(r).then(
+        () => undefined,
+        (e: unknown) => this.stopHandlerFailed(e, keepLastError),
+      )
   }
 
   /**
@@ -513,8 +539,18 @@ export class Actor extends ActorHost implements Runnable, Passivating, Recipient
       // hold the stop forever. It is abandoned; its stop handler is skipped because the
       // instance is still inside a handler.
       skipStop = true
-      this.lastError = new EdgelessError('instance-stopped', `"${this.name}" was still in a handler ${this.stopTimeoutMs} ms after stop was requested; the handler was abandoned and handle_stop skipped. Make handlers finish, or raise stopTimeoutMs.`, { name: this.name })
-      this.sys.emit('warning', { code: 'stop-timeout', name: this.name, instance: this.id, message: this.lastError.message, details: { stopTimeoutMs: this.stopTimeoutMs } })
+      this.lastError = new EdgelessError(
+        'instance-stopped',
+        `"${this.name}" was still in a handler ${this.stopTimeoutMs} ms after stop was requested; the handler was abandoned and handle_stop skipped. Make handlers finish, or raise stopTimeoutMs.`,
+        { name: this.name },
+      )
+      this.sys.emit('warning', {
+        code: 'stop-timeout',
+        name: this.name,
+        instance: this.id,
+        message: this.lastError.message,
+        details: { stopTimeoutMs: this.stopTimeoutMs },
+      })
     }
     this.refuseAll('instance-stopped')
     this.cancelTimers()

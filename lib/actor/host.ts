@@ -130,7 +130,9 @@ export abstract class ActorHost implements GuestHost, StatefulInstance, Recipien
     const limit = this.quotas[quota]
     const outcome = op === 'call' ? 'answered Err' : op === 'reply' ? 'replaced by Err for the caller' : 'dropped'
     this.sys.emit('warning', {
-      code: 'quota', name: this.name, instance: this.id,
+      code: 'quota',
+      name: this.name,
+      instance: this.id,
       message: `"${this.name}" exceeded its ${quota} quota (${limit}) in ${op}; the ${op} was ${outcome}. Fix the function, or raise quotas.${quota}.`,
       details: { quota, limit, op, ...details },
     })
@@ -139,7 +141,11 @@ export abstract class ActorHost implements GuestHost, StatefulInstance, Recipien
   /** The Err for a reply over the size quota, reported as a `quota` warning. */
   protected replyTooBig(bytes: number): CallResult {
     this.overQuota('maxPayloadBytes', 'reply', { bytes })
-    return errResult('quota-exceeded', `"${this.name}" answered with ${bytes} bytes, over its maxPayloadBytes quota (${this.quotas.maxPayloadBytes}); the caller got Err instead. Answer less, or raise quotas.maxPayloadBytes.`, { bytes, limit: this.quotas.maxPayloadBytes })
+    return errResult(
+      'quota-exceeded',
+      `"${this.name}" answered with ${bytes} bytes, over its maxPayloadBytes quota (${this.quotas.maxPayloadBytes}); the caller got Err instead. Answer less, or raise quotas.maxPayloadBytes.`,
+      { bytes, limit: this.quotas.maxPayloadBytes },
+    )
   }
 
   /** True (and reported) when a payload is over the size quota. */
@@ -154,7 +160,9 @@ export abstract class ActorHost implements GuestHost, StatefulInstance, Recipien
     const id = this.outputs.get(alias)
     if (id === undefined) {
       this.sys.emit('warning', {
-        code: 'unknown-alias', name: this.name, instance: this.id,
+        code: 'unknown-alias',
+        name: this.name,
+        instance: this.id,
         message: `"${this.name}" used alias ${shownAlias(alias)} in ${op}, but its output mapping has no such alias (it has: ${[...this.outputs.keys()].join(', ') || 'none'}). The ${op} was dropped${op === 'call' ? ' and answered Err' : ''}; add the alias to the output mapping.`,
         details: { alias: alias.length > SHOWN_ALIAS ? alias.slice(0, SHOWN_ALIAS) : alias, aliasLength: alias.length, op },
       })
@@ -166,7 +174,9 @@ export abstract class ActorHost implements GuestHost, StatefulInstance, Recipien
     const a = this.sys.lookup(id)
     if (!a) {
       this.sys.emit('warning', {
-        code: 'unknown-instance', name: this.name, instance: this.id,
+        code: 'unknown-instance',
+        name: this.name,
+        instance: this.id,
         message: `"${this.name}" sent a ${op} to ${formatInstanceId(id)}, which is not a live instance on this node; it was dropped.`,
         details: { target: id, op },
       })
@@ -193,7 +203,12 @@ export abstract class ActorHost implements GuestHost, StatefulInstance, Recipien
   }
 
   callRaw(targetId: InstanceId, payload: Uint8Array, alias?: string): CallResult | Promise<CallResult> {
-    if (this.tooBig(payload, 'call')) return errResult('quota-exceeded', `"${this.name}" tried to call with ${payload.length} bytes, over its maxPayloadBytes quota (${this.quotas.maxPayloadBytes}).`, { bytes: payload.length })
+    if (this.tooBig(payload, 'call'))
+      return errResult(
+        'quota-exceeded',
+        `"${this.name}" tried to call with ${payload.length} bytes, over its maxPayloadBytes quota (${this.quotas.maxPayloadBytes}).`,
+        { bytes: payload.length },
+      )
     const t = this.target(targetId, 'call')
     if (!t) return errResult('unknown-instance', `No live instance ${formatInstanceId(targetId)}.`, { target: targetId })
     // A call made outside any handler (a resource answering an HTTP request, a JS timer)
@@ -276,7 +291,9 @@ export abstract class ActorHost implements GuestHost, StatefulInstance, Recipien
 
   invalidAlias(op: 'cast' | 'call' | 'delayed_cast', bytes: Uint8Array): void {
     this.sys.emit('warning', {
-      code: 'invalid-utf8', name: this.name, instance: this.id,
+      code: 'invalid-utf8',
+      name: this.name,
+      instance: this.id,
       message: `"${this.name}" used an alias that is not valid UTF-8 (${bytes.length} bytes) in ${op}; it is treated as an unknown alias and the ${op} ${op === 'call' ? 'answered Err' : 'dropped'}.`,
       // The first bytes only: a guest's alias may be megabytes, and an event is kept by listeners.
       details: { op, bytes: [...bytes.subarray(0, SHOWN_ALIAS)], length: bytes.length },
@@ -287,7 +304,9 @@ export abstract class ActorHost implements GuestHost, StatefulInstance, Recipien
     // The answer will never reach this guest, so it no longer waits on anyone.
     this.waitingOn = null
     this.sys.emit('warning', {
-      code: 'cannot-suspend', name: this.name, instance: this.id,
+      code: 'cannot-suspend',
+      name: this.name,
+      instance: this.id,
       message: `"${this.name}" made a call that must wait, but its module was given precompiled without asyncify, so it cannot block; the call was answered Err. Pass the module's bytes instead of a WebAssembly.Module.`,
       details: {},
     })

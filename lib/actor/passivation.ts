@@ -69,11 +69,16 @@ export class Passivator {
   hibernations = 0
   activations = 0
 
-  constructor(private readonly clock: Clock, o: PassivationOptions) {
+  constructor(
+    private readonly clock: Clock,
+    o: PassivationOptions,
+  ) {
     this.idleMs = o.idleMs ?? Infinity
     this.maxActive = o.maxActive ?? Infinity
-    if (!(this.idleMs > 0)) throw new EdgelessError('invalid-argument', `passivation.idleMs must be a positive number of milliseconds (or omitted), got ${o.idleMs}.`)
-    if (!(this.maxActive >= 1) || (Number.isFinite(this.maxActive) && !Number.isInteger(this.maxActive))) throw new EdgelessError('invalid-argument', `passivation.maxActive must be a positive integer (or omitted), got ${o.maxActive}.`)
+    if (!(this.idleMs > 0))
+      throw new EdgelessError('invalid-argument', `passivation.idleMs must be a positive number of milliseconds (or omitted), got ${o.idleMs}.`)
+    if (!(this.maxActive >= 1) || (Number.isFinite(this.maxActive) && !Number.isInteger(this.maxActive)))
+      throw new EdgelessError('invalid-argument', `passivation.maxActive must be a positive integer (or omitted), got ${o.maxActive}.`)
   }
 
   /** `a` is live (spawned or activated): track it, and make room if over the cap. */

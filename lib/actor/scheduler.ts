@@ -18,14 +18,22 @@ type Macrotask = (fn: () => void) => void
 // Node, a MessageChannel in browsers (setTimeout(0) is clamped to 4 ms after nesting).
 const macrotask: Macrotask = (() => {
   const g = globalThis as { setImmediate?: (fn: () => void) => unknown; MessageChannel?: typeof MessageChannel }
-  if (typeof g.setImmediate === 'function') return (fn) => { g.setImmediate!(fn) }
+  if (typeof g.setImmediate === 'function')
+    return (fn) => {
+      g.setImmediate!(fn)
+    }
   if (typeof g.MessageChannel === 'function') {
     const ch = new g.MessageChannel()
     const q: Array<() => void> = []
     ch.port1.onmessage = () => q.shift()?.()
-    return (fn) => { q.push(fn); ch.port2.postMessage(0) }
+    return (fn) => {
+      q.push(fn)
+      ch.port2.postMessage(0)
+    }
   }
-  return (fn) => { setTimeout(fn, 0) }
+  return (fn) => {
+    setTimeout(fn, 0)
+  }
 })()
 
 /**

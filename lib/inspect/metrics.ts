@@ -112,7 +112,10 @@ class Histogram {
   private filled = 0
   private next = 0
 
-  constructor(private readonly bounds: readonly number[], reservoir: number) {
+  constructor(
+    private readonly bounds: readonly number[],
+    reservoir: number,
+  ) {
     this.counts = new Float64Array(bounds.length + 1)
     this.ring = new Float64Array(reservoir)
   }
@@ -141,9 +144,14 @@ class Histogram {
     const sorted = Array.from(this.ring.subarray(0, this.filled)).sort((a, b) => a - b)
     const q = (p: number) => (sorted.length ? sorted[Math.max(0, Math.ceil(p * sorted.length) - 1)]! : 0)
     return {
-      count: this.count, sum: this.sum,
-      min: this.count ? this.min : 0, max: this.count ? this.max : 0,
-      buckets, p50: q(0.5), p95: q(0.95), p99: q(0.99),
+      count: this.count,
+      sum: this.sum,
+      min: this.count ? this.min : 0,
+      max: this.count ? this.max : 0,
+      buckets,
+      p50: q(0.5),
+      p95: q(0.95),
+      p99: q(0.99),
     }
   }
 }
@@ -164,7 +172,12 @@ class FunctionStats {
 
   constructor(bounds: readonly number[], reservoir: number) {
     this.instantiate = new Histogram(bounds, reservoir)
-    this.handlers = { init: new Histogram(bounds, reservoir), cast: new Histogram(bounds, reservoir), call: new Histogram(bounds, reservoir), stop: new Histogram(bounds, reservoir) }
+    this.handlers = {
+      init: new Histogram(bounds, reservoir),
+      cast: new Histogram(bounds, reservoir),
+      call: new Histogram(bounds, reservoir),
+      stop: new Histogram(bounds, reservoir),
+    }
   }
 }
 
@@ -188,7 +201,8 @@ class FunctionStats {
 export function collectMetrics(runtime: Runtime, options: MetricsOptions = {}): Metrics {
   const bounds = [...(options.buckets ?? DEFAULT_BUCKETS)]
   for (let i = 0; i < bounds.length; i++) {
-    if (!(bounds[i]! > 0) || !Number.isFinite(bounds[i]!) || (i > 0 && !(bounds[i]! > bounds[i - 1]!))) throw new RangeError(`collectMetrics: buckets must be finite, positive and ascending, got [${bounds.join(', ')}].`)
+    if (!(bounds[i]! > 0) || !Number.isFinite(bounds[i]!) || (i > 0 && !(bounds[i]! > bounds[i - 1]!)))
+      throw new RangeError(`collectMetrics: buckets must be finite, positive and ascending, got [${bounds.join(', ')}].`)
   }
   const reservoir = options.reservoir ?? 1024
   if (!(Number.isInteger(reservoir) && reservoir >= 1)) throw new RangeError(`collectMetrics: reservoir must be a positive integer, got ${reservoir}.`)
@@ -216,9 +230,17 @@ export function collectMetrics(runtime: Runtime, options: MetricsOptions = {}): 
     },
   }
   const handlers = {
-    crash: (e: { name: string }) => { const s = of(e.name); s.crashes++; s.crashedExits++ },
-    restart: (e: { name: string }) => { of(e.name).restarts++ },
-    'dead-letter': (e: { name: string }) => { of(e.name).deadLetters++ },
+    crash: (e: { name: string }) => {
+      const s = of(e.name)
+      s.crashes++
+      s.crashedExits++
+    },
+    restart: (e: { name: string }) => {
+      of(e.name).restarts++
+    },
+    'dead-letter': (e: { name: string }) => {
+      of(e.name).deadLetters++
+    },
     lifecycle: (e: { name: string; instance: { function: string }; to: string }) => {
       if (e.to === 'activating') of(e.name).activations++
       else if (e.to === 'hibernating') of(e.name).hibernations++
@@ -256,9 +278,14 @@ export function collectMetrics(runtime: Runtime, options: MetricsOptions = {}): 
           handlers: { init: s.handlers.init.snapshot(), cast: s.handlers.cast.snapshot(), call: s.handlers.call.snapshot(), stop: s.handlers.stop.snapshot() },
           messages: { cast: s.cast, call: s.call },
           exits: { stopped: s.stopped, crashed: s.crashedExits, failed: s.failed },
-          crashes: s.crashes, restarts: s.restarts, deadLetters: s.deadLetters,
-          activations: s.activations, hibernations: s.hibernations,
-          instances: g?.instances ?? 0, hibernated: g?.hibernated ?? 0, mailbox: g?.mailbox ?? 0,
+          crashes: s.crashes,
+          restarts: s.restarts,
+          deadLetters: s.deadLetters,
+          activations: s.activations,
+          hibernations: s.hibernations,
+          instances: g?.instances ?? 0,
+          hibernated: g?.hibernated ?? 0,
+          mailbox: g?.mailbox ?? 0,
         }
       }
       return { time: Date.now(), buckets: Object.freeze([...bounds]), functions }

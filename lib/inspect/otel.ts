@@ -40,9 +40,8 @@ export interface OpenTelemetryOptions {
 /** OTel's SpanKind.INTERNAL / SERVER / CONSUMER. */
 const SPAN_KIND = { init: 0, stop: 0, call: 1, cast: 4 } as const
 
-const epochNow: () => number = typeof performance !== 'undefined' && typeof performance.timeOrigin === 'number'
-  ? () => performance.timeOrigin + performance.now()
-  : () => Date.now()
+const epochNow: () => number =
+  typeof performance !== 'undefined' && typeof performance.timeOrigin === 'number' ? () => performance.timeOrigin + performance.now() : () => Date.now()
 
 /**
  * Turn every handled message into an OpenTelemetry span: name `<function> <kind>`, start and
@@ -62,7 +61,10 @@ const epochNow: () => number = typeof performance !== 'undefined' && typeof perf
 export function exportToOpenTelemetry(runtime: Runtime, options: OpenTelemetryOptions): () => void {
   const tracer = options?.tracer
   if (!tracer || typeof tracer.startSpan !== 'function') {
-    throw new EdgelessError('invalid-argument', 'exportToOpenTelemetry needs { tracer }: an OpenTelemetry Tracer (e.g. trace.getTracer("edgeless") from @opentelemetry/api), or any object with startSpan(name, options) returning { setAttribute, end }.')
+    throw new EdgelessError(
+      'invalid-argument',
+      'exportToOpenTelemetry needs { tracer }: an OpenTelemetry Tracer (e.g. trace.getTracer("edgeless") from @opentelemetry/api), or any object with startSpan(name, options) returning { setAttribute, end }.',
+    )
   }
   const kinds = new Set<InvocationKind>(options.kinds ?? ['init', 'cast', 'call', 'stop'])
   const common = options.attributes ?? {}
@@ -93,7 +95,9 @@ export function exportToOpenTelemetry(runtime: Runtime, options: OpenTelemetryOp
         span.end(end)
       } catch (e) {
         // A tracer that throws must not reach the mailbox loop.
-        queueMicrotask(() => { throw e })
+        queueMicrotask(() => {
+          throw e
+        })
       }
     },
   }

@@ -56,10 +56,12 @@ function labelText(labels: Array<[string, string]>): string {
  */
 export function toPrometheus(snapshot: MetricsSnapshot, options: PrometheusOptions = {}): string {
   const prefix = options.prefix ?? 'edgeless_'
-  if (!/^[a-zA-Z_:][a-zA-Z0-9_:]*$/.test(`${prefix}x`)) throw new RangeError(`toPrometheus: prefix ${JSON.stringify(prefix)} is not a valid metric name prefix.`)
+  if (!/^[a-zA-Z_:][a-zA-Z0-9_:]*$/.test(`${prefix}x`))
+    throw new RangeError(`toPrometheus: prefix ${JSON.stringify(prefix)} is not a valid metric name prefix.`)
   const extra = Object.entries(options.labels ?? {})
   for (const [k] of extra) {
-    if (!LABEL_NAME.test(k) || k.startsWith('__') || k === 'le' || k === 'function') throw new RangeError(`toPrometheus: ${JSON.stringify(k)} cannot be a label name.`)
+    if (!LABEL_NAME.test(k) || k.startsWith('__') || k === 'le' || k === 'function')
+      throw new RangeError(`toPrometheus: ${JSON.stringify(k)} cannot be a label name.`)
   }
   const out: string[] = []
   const fns = Object.entries(snapshot.functions)
@@ -80,18 +82,48 @@ export function toPrometheus(snapshot: MetricsSnapshot, options: PrometheusOptio
 
   family('handler_duration_seconds', 'histogram', 'Wall time of completed handler invocations (init, cast, call, stop), per function.')
   for (const [fn, m] of fns) {
-    for (const h of ['init', 'cast', 'call', 'stop'] as const) histogram('handler_duration_seconds', [['function', fn], ['handler', h]], m.handlers[h])
+    for (const h of ['init', 'cast', 'call', 'stop'] as const)
+      histogram(
+        'handler_duration_seconds',
+        [
+          ['function', fn],
+          ['handler', h],
+        ],
+        m.handlers[h],
+      )
   }
 
   family('messages_total', 'counter', 'Casts and calls handled (completed or crashed), per function.')
   for (const [fn, m] of fns) {
-    sample('messages_total', [['function', fn], ['kind', 'cast']], m.messages.cast)
-    sample('messages_total', [['function', fn], ['kind', 'call']], m.messages.call)
+    sample(
+      'messages_total',
+      [
+        ['function', fn],
+        ['kind', 'cast'],
+      ],
+      m.messages.cast,
+    )
+    sample(
+      'messages_total',
+      [
+        ['function', fn],
+        ['kind', 'call'],
+      ],
+      m.messages.call,
+    )
   }
 
   family('function_exits_total', 'counter', 'Instances that ended: stopped normally, crashed (a handler trapped or threw), or failed (given up on).')
   for (const [fn, m] of fns) {
-    for (const st of ['stopped', 'crashed', 'failed'] as const) sample('function_exits_total', [['function', fn], ['status', st]], m.exits[st])
+    for (const st of ['stopped', 'crashed', 'failed'] as const)
+      sample(
+        'function_exits_total',
+        [
+          ['function', fn],
+          ['status', st],
+        ],
+        m.exits[st],
+      )
   }
 
   family('crashes_total', 'counter', 'Handler crashes (traps, panics, exceptions), per function.')

@@ -10,7 +10,11 @@ import { EdgelessError, type ErrorCode } from '../errors'
 import { asyncifyInThread, type AsyncifyRunner } from '../wasm/asyncify'
 
 /** Main thread → worker. @internal */
-export interface AsyncifyRequest { id: number; bytes: Uint8Array; label: string }
+export interface AsyncifyRequest {
+  id: number
+  bytes: Uint8Array
+  label: string
+}
 /** Worker → main thread: the bytes, or why not. @internal */
 export type AsyncifyReply = { id: number; bytes: Uint8Array; error?: undefined } | { id: number; bytes?: undefined; error: { code?: string; message: string } }
 
@@ -47,11 +51,20 @@ function startWorker(): Worker {
     settled()
     for (const job of jobs) {
       asyncifyInThread(job.bytes, job.label).then(job.resolve, (inThread: Error) => {
-        job.reject(new EdgelessError('load-failed', `Could not prepare ${job.label} for blocking calls: the asyncify worker (${workerUrl().href}) failed: ${e.message}; and in this thread: ${inThread.message}`, {}, { cause: e }))
+        job.reject(
+          new EdgelessError(
+            'load-failed',
+            `Could not prepare ${job.label} for blocking calls: the asyncify worker (${workerUrl().href}) failed: ${e.message}; and in this thread: ${inThread.message}`,
+            {},
+            { cause: e },
+          ),
+        )
       })
     }
   })
-  w.on('exit', () => { if (worker === w) worker = undefined })
+  w.on('exit', () => {
+    if (worker === w) worker = undefined
+  })
   return w
 }
 
@@ -62,7 +75,10 @@ function settled(): void {
   clearTimeout(idle)
   const w = worker
   idle = setTimeout(() => {
-    if (worker === w && waiting.size === 0) { worker = undefined; void w.terminate() }
+    if (worker === w && waiting.size === 0) {
+      worker = undefined
+      void w.terminate()
+    }
   }, IDLE_MS)
   idle.unref?.()
 }
@@ -71,17 +87,18 @@ function settled(): void {
  * Transform a module in the worker thread (started on first use).
  * @internal
  */
-export const asyncifyInWorker: AsyncifyRunner = (bytes, label) => new Promise((resolve, reject) => {
-  clearTimeout(idle)
-  try {
-    worker ??= startWorker()
-  } catch {
-    // No worker here at all: this thread it is (its error, if any, names its own cause).
-    asyncifyInThread(bytes, label).then(resolve, reject)
-    return
-  }
-  worker.ref()
-  const id = ++seq
-  waiting.set(id, { resolve, reject, bytes, label })
-  worker.postMessage({ id, bytes, label } satisfies AsyncifyRequest)
-})
+export const asyncifyInWorker: AsyncifyRunner = (bytes, label) =>
+  new Promise((resolve, reject) => {
+    clearTimeout(idle)
+    try {
+      worker ??= startWorker()
+    } catch {
+      // No worker here at all: this thread it is (its error, if any, names its own cause).
+      asyncifyInThread(bytes, label).then(resolve, reject)
+      return
+    }
+    worker.ref()
+    const id = ++seq
+    waiting.set(id, { resolve, reject, bytes, label })
+    worker.postMessage({ id, bytes, label } satisfies AsyncifyRequest)
+  })

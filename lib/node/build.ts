@@ -25,7 +25,11 @@ export interface AssemblyScriptBuildResult {
   out: string
 }
 
-interface AscOptions { common: string[]; optimize: string[]; debug: string[] }
+interface AscOptions {
+  common: string[]
+  optimize: string[]
+  debug: string[]
+}
 
 interface AscDiagnostic {
   code: number
@@ -63,7 +67,9 @@ function sdkRoot(): string {
     if (up === dir) break
     dir = up
   }
-  throw new Error(`buildAssemblyScript: cannot find the AssemblyScript SDK (the "assembly" folder of the edgeless package) above ${start ?? 'this module'}; reinstall edgeless.`)
+  throw new Error(
+    `buildAssemblyScript: cannot find the AssemblyScript SDK (the "assembly" folder of the edgeless package) above ${start ?? 'this module'}; reinstall edgeless.`,
+  )
 }
 
 function ascOptions(root: string): AscOptions {
@@ -75,7 +81,10 @@ function lineCol(text: string, offset: number): { line: number; col: number } {
   let line = 1
   let lineStart = 0
   for (let i = 0; i < offset && i < text.length; i++) {
-    if (text.charCodeAt(i) === 10) { line++; lineStart = i + 1 }
+    if (text.charCodeAt(i) === 10) {
+      line++
+      lineStart = i + 1
+    }
   }
   return { line, col: offset - lineStart + 1 }
 }
@@ -121,16 +130,22 @@ export async function buildAssemblyScript(entry: string, out: string, options: A
   try {
     asc = await import('assemblyscript/asc')
   } catch (e) {
-    throw new Error(`buildAssemblyScript: the AssemblyScript compiler is not installed (${(e as Error).message}). Install it next to edgeless: npm install --save-dev assemblyscript`, { cause: e })
+    throw new Error(
+      `buildAssemblyScript: the AssemblyScript compiler is not installed (${(e as Error).message}). Install it next to edgeless: npm install --save-dev assemblyscript`,
+      { cause: e },
+    )
   }
 
   const baseDir = dirname(entryPath)
   const sdkDir = join(root, 'assembly')
   const argv = [
     basename(entryPath),
-    '--outFile', 'out.wasm',
-    '--baseDir', baseDir,
-    '--path', VIRTUAL_PACKAGES,
+    '--outFile',
+    'out.wasm',
+    '--baseDir',
+    baseDir,
+    '--path',
+    VIRTUAL_PACKAGES,
     ...flags.common,
     ...(options.optimize === false ? [] : flags.optimize),
     ...(options.debug ? flags.debug : []),
@@ -146,7 +161,11 @@ export async function buildAssemblyScript(entry: string, out: string, options: A
   const sourceText = (file: string): string => {
     let t = texts.get(file)
     if (t === undefined) {
-      try { t = readFileSync(file, 'utf8') } catch { t = '' }
+      try {
+        t = readFileSync(file, 'utf8')
+      } catch {
+        t = ''
+      }
       texts.set(file, t)
     }
     return t
@@ -189,7 +208,7 @@ export async function buildAssemblyScript(entry: string, out: string, options: A
   })
 
   if (result.error || !binary) {
-    const detail = diagnostics.length ? diagnostics.join('\n') : (stderr.toString().trim() || String(result.error?.message ?? 'no output'))
+    const detail = diagnostics.length ? diagnostics.join('\n') : stderr.toString().trim() || String(result.error?.message ?? 'no output')
     throw new Error(`AssemblyScript compilation of ${entry} failed:\n${detail}`)
   }
 
@@ -203,7 +222,9 @@ export async function buildAssemblyScript(entry: string, out: string, options: A
   const exported = new Set(WebAssembly.Module.exports(mod).map((e) => e.name))
   const missing = ['memory', ...Object.keys(GUEST_EXPORTS).filter((n) => !GUEST_EXPORTS[n]!.optional)].filter((n) => !exported.has(n))
   if (missing.length) {
-    throw new Error(`${entry} compiled, but the module lacks the EDGELESS exports ${missing.join(', ')}. Add \`export * from "edgeless/assembly/exports"\` to the entry file.`)
+    throw new Error(
+      `${entry} compiled, but the module lacks the EDGELESS exports ${missing.join(', ')}. Add \`export * from "edgeless/assembly/exports"\` to the entry file.`,
+    )
   }
 
   await mkdir(dirname(outPath), { recursive: true })

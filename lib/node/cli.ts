@@ -50,7 +50,10 @@ build     compiles an AssemblyScript function (edgeless/assembly) to an EDGELESS
 
 /** Exit codes: 0 ok, 1 the workflow could not run, 2 the command line is wrong, 3 messages were dropped (--fail-on-drop). */
 class UsageError extends Error {
-  constructor(message: string, readonly cmd?: keyof typeof COMMANDS) {
+  constructor(
+    message: string,
+    readonly cmd?: keyof typeof COMMANDS,
+  ) {
     super(message)
   }
 }
@@ -65,7 +68,10 @@ const LEVELS = ['error', 'warn', 'info', 'debug', 'trace'] as const
  * process.exitCode = await main(['validate', 'workflow.json'])
  * ```
  */
-export async function main(argv: string[], io: { out: (s: string) => void; err: (s: string) => void } = { out: (s) => process.stdout.write(`${s}\n`), err: (s) => process.stderr.write(`${s}\n`) }): Promise<number> {
+export async function main(
+  argv: string[],
+  io: { out: (s: string) => void; err: (s: string) => void } = { out: (s) => process.stdout.write(`${s}\n`), err: (s) => process.stderr.write(`${s}\n`) },
+): Promise<number> {
   try {
     const [cmd, ...rest] = argv
     if (cmd === undefined || cmd === '--help' || cmd === '-h' || cmd === 'help') {
@@ -135,7 +141,10 @@ function closest(word: string, known: readonly string[]): string | undefined {
   let bestD = 3
   for (const k of known) {
     const dd = word.length >= 3 && k.startsWith(word) ? 1 : dist(word, k)
-    if (dd < bestD) { best = k; bestD = dd }
+    if (dd < bestD) {
+      best = k
+      bestD = dd
+    }
   }
   return best
 }
@@ -172,14 +181,19 @@ async function validate(args: string[], io: { out: (s: string) => void; err: (s:
 }
 
 function one(positionals: string[], cmd: keyof typeof COMMANDS): string {
-  if (positionals.length !== 1) throw new UsageError(`"${cmd}" takes exactly one ${cmd === 'build' ? 'source file' : 'workflow file'}, got ${positionals.length ? positionals.join(' ') : 'none'}.`, cmd)
+  if (positionals.length !== 1)
+    throw new UsageError(
+      `"${cmd}" takes exactly one ${cmd === 'build' ? 'source file' : 'workflow file'}, got ${positionals.length ? positionals.join(' ') : 'none'}.`,
+      cmd,
+    )
   return positionals[0]!
 }
 
 function intOption(v: unknown, name: string, min: number, max: number): number | undefined {
   if (v === undefined) return undefined
   const n = Number(v)
-  if (typeof v !== 'string' || !/^\d+$/.test(v) || n < min || n > max) throw new UsageError(`--${name} must be an integer from ${min} to ${max}, got "${String(v)}".`)
+  if (typeof v !== 'string' || !/^\d+$/.test(v) || n < min || n > max)
+    throw new UsageError(`--${name} must be an integer from ${min} to ${max}, got "${String(v)}".`)
   return n
 }
 
@@ -232,21 +246,28 @@ function takeInspect(args: string[]): { rest: string[]; inspect: string | undefi
 async function run(argv: string[], io: { out: (s: string) => void; err: (s: string) => void }): Promise<number> {
   const { rest: args, inspect, afterInspect } = takeInspect(argv)
   const inspectPort = inspect === undefined ? undefined : intOption(inspect, 'inspect', 0, 65535)
-  const { positionals, values } = parse(args, {
-    duration: { type: 'string' },
-    'state-dir': { type: 'string' },
-    'http-port': { type: 'string' },
-    'http-host': { type: 'string' },
-    'log-level': { type: 'string' },
-    'log-root': { type: 'string' },
-    'allow-host': { type: 'string', multiple: true },
-    'allow-private': { type: 'boolean' },
-    'max-response-bytes': { type: 'string' },
-    'fail-on-drop': { type: 'boolean' },
-    ...SIZE_OPTIONS,
-  }, 'run')
+  const { positionals, values } = parse(
+    args,
+    {
+      duration: { type: 'string' },
+      'state-dir': { type: 'string' },
+      'http-port': { type: 'string' },
+      'http-host': { type: 'string' },
+      'log-level': { type: 'string' },
+      'log-root': { type: 'string' },
+      'allow-host': { type: 'string', multiple: true },
+      'allow-private': { type: 'boolean' },
+      'max-response-bytes': { type: 'string' },
+      'fail-on-drop': { type: 'boolean' },
+      ...SIZE_OPTIONS,
+    },
+    'run',
+  )
   if (positionals.length > 1 && afterInspect !== undefined && positionals.includes(afterInspect)) {
-    throw new UsageError(`--inspect takes a port number, and "${afterInspect}" is not one (nor a second workflow file: run takes one). Write --inspect <port>, or --inspect alone for port ${INSPECT_PORT}.`, 'run')
+    throw new UsageError(
+      `--inspect takes a port number, and "${afterInspect}" is not one (nor a second workflow file: run takes one). Write --inspect <port>, or --inspect alone for port ${INSPECT_PORT}.`,
+      'run',
+    )
   }
   const file = one(positionals, 'run')
   const allowHosts = values['allow-host'] as string[] | undefined
@@ -276,16 +297,26 @@ async function run(argv: string[], io: { out: (s: string) => void; err: (s: stri
   const line = (level: string, who: string, text: string) => io.out(`${now()} ${level.toUpperCase().padEnd(5)} ${who}: ${text}`)
   // Upstream's telemetry prints `<target>: <message>`; the target follows the function's name
   // (left out when it is the name itself, a JS function's default target).
-  rt.on('log', (e: LogEvent) => { if (e.level <= rank) line(e.levelName, e.target && e.target !== e.name ? `${e.name} ${e.target}` : e.name, e.text) })
+  rt.on('log', (e: LogEvent) => {
+    if (e.level <= rank) line(e.levelName, e.target && e.target !== e.name ? `${e.name} ${e.target}` : e.name, e.text)
+  })
   // A crash is reported like a log line; the rest of the workflow keeps running.
   rt.on('crash', (e) => line('error', e.name, `CRASH in handle_${e.handler}: ${e.error.message}`))
-  rt.on('warning', (e) => { if (rank >= 2) line('warn', e.name, e.message) })
-  rt.on('call-timeout', (e) => { if (rank >= 2) line('warn', e.caller ?? 'host', e.error.message) })
-  rt.on('call-cycle', (e) => { if (rank >= 2) line('warn', e.caller ?? 'host', e.error.message) })
+  rt.on('warning', (e) => {
+    if (rank >= 2) line('warn', e.name, e.message)
+  })
+  rt.on('call-timeout', (e) => {
+    if (rank >= 2) line('warn', e.caller ?? 'host', e.error.message)
+  })
+  rt.on('call-cycle', (e) => {
+    if (rank >= 2) line('warn', e.caller ?? 'host', e.error.message)
+  })
   rt.on('state-sync-failed', (e) => line('warn', e.name, e.error.message))
   rt.on('state-lost', (e) => line('error', e.name, e.error.message))
   rt.on('state-conflict', (e) => line('error', e.name, e.error.message))
-  rt.on('restart', (e) => { if (rank >= 3) line('info', e.name, `restarted (restart #${e.restarts})`) })
+  rt.on('restart', (e) => {
+    if (rank >= 3) line('info', e.name, `restarted (restart #${e.restarts})`)
+  })
   rt.on('escalation', (e) => line('error', e.name, `ESCALATION: ${e.reason.message}`))
   // Every message the runtime could not deliver is a dead letter (a full mailbox, a stopped
   // or failed receiver, ...). One line each would flood the terminal exactly when it
@@ -313,7 +344,11 @@ async function run(argv: string[], io: { out: (s: string) => void; err: (s: stri
   // A guest that makes blocking calls and is not in the cache takes seconds to prepare
   // (binaryen's asyncify): a line says so, so that a silent first start is not taken for a hang.
   const cacheDir = defaultCacheDir()
-  const stopNotices = onAsyncifyMiss((label) => io.err(`edgeless: preparing ${label} for blocking calls (asyncify, a few seconds; ${cacheDir ? `cached in ${cacheDir} afterwards` : 'not cached: EDGELESS_CACHE_DIR=off'})`))
+  const stopNotices = onAsyncifyMiss((label) =>
+    io.err(
+      `edgeless: preparing ${label} for blocking calls (asyncify, a few seconds; ${cacheDir ? `cached in ${cacheDir} afterwards` : 'not cached: EDGELESS_CACHE_DIR=off'})`,
+    ),
+  )
   let wf: WorkflowHandle
   try {
     wf = await rt.startWorkflow(file)
@@ -325,7 +360,9 @@ async function run(argv: string[], io: { out: (s: string) => void; err: (s: stri
     stopNotices()
   }
   const fns = wf.instances()
-  io.err(`edgeless: workflow "${wf.name}" (${wf.id}) started: ${fns.map((i) => `${i.name}@${i.id.function.slice(0, 8)}`).join(', ')}${duration ? `; stopping after ${duration} ms` : '; Ctrl-C to stop'}`)
+  io.err(
+    `edgeless: workflow "${wf.name}" (${wf.id}) started: ${fns.map((i) => `${i.name}@${i.id.function.slice(0, 8)}`).join(', ')}${duration ? `; stopping after ${duration} ms` : '; Ctrl-C to stop'}`,
+  )
 
   let escalated = false
   const reason = await new Promise<string>((resolve) => {
@@ -336,7 +373,9 @@ async function run(argv: string[], io: { out: (s: string) => void; err: (s: stri
       if (timer) clearTimeout(timer)
       resolve('the supervisor stopped the workflow after too many crashes')
     })
-    rt.on('escalation', (e) => { if (e.workflow === wf.name) escalated = true })
+    rt.on('escalation', (e) => {
+      if (e.workflow === wf.name) escalated = true
+    })
     const onSignal = (sig: NodeJS.Signals) => {
       if (timer) clearTimeout(timer)
       resolve(sig)
@@ -405,11 +444,15 @@ function describeDrops(n: number, by: Map<string, Map<string, number>>): string 
 }
 
 async function build(args: string[], io: { out: (s: string) => void; err: (s: string) => void }): Promise<number> {
-  const { positionals, values } = parse(args, {
-    out: { type: 'string', short: 'o' },
-    debug: { type: 'boolean' },
-    'no-optimize': { type: 'boolean' },
-  }, 'build')
+  const { positionals, values } = parse(
+    args,
+    {
+      out: { type: 'string', short: 'o' },
+      debug: { type: 'boolean' },
+      'no-optimize': { type: 'boolean' },
+    },
+    'build',
+  )
   const entry = one(positionals, 'build')
   const out = values['out'] as string | undefined
   if (!out) throw new UsageError('build needs an output file: -o <function.wasm>.')

@@ -90,7 +90,11 @@ export function fileTransformCache(dir: string): TransformCache {
   let n = 0
   return {
     async get(key) {
-      try { return new Uint8Array(await readFile(join(dir, `${key}.wasm`))) } catch { return undefined }
+      try {
+        return new Uint8Array(await readFile(join(dir, `${key}.wasm`)))
+      } catch {
+        return undefined
+      }
     },
     async set(key, bytes) {
       await mkdir(dir, { recursive: true })
@@ -185,15 +189,25 @@ export class Runtime extends CoreRuntime {
     const { logRoot, egress, maxModuleBytes, maxWorkflowBytes, ...core } = options
     const fileLogClass = logRoot !== undefined ? fileLog({ logRoot }) : fileLogResource
     const egressClass = httpEgress({ ...egress, resolve: resolveAll })
-    for (const [k, v] of [['maxModuleBytes', maxModuleBytes], ['maxWorkflowBytes', maxWorkflowBytes]] as const) {
-      if (v !== undefined && (!Number.isSafeInteger(v) || v < 1)) throw new EdgelessError('invalid-argument', `${k} must be a positive whole number of bytes, got ${String(v)}.`, { [k]: v })
+    for (const [k, v] of [
+      ['maxModuleBytes', maxModuleBytes],
+      ['maxWorkflowBytes', maxWorkflowBytes],
+    ] as const) {
+      if (v !== undefined && (!Number.isSafeInteger(v) || v < 1))
+        throw new EdgelessError('invalid-argument', `${k} must be a positive whole number of bytes, got ${String(v)}.`, { [k]: v })
     }
     // The core reads workflow files with the same loader as modules: the paths of workflows
     // being started or validated get the workflow file limit.
     const workflowPaths = new Map<string, number>()
     const maxWf = maxWorkflowBytes ?? DEFAULT_MAX_WORKFLOW_BYTES
     const loadSource = limitedLoader((path) => (workflowPaths.has(path) ? workflowLimit(maxWf) : moduleLimit(maxModuleBytes ?? DEFAULT_MAX_MODULE_BYTES)))
-    super({ loadSource, resolveRef: resolveCodePath, isolate: isolateInWorker, ...core, resources: [fileLogClass, httpIngressResource, redisResource, egressClass, ...(options.resources ?? [])] })
+    super({
+      loadSource,
+      resolveRef: resolveCodePath,
+      isolate: isolateInWorker,
+      ...core,
+      resources: [fileLogClass, httpIngressResource, redisResource, egressClass, ...(options.resources ?? [])],
+    })
     this.maxWorkflowBytes = maxWf
     this.workflowPaths = workflowPaths
   }

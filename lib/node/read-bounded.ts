@@ -75,8 +75,10 @@ export async function refusal(path: string, limit: ReadLimit): Promise<string | 
 }
 
 function refusalOf(path: string, st: Stats, limit: ReadLimit): string | undefined {
-  if (!st.isFile()) return `${path} is not a regular file (${kindOf(st)}); ${limit.what} must be an ordinary file (a device, FIFO or socket may never end or never answer)`
-  if (st.size > limit.maxBytes) return `${path} is ${st.size} bytes, over the limit of ${limit.maxBytes} bytes for ${limit.what}; point to the right file, or raise ${limit.option} if it really is that big`
+  if (!st.isFile())
+    return `${path} is not a regular file (${kindOf(st)}); ${limit.what} must be an ordinary file (a device, FIFO or socket may never end or never answer)`
+  if (st.size > limit.maxBytes)
+    return `${path} is ${st.size} bytes, over the limit of ${limit.maxBytes} bytes for ${limit.what}; point to the right file, or raise ${limit.option} if it really is that big`
   return undefined
 }
 
@@ -104,14 +106,24 @@ export async function readBounded(path: string, limit: ReadLimit): Promise<Uint8
       if (bytesRead === 0) break
       got += bytesRead
     }
-    if (got > limit.maxBytes) throw new EdgelessError('load-failed', `${path} grew past the limit of ${limit.maxBytes} bytes for ${limit.what} while it was read; raise ${limit.option} if it really is that big.`, { source: path, limit: limit.maxBytes })
+    if (got > limit.maxBytes)
+      throw new EdgelessError(
+        'load-failed',
+        `${path} grew past the limit of ${limit.maxBytes} bytes for ${limit.what} while it was read; raise ${limit.option} if it really is that big.`,
+        { source: path, limit: limit.maxBytes },
+      )
     if (got > st.size) {
       // It grew, but stays within the limit: read the rest up to the limit.
       const rest = await readRest(fh, limit.maxBytes + 1 - got)
       const all = new Uint8Array(got + rest.length)
       all.set(buf.subarray(0, got))
       all.set(rest, got)
-      if (all.length > limit.maxBytes) throw new EdgelessError('load-failed', `${path} grew past the limit of ${limit.maxBytes} bytes for ${limit.what} while it was read; raise ${limit.option} if it really is that big.`, { source: path, limit: limit.maxBytes })
+      if (all.length > limit.maxBytes)
+        throw new EdgelessError(
+          'load-failed',
+          `${path} grew past the limit of ${limit.maxBytes} bytes for ${limit.what} while it was read; raise ${limit.option} if it really is that big.`,
+          { source: path, limit: limit.maxBytes },
+        )
       return all
     }
     return buf.subarray(0, got)
@@ -147,7 +159,12 @@ export async function fetchBounded(url: string, limit: ReadLimit): Promise<Uint8
     await res.body?.cancel().catch(() => undefined)
     throw new EdgelessError('load-failed', `Fetching ${url} answered HTTP ${res.status}. Check the URL.`, { source: url, status: res.status })
   }
-  const over = (seen: string) => new EdgelessError('load-failed', `${url} is ${seen}, over the limit of ${limit.maxBytes} bytes for ${limit.what}; point to the right file, or raise ${limit.option} if it really is that big.`, { source: url, limit: limit.maxBytes })
+  const over = (seen: string) =>
+    new EdgelessError(
+      'load-failed',
+      `${url} is ${seen}, over the limit of ${limit.maxBytes} bytes for ${limit.what}; point to the right file, or raise ${limit.option} if it really is that big.`,
+      { source: url, limit: limit.maxBytes },
+    )
   const declared = Number(res.headers.get('content-length') ?? NaN)
   if (Number.isFinite(declared) && declared > limit.maxBytes) {
     await res.body?.cancel().catch(() => undefined)

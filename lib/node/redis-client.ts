@@ -19,7 +19,13 @@ const QUIT_TIMEOUT_MS = 2000
 export async function closeRedisClient(c: { readonly status: string; quit(): Promise<unknown>; disconnect(): void }): Promise<void> {
   let timer: ReturnType<typeof setTimeout> | undefined
   try {
-    if (c.status === 'ready') await Promise.race([c.quit(), new Promise<void>((r) => { timer = setTimeout(r, QUIT_TIMEOUT_MS) })])
+    if (c.status === 'ready')
+      await Promise.race([
+        c.quit(),
+        new Promise<void>((r) => {
+          timer = setTimeout(r, QUIT_TIMEOUT_MS)
+        }),
+      ])
   } catch {
     // Going away either way.
   } finally {

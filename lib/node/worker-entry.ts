@@ -43,8 +43,14 @@ const host: GuestHost = {
   idBytes: instanceIdBytes(id),
   cast: (alias, payload) => post({ t: 'cast', alias, payload }),
   castRaw: (t, payload) => post({ t: 'castRaw', node: t.node, fn: t.function, payload }),
-  call: (alias, payload) => { post({ t: 'call', alias, payload }); return awaitAnswer() },
-  callRaw: (t, payload) => { post({ t: 'callRaw', node: t.node, fn: t.function, payload }); return awaitAnswer() },
+  call: (alias, payload) => {
+    post({ t: 'call', alias, payload })
+    return awaitAnswer()
+  },
+  callRaw: (t, payload) => {
+    post({ t: 'callRaw', node: t.node, fn: t.function, payload })
+    return awaitAnswer()
+  },
   delayedCast: (ms, alias, payload) => post({ t: 'delayed', ms, alias, payload }),
   sync: (payload) => post({ t: 'sync', payload }),
   log: (level, target, text) => post({ t: 'log', level, target, text }),
@@ -58,7 +64,13 @@ async function main(): Promise<void> {
   let guest: WasmGuest
   try {
     // The module arrives compiled, with its fuel meter and memory cap already in it.
-    const fm = await loadFunctionModule(start.module, async () => { throw new Error('no loader in a worker') }, `function "${start.name}"`)
+    const fm = await loadFunctionModule(
+      start.module,
+      async () => {
+        throw new Error('no loader in a worker')
+      },
+      `function "${start.name}"`,
+    )
     guest = await WasmGuest.create(fm, host, 0, start.limits)
   } catch (e) {
     post({ t: 'failed-start', error: wireError(e) })
@@ -68,10 +80,18 @@ async function main(): Promise<void> {
     try {
       let r: unknown
       switch (m.op) {
-        case 'init': r = guest.init(m.payload, m.state); break
-        case 'cast': r = guest.cast({ node: m.srcNode, function: m.srcFn }, m.srcBytes, m.msg); break
-        case 'call': r = guest.call({ node: m.srcNode, function: m.srcFn }, m.srcBytes, m.msg); break
-        case 'stop': r = guest.stop(); break
+        case 'init':
+          r = guest.init(m.payload, m.state)
+          break
+        case 'cast':
+          r = guest.cast({ node: m.srcNode, function: m.srcFn }, m.srcBytes, m.msg)
+          break
+        case 'call':
+          r = guest.call({ node: m.srcNode, function: m.srcFn }, m.srcBytes, m.msg)
+          break
+        case 'stop':
+          r = guest.stop()
+          break
       }
       // Calls never suspend here (they block), so every handler finishes synchronously.
       post(m.op === 'call' ? { t: 'done', seq: m.seq, result: toWire(r as CallResult) } : { t: 'done', seq: m.seq })

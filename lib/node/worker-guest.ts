@@ -39,7 +39,10 @@ function fromWire(e: WireError): Error {
  */
 export class WorkerGuest implements Guest {
   private seq = 0
-  private readonly waiting = new Map<number, { resolve: (v: WireResult | undefined) => void; reject: (e: Error) => void; timer: ReturnType<typeof setTimeout> }>()
+  private readonly waiting = new Map<
+    number,
+    { resolve: (v: WireResult | undefined) => void; reject: (e: Error) => void; timer: ReturnType<typeof setTimeout> }
+  >()
   private dead: Error | null = null
   private readonly flag: Int32Array
 
@@ -64,11 +67,21 @@ export class WorkerGuest implements Guest {
     const g = new WorkerGuest(worker, host, port1, flag, deadlineMs)
     return new Promise((resolve, reject) => {
       const onStart = (m: FromWorker) => {
-        if (m.t === 'ready') { worker.off('message', onStart); worker.on('message', (x: FromWorker) => g.onMessage(x)); resolve(g) }
-        else if (m.t === 'failed-start') { worker.off('message', onStart); void worker.terminate(); reject(fromWire(m.error)) }
+        if (m.t === 'ready') {
+          worker.off('message', onStart)
+          worker.on('message', (x: FromWorker) => g.onMessage(x))
+          resolve(g)
+        } else if (m.t === 'failed-start') {
+          worker.off('message', onStart)
+          void worker.terminate()
+          reject(fromWire(m.error))
+        }
       }
       worker.on('message', onStart)
-      worker.once('error', (e) => { g.die(e); reject(e) })
+      worker.once('error', (e) => {
+        g.die(e)
+        reject(e)
+      })
       worker.once('exit', (code) => g.die(new EdgelessError('trap', `The worker of "${host.name}" exited (code ${code}).`, { trap: 'other' })))
     })
   }
@@ -110,7 +123,11 @@ export class WorkerGuest implements Guest {
 
   private overDeadline(seq: number): void {
     if (!this.waiting.has(seq)) return
-    const err = new EdgelessError('trap', `function "${this.host.name}" ran longer than its ${this.deadlineMs} ms deadline (an endless loop with fuel off, or a stuck host call); its worker was terminated. Raise deadlineMs, or fix the function; the supervisor restarts it in a fresh worker.`, { name: this.host.name, trap: 'deadline', deadlineMs: this.deadlineMs })
+    const err = new EdgelessError(
+      'trap',
+      `function "${this.host.name}" ran longer than its ${this.deadlineMs} ms deadline (an endless loop with fuel off, or a stuck host call); its worker was terminated. Raise deadlineMs, or fix the function; the supervisor restarts it in a fresh worker.`,
+      { name: this.host.name, trap: 'deadline', deadlineMs: this.deadlineMs },
+    )
     this.die(err)
     void this.worker.terminate()
   }
@@ -121,14 +138,18 @@ export class WorkerGuest implements Guest {
     // A call the worker may still be blocked on is released (its answer is moot).
     Atomics.store(this.flag, 0, 1)
     Atomics.notify(this.flag, 0)
-    for (const [, w] of this.waiting) { clearTimeout(w.timer); w.reject(e) }
+    for (const [, w] of this.waiting) {
+      clearTimeout(w.timer)
+      w.reject(e)
+    }
     this.waiting.clear()
   }
 
   private onMessage(m: FromWorker): void {
     const h = this.host
     switch (m.t) {
-      case 'done': case 'fail': {
+      case 'done':
+      case 'fail': {
         const w = this.waiting.get(m.seq)
         if (!w) return
         this.waiting.delete(m.seq)
@@ -137,14 +158,29 @@ export class WorkerGuest implements Guest {
         else w.reject(fromWire(m.error))
         return
       }
-      case 'cast': h.cast(m.alias, m.payload); return
-      case 'castRaw': h.castRaw({ node: m.node, function: m.fn }, m.payload); return
-      case 'delayed': h.delayedCast(m.ms, m.alias, m.payload); return
-      case 'sync': h.sync(m.payload); return
-      case 'log': h.log(m.level, m.target, m.text); return
-      case 'invalidAlias': h.invalidAlias(m.op, m.bytes); return
-      case 'cannotSuspend': h.cannotSuspend(); return
-      case 'call': case 'callRaw': {
+      case 'cast':
+        h.cast(m.alias, m.payload)
+        return
+      case 'castRaw':
+        h.castRaw({ node: m.node, function: m.fn }, m.payload)
+        return
+      case 'delayed':
+        h.delayedCast(m.ms, m.alias, m.payload)
+        return
+      case 'sync':
+        h.sync(m.payload)
+        return
+      case 'log':
+        h.log(m.level, m.target, m.text)
+        return
+      case 'invalidAlias':
+        h.invalidAlias(m.op, m.bytes)
+        return
+      case 'cannotSuspend':
+        h.cannotSuspend()
+        return
+      case 'call':
+      case 'callRaw': {
         const r = m.t === 'call' ? h.call(m.alias, m.payload) : h.callRaw({ node: m.node, function: m.fn }, m.payload)
         const answer = (v: CallResult) => {
           if (this.dead) return
@@ -156,10 +192,12 @@ export class WorkerGuest implements Guest {
         else answer(r)
         return
       }
-      default: return
+      default:
+        return
     }
   }
 }
 
 /** The Node implementation of RuntimeOptions.isolate. */
-export const isolateInWorker = (fm: FunctionModule, host: GuestHost, limits: GuestLimits, deadlineMs: number): Promise<Guest> => WorkerGuest.create(fm, host, limits, deadlineMs)
+export const isolateInWorker = (fm: FunctionModule, host: GuestHost, limits: GuestLimits, deadlineMs: number): Promise<Guest> =>
+  WorkerGuest.create(fm, host, limits, deadlineMs)

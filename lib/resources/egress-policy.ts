@@ -71,9 +71,20 @@ export interface EgressPolicy {
  */
 export function egressPolicy(options: EgressPolicyOptions = {}): EgressPolicy {
   // Brackets of an IPv6 literal ([::1]) and a trailing dot are dropped, as from the URL's host.
-  const patterns = (options.allowHosts ?? []).map((p) => p.trim().toLowerCase().replace(/^\[|\]$/g, '').replace(/\.$/, '')).filter((p) => p !== '')
+  const patterns = (options.allowHosts ?? [])
+    .map((p) =>
+      p
+        .trim()
+        .toLowerCase()
+        .replace(/^\[|\]$/g, '')
+        .replace(/\.$/, ''),
+    )
+    .filter((p) => p !== '')
   for (const p of patterns) {
-    if (!/^(\*|(\*\.)?[a-z0-9_.:[\]-]+)$/.test(p)) throw new EdgelessError('invalid-argument', `"${p}" is not a host pattern: give a host name or address, "*.example.com" for its subdomains, or "*".`, { pattern: p })
+    if (!/^(\*|(\*\.)?[a-z0-9_.:[\]-]+)$/.test(p))
+      throw new EdgelessError('invalid-argument', `"${p}" is not a host pattern: give a host name or address, "*.example.com" for its subdomains, or "*".`, {
+        pattern: p,
+      })
   }
   const allowPrivate = options.allowPrivate === true
   const summary = `${patterns.length ? `hosts ${patterns.join(', ')}` : 'any host'}${allowPrivate ? ', private addresses allowed' : ', no private addresses'}`
@@ -81,7 +92,10 @@ export function egressPolicy(options: EgressPolicyOptions = {}): EgressPolicy {
     summary,
     async check(url) {
       if (url.protocol !== 'http:' && url.protocol !== 'https:') return `the scheme ${url.protocol} is not HTTP`
-      const host = url.hostname.toLowerCase().replace(/^\[|\]$/g, '').replace(/\.$/, '')
+      const host = url.hostname
+        .toLowerCase()
+        .replace(/^\[|\]$/g, '')
+        .replace(/\.$/, '')
       const exact = patterns.includes(host)
       if (patterns.length && !exact && !patterns.some((p) => p === '*' || (p.startsWith('*.') && host.endsWith(p.slice(1))))) {
         return `the host ${host} is not in the allowed hosts (${patterns.join(', ')}); allow it with --allow-host ${host} (API: allowHosts)`
@@ -99,7 +113,8 @@ export function egressPolicy(options: EgressPolicyOptions = {}): EgressPolicy {
       } else addresses = []
       for (const a of addresses) {
         const range = nonPublicRange(a)
-        if (range) return `the host ${host}${a === host ? '' : ` resolves to ${a}, which`} is a ${range} address; requests to private networks are refused unless allowed (--allow-private, or --allow-host ${host}; API: allowPrivate, allowHosts)`
+        if (range)
+          return `the host ${host}${a === host ? '' : ` resolves to ${a}, which`} is a ${range} address; requests to private networks are refused unless allowed (--allow-private, or --allow-host ${host}; API: allowPrivate, allowHosts)`
       }
       return undefined
     },

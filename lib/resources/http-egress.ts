@@ -86,13 +86,27 @@ export interface HttpEgressOptions extends EgressPolicyOptions {
 
 /** A refusal by the policy or a limit: the Err the guest gets, with figures for the warning event. */
 class Refused extends Error {
-  constructor(message: string, readonly details: Record<string, unknown>) {
+  constructor(
+    message: string,
+    readonly details: Record<string, unknown>,
+  ) {
     super(message)
   }
 }
 
 /** Request headers `fetch` computes itself or rejects ("invalid transfer-encoding header"). */
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'expect', 'te', 'trailer', 'content-length', 'host'])
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'transfer-encoding',
+  'upgrade',
+  'expect',
+  'te',
+  'trailer',
+  'content-length',
+  'host',
+])
 
 /** Content codings undici's `fetch` decodes transparently. */
 const DECODED_CODINGS = new Set(['gzip', 'x-gzip', 'deflate', 'br'])
@@ -127,7 +141,11 @@ export function httpEgress(options: HttpEgressOptions = {}): ResourceClass {
     validate: checkConfig,
     create(init): EdgeFunction {
       const problem = checkConfig(init.config)[0]
-      if (problem) throw new EdgelessError('resource-failed', `http-egress "${init.name}": configurations.${problem.field} ${problem.message}.`, { name: init.name, field: problem.field })
+      if (problem)
+        throw new EdgelessError('resource-failed', `http-egress "${init.name}": configurations.${problem.field} ${problem.message}.`, {
+          name: init.name,
+          field: problem.field,
+        })
       const timeoutMs = init.config['timeout-ms'] ? Number(init.config['timeout-ms'].trim()) : DEFAULT_TIMEOUT_MS
       const who = `http-egress "${init.name}"`
 
@@ -137,16 +155,22 @@ export function httpEgress(options: HttpEgressOptions = {}): ResourceClass {
         let method = methodToHttp(req.method)
         let headers = requestHeaders(req.headers)
         // fetch throws on a body with GET/HEAD, so it is dropped there.
-        let body: Uint8Array<ArrayBuffer> | undefined = req.body !== null && req.method !== 'Get' && req.method !== 'Head' ? new Uint8Array(req.body) : undefined
+        let body: Uint8Array<ArrayBuffer> | undefined =
+          req.body !== null && req.method !== 'Get' && req.method !== 'Head' ? new Uint8Array(req.body) : undefined
         for (let hop = 0; ; hop++) {
           const why = await policy.check(url)
           if (why) throw new Refused(`${hop === 0 ? '' : `redirect #${hop} to ${url.href} refused: `}${why}`, { url: url.href, hop, policy: policy.summary })
           const res = await fetch(url, { method, headers, ...(body ? { body } : {}), signal, redirect: 'manual' })
           const location = res.headers.get('location')
-          if (res.type === 'opaqueredirect') throw new Refused(`${url.href} redirects, and this platform hides where to (fetch "opaqueredirect"), so the next hop cannot be checked`, { url: url.href, hop })
+          if (res.type === 'opaqueredirect')
+            throw new Refused(`${url.href} redirects, and this platform hides where to (fetch "opaqueredirect"), so the next hop cannot be checked`, {
+              url: url.href,
+              hop,
+            })
           if (![301, 302, 303, 307, 308].includes(res.status) || location === null) return res
           await res.body?.cancel().catch(() => undefined)
-          if (hop >= MAX_REDIRECTS) throw new Refused(`more than ${MAX_REDIRECTS} redirects, the last to ${location}`, { url: url.href, redirects: hop + 1, limit: MAX_REDIRECTS })
+          if (hop >= MAX_REDIRECTS)
+            throw new Refused(`more than ${MAX_REDIRECTS} redirects, the last to ${location}`, { url: url.href, redirects: hop + 1, limit: MAX_REDIRECTS })
           const next = new URL(location, url)
           // As fetch does: 303 (and 301/302 after a POST) continue as a GET without a body;
           // credentials do not travel to another origin.
@@ -221,7 +245,11 @@ export const httpEgressResource: ResourceClass = httpEgress()
 /** The body, read chunk by chunk and refused as soon as it passes `max` bytes. */
 async function readCapped(res: Response, max: number): Promise<Uint8Array> {
   const declared = Number(res.headers.get('content-length') ?? NaN)
-  const tooBig = (seen: string) => new Refused(`the response body is ${seen}, over the limit of ${max} bytes; raise it with --max-response-bytes (API: maxResponseBytes) or ask for less`, { limit: max, ...(Number.isFinite(declared) ? { declared } : {}) })
+  const tooBig = (seen: string) =>
+    new Refused(`the response body is ${seen}, over the limit of ${max} bytes; raise it with --max-response-bytes (API: maxResponseBytes) or ask for less`, {
+      limit: max,
+      ...(Number.isFinite(declared) ? { declared } : {}),
+    })
   if (Number.isFinite(declared) && declared > max) {
     await res.body?.cancel().catch(() => undefined)
     throw tooBig(`${declared} bytes (content-length)`)
@@ -271,7 +299,7 @@ function responseHeaders(headers: Headers): Record<string, string> {
     out[key] = key in out ? `${out[key]}, ${value}` : value
   })
   const coding = out['content-encoding']
-  if (coding !== undefined && coding.split(',').every((c) => DECODED_CODINGS.has(c.trim().toLowerCase()))) {
+  if (coding?.split(',').every((c) => DECODED_CODINGS.has(c.trim().toLowerCase()))) {
     // fetch already decoded the body: these headers would describe bytes we do not hand over.
     delete out['content-encoding']
     delete out['content-length']

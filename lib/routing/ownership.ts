@@ -45,7 +45,10 @@ export class BytePool {
     const a = stack.pop() ?? new Uint8Array(n)
     for (let i = 0; i < n; i++) {
       const c = s.charCodeAt(i)
-      if (c >= 0x80) { stack.push(a); return undefined }
+      if (c >= 0x80) {
+        stack.push(a)
+        return undefined
+      }
       a[i] = c
     }
     return a

@@ -67,16 +67,24 @@ export class PendingCall implements CallAnswer {
     if (this.settled) return Promise.resolve(this.result)
     if (this.caller) this.caller.waitingOn = this.target
     if (Number.isFinite(this.timeoutMs)) this.timer = this.sys.clock.setTimeout(() => this.expire(), this.timeoutMs)
-    return new Promise<CallResult>((res) => { this.resolve = res })
+    return new Promise<CallResult>((res) => {
+      this.resolve = res
+    })
   }
 
   private expire(): void {
     if (this.settled) return
-    const r = errResult('call-timeout', `The call from ${this.caller ? `"${this.caller.name}"` : 'the host'} to "${this.target.name}" got no answer within ${this.timeoutMs} ms. Raise callTimeoutMs, or make the callee answer sooner.`, { target: this.target.name, timeoutMs: this.timeoutMs })
+    const r = errResult(
+      'call-timeout',
+      `The call from ${this.caller ? `"${this.caller.name}"` : 'the host'} to "${this.target.name}" got no answer within ${this.timeoutMs} ms. Raise callTimeoutMs, or make the callee answer sooner.`,
+      { target: this.target.name, timeoutMs: this.timeoutMs },
+    )
     this.timedOut = true
     this.sys.emit('call-timeout', {
       ...(this.caller ? { caller: this.caller.name, callerInstance: this.caller.id } : {}),
-      target: this.target.name, targetInstance: this.target.id, timeoutMs: this.timeoutMs,
+      target: this.target.name,
+      targetInstance: this.target.id,
+      timeoutMs: this.timeoutMs,
       error: r.error,
     })
     this.settle(r)

@@ -87,7 +87,9 @@ export class Router implements CallEnv {
     try {
       ;(this.events.emit as (n: K, e: RuntimeEvents[K][0]) => boolean)(name, ev)
     } catch (e) {
-      queueMicrotask(() => { throw e })
+      queueMicrotask(() => {
+        throw e
+      })
     }
   }
 
@@ -127,7 +129,16 @@ export class Router implements CallEnv {
    * dead letter. Such a caller copies the reply into its memory at once, so a wasm callee
    * that runs now may answer in a buffer of its own that it reuses (LendingGuest.lendReply).
    */
-  call(caller: Recipient | null, from: InstanceId, fromBytes: Uint8Array, target: Recipient, payload: Uint8Array, timeoutMs: number, alias?: string, trace = 0): CallResult | Promise<CallResult> {
+  call(
+    caller: Recipient | null,
+    from: InstanceId,
+    fromBytes: Uint8Array,
+    target: Recipient,
+    payload: Uint8Array,
+    timeoutMs: number,
+    alias?: string,
+    trace = 0,
+  ): CallResult | Promise<CallResult> {
     const t = trace || ++this.traces
     let lent = false
     if (caller !== null) {
@@ -145,12 +156,25 @@ export class Router implements CallEnv {
     const done = this.tracer.message('call', from, target, payload, alias)
     const r = this.callInner(caller, from, fromBytes, target, payload, timeoutMs, t, false)
     if (!done) return r
-    if (isThenable<CallResult>(r)) return Promise.resolve(r).then((v) => { done(v); return v })
+    if (isThenable<CallResult>(r))
+      return Promise.resolve(r).then((v) => {
+        done(v)
+        return v
+      })
     done(r)
     return r
   }
 
-  private callInner(caller: Recipient | null, from: InstanceId, fromBytes: Uint8Array, target: Recipient, payload: Uint8Array, timeoutMs: number, trace: number, lent: boolean): CallResult | Promise<CallResult> {
+  private callInner(
+    caller: Recipient | null,
+    from: InstanceId,
+    fromBytes: Uint8Array,
+    target: Recipient,
+    payload: Uint8Array,
+    timeoutMs: number,
+    trace: number,
+    lent: boolean,
+  ): CallResult | Promise<CallResult> {
     if (caller && this.closesCycle(caller, target)) return this.cycleRefused(caller, target)
     const depth = this.syncDepth
     if (!target.canRunNow() || depth >= MAX_SYNC_DEPTH) {
@@ -229,9 +253,13 @@ export class Router implements CallEnv {
       if (t === caller) break
     }
     const names = cycle.map((a) => a.name)
-    const r = errResult('call-cycle', cycle.length === 2
-      ? `"${caller.name}" called itself; it would wait for its own answer forever. Cast to "self" instead, or restructure.`
-      : `Call cycle ${names.join(' -> ')}: every instance in it waits for the next, so none could answer. Break the cycle (make one of the calls a cast).`, { cycle: names })
+    const r = errResult(
+      'call-cycle',
+      cycle.length === 2
+        ? `"${caller.name}" called itself; it would wait for its own answer forever. Cast to "self" instead, or restructure.`
+        : `Call cycle ${names.join(' -> ')}: every instance in it waits for the next, so none could answer. Break the cycle (make one of the calls a cast).`,
+      { cycle: names },
+    )
     this.emit('call-cycle', { caller: caller.name, callerInstance: caller.id, target: target.name, targetInstance: target.id, cycle: names, error: r.error })
     return r
   }

@@ -35,7 +35,12 @@ export interface RefOwner {
  */
 export class ActorRef {
   /** @internal */
-  constructor(private readonly rt: RefOwner, readonly id: InstanceId, readonly name: string, actor?: Actor) {
+  constructor(
+    private readonly rt: RefOwner,
+    readonly id: InstanceId,
+    readonly name: string,
+    actor?: Actor,
+  ) {
     this.actor = actor
   }
   /**

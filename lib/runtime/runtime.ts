@@ -12,7 +12,20 @@ import { EdgelessError } from '../errors'
 import type { RuntimeEvents } from '../events'
 import { isUuid, randomUuid, type InstanceId } from '../ids'
 import { OBSERVER_HOOKS, type Observer } from '../observer'
-import { checkCapacity, checkEnum, checkMaxInvocationMs, DEFAULT_FUEL, DEFAULT_MAX_INVOCATION_MS, DEFAULT_QUOTAS, memoryCapFor, type CallOptions, type InstanceInfo, type RuntimeOptions, type SpawnOptions, type StopOptions } from '../options'
+import {
+  checkCapacity,
+  checkEnum,
+  checkMaxInvocationMs,
+  DEFAULT_FUEL,
+  DEFAULT_MAX_INVOCATION_MS,
+  DEFAULT_QUOTAS,
+  memoryCapFor,
+  type CallOptions,
+  type InstanceInfo,
+  type RuntimeOptions,
+  type SpawnOptions,
+  type StopOptions,
+} from '../options'
 import { ownBytes, type Payload } from '../payload'
 import { httpEgressResource } from '../resources/http-egress'
 import { memoryStore } from '../state/memory'
@@ -67,15 +80,25 @@ export class Runtime extends EventEmitter<RuntimeEvents> implements RefOwner {
     this.nodeId = options.nodeId ?? randomUuid()
     if (!isUuid(this.nodeId)) throw new EdgelessError('invalid-argument', `nodeId must be a UUID, got ${JSON.stringify(options.nodeId)}.`)
     this.callTimeoutMs = options.callTimeoutMs ?? 5000
-    if (!(this.callTimeoutMs > 0)) throw new EdgelessError('invalid-argument', `callTimeoutMs must be a positive number of milliseconds (or Infinity), got ${options.callTimeoutMs}.`)
+    if (!(this.callTimeoutMs > 0))
+      throw new EdgelessError('invalid-argument', `callTimeoutMs must be a positive number of milliseconds (or Infinity), got ${options.callTimeoutMs}.`)
     this.loader = options.loadSource ?? fetchLoader
     const fallback = options.stateStore ?? memoryStore()
     const stores = { nodeLocal: options.stateStores?.['node-local'] ?? fallback, global: options.stateStores?.global ?? fallback }
     const statePolicy = checkEnum('statePolicy', options.statePolicy ?? 'node-local', 'statePolicy')
-    this.sys = new System(this.nodeId, options.clock ?? realClock, stores, this, options.optimisticConcurrency === true, options.stateWrites, options.remote ?? null)
+    this.sys = new System(
+      this.nodeId,
+      options.clock ?? realClock,
+      stores,
+      this,
+      options.optimisticConcurrency === true,
+      options.stateWrites,
+      options.remote ?? null,
+    )
     this.fuel = options.fuel ?? DEFAULT_FUEL
     this.maxMemoryBytes = options.maxMemoryBytes
-    if (options.dense !== undefined && typeof options.dense !== 'boolean') throw new EdgelessError('invalid-argument', `RuntimeOptions.dense must be a boolean, got ${JSON.stringify(options.dense)}.`)
+    if (options.dense !== undefined && typeof options.dense !== 'boolean')
+      throw new EdgelessError('invalid-argument', `RuntimeOptions.dense must be a boolean, got ${JSON.stringify(options.dense)}.`)
     this.dense = options.dense === true
     const mailboxCapacity = checkCapacity(options.mailboxCapacity ?? 10_000, 'mailboxCapacity')
     const overflow = checkEnum('overflow', options.overflow ?? 'reject', 'overflow')
@@ -87,23 +110,28 @@ export class Runtime extends EventEmitter<RuntimeEvents> implements RefOwner {
       this.sys.emit('escalation', { name: child.name, instance: child.id, reason, history })
       child.giveUp(reason)
     })
-    this.spawner = new Spawner(this.sys, {
-      nodeId: this.nodeId,
-      loader: this.loader,
-      callTimeoutMs: this.callTimeoutMs,
-      stopTimeoutMs: options.stopTimeoutMs ?? 5000,
-      suspendBufferBytes: options.suspendBufferBytes ?? 16 * 1024,
-      fuel: this.fuel,
-      maxMemoryBytes: this.maxMemoryBytes,
-      maxInvocationMs: checkMaxInvocationMs(options.maxInvocationMs ?? DEFAULT_MAX_INVOCATION_MS, 'RuntimeOptions.maxInvocationMs'),
-      dense: this.dense,
-      quotas: { ...DEFAULT_QUOTAS, ...options.quotas },
-      mailboxCapacity,
-      overflow,
-      statePolicy,
-      isolate: options.isolate,
-      passivator: this.passivator,
-    }, root, this)
+    this.spawner = new Spawner(
+      this.sys,
+      {
+        nodeId: this.nodeId,
+        loader: this.loader,
+        callTimeoutMs: this.callTimeoutMs,
+        stopTimeoutMs: options.stopTimeoutMs ?? 5000,
+        suspendBufferBytes: options.suspendBufferBytes ?? 16 * 1024,
+        fuel: this.fuel,
+        maxMemoryBytes: this.maxMemoryBytes,
+        maxInvocationMs: checkMaxInvocationMs(options.maxInvocationMs ?? DEFAULT_MAX_INVOCATION_MS, 'RuntimeOptions.maxInvocationMs'),
+        dense: this.dense,
+        quotas: { ...DEFAULT_QUOTAS, ...options.quotas },
+        mailboxCapacity,
+        overflow,
+        statePolicy,
+        isolate: options.isolate,
+        passivator: this.passivator,
+      },
+      root,
+      this,
+    )
     this.registerResource(httpEgressResource)
     for (const cls of options.resources ?? []) this.registerResource(cls)
     this.workflowEnv = {
@@ -134,7 +162,13 @@ export class Runtime extends EventEmitter<RuntimeEvents> implements RefOwner {
    * ```
    */
   load(source: ModuleSource): Promise<FunctionModule> {
-    return loadFunctionModule(source, this.loader, undefined, { fuel: this.fuel, maxMemoryBytes: memoryCapFor(undefined, this.maxMemoryBytes, this.dense) }, this.dense)
+    return loadFunctionModule(
+      source,
+      this.loader,
+      undefined,
+      { fuel: this.fuel, maxMemoryBytes: memoryCapFor(undefined, this.maxMemoryBytes, this.dense) },
+      this.dense,
+    )
   }
 
   /**
@@ -160,7 +194,9 @@ export class Runtime extends EventEmitter<RuntimeEvents> implements RefOwner {
   /** Keep a start in flight known, so shutdown waits for it. */
   private track<T>(p: Promise<T>): Promise<T> {
     this.spawning.add(p)
-    const done = () => { this.spawning.delete(p) }
+    const done = () => {
+      this.spawning.delete(p)
+    }
     p.then(done, done)
     return p
   }
@@ -245,11 +281,19 @@ export class Runtime extends EventEmitter<RuntimeEvents> implements RefOwner {
     const a = this.sys.actorAt(idOf(target))
     if (!a) return undefined
     return {
-      name: a.name, id: a.id, status: a.status, mailbox: a.mailbox.length, busy: a.busy,
+      name: a.name,
+      id: a.id,
+      status: a.status,
+      mailbox: a.mailbox.length,
+      busy: a.busy,
       ...(a.waitingOn ? { waitingOn: a.waitingOn.name } : {}),
-      stateId: a.stateId, outputs: Object.fromEntries(a.outputs),
+      stateId: a.stateId,
+      outputs: Object.fromEntries(a.outputs),
       ...(a.lastError ? { lastError: a.lastError } : {}),
-      restarts: a.restarts, restartType: a.restartType, mailboxCapacity: a.mailboxCapacity, timers: a.pendingTimers,
+      restarts: a.restarts,
+      restartType: a.restartType,
+      mailboxCapacity: a.mailboxCapacity,
+      timers: a.pendingTimers,
     }
   }
 
@@ -372,7 +416,11 @@ export class Runtime extends EventEmitter<RuntimeEvents> implements RefOwner {
     const { problems, validated } = await checkWorkflow(this.workflowEnv, spec, { ...(base !== undefined ? { base } : {}), ...options }, file)
     if (problems.length) throw workflowError(problems, label)
     if (this.workflows.has(validated.name)) {
-      throw new EdgelessError('invalid-argument', `A workflow named "${validated.name}" already runs on this runtime. Stop it first, or pass a different { name } (the name also keys the workflow's state).`, { workflow: validated.name })
+      throw new EdgelessError(
+        'invalid-argument',
+        `A workflow named "${validated.name}" already runs on this runtime. Stop it first, or pass a different { name } (the name also keys the workflow's state).`,
+        { workflow: validated.name },
+      )
     }
     this.assertOpen()
     // Reserve the name while starting, so two concurrent starts of one workflow cannot both run.
@@ -429,12 +477,21 @@ export class Runtime extends EventEmitter<RuntimeEvents> implements RefOwner {
 
   private installObservers(): void {
     const list = [...this.observers]
-    if (list.length === 0) { this.sys.observer = null; return }
-    if (list.length === 1) { this.sys.observer = list[0]!; return }
+    if (list.length === 0) {
+      this.sys.observer = null
+      return
+    }
+    if (list.length === 1) {
+      this.sys.observer = list[0]!
+      return
+    }
     // One observer that calls every installed one, hook by hook (OBSERVER_HOOKS is checked
     // against the Observer interface, so a new hook cannot be forgotten here).
     const fan: Record<string, (...args: unknown[]) => void> = {}
-    for (const k of OBSERVER_HOOKS) fan[k] = (...args: unknown[]) => { for (const o of list) (o[k] as ((...a: unknown[]) => void) | undefined)?.(...args) }
+    for (const k of OBSERVER_HOOKS)
+      fan[k] = (...args: unknown[]) => {
+        for (const o of list) (o[k] as ((...a: unknown[]) => void) | undefined)?.(...args)
+      }
     this.sys.observer = fan as Observer
   }
 
@@ -456,7 +513,8 @@ export class Runtime extends EventEmitter<RuntimeEvents> implements RefOwner {
     }
     const id = idOf(target)
     const a = id && this.sys.actorAt(id)
-    if (!a) throw new EdgelessError('unknown-instance', `No live instance ${id?.function} on this runtime (stopped, or spawned on another runtime).`, { target: id })
+    if (!a)
+      throw new EdgelessError('unknown-instance', `No live instance ${id?.function} on this runtime (stopped, or spawned on another runtime).`, { target: id })
     if (ref !== undefined) ref.actor = a
     return a
   }

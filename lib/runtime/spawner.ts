@@ -12,7 +12,18 @@ import type { Guest, GuestHost } from '../guest'
 import { isUuid, randomUuid, type InstanceId } from '../ids'
 import { JsGuest } from '../js-function'
 import { wallNow } from '../observer'
-import { checkCapacity, checkEnum, checkMaxInvocationMs, denseConflict, memoryCapFor, type HostQuotas, type IsolateGuest, type OverflowPolicy, type SpawnOptions, type StatePolicy } from '../options'
+import {
+  checkCapacity,
+  checkEnum,
+  checkMaxInvocationMs,
+  denseConflict,
+  memoryCapFor,
+  type HostQuotas,
+  type IsolateGuest,
+  type OverflowPolicy,
+  type SpawnOptions,
+  type StatePolicy,
+} from '../options'
 import { toBytes } from '../payload'
 import { checkRestartType, type Supervisor } from '../supervision/supervisor'
 import { denseFor } from '../wasm/dense'
@@ -95,7 +106,8 @@ export class Spawner {
   /** Check an output target: an InstanceId or an ActorRef; throws `invalid-argument` naming `what`. */
   checkTarget(t: Target, what: string): InstanceId {
     const id = t ? idOf(t) : undefined
-    if (!id || !isUuid(id.node) || !isUuid(id.function)) throw new EdgelessError('invalid-argument', `${what} must be an InstanceId or an ActorRef, got ${JSON.stringify(t)}.`)
+    if (!id || !isUuid(id.node) || !isUuid(id.function))
+      throw new EdgelessError('invalid-argument', `${what} must be an InstanceId or an ActorRef, got ${JSON.stringify(t)}.`)
     return { node: id.node, function: id.function }
   }
 
@@ -107,7 +119,8 @@ export class Spawner {
     this.assertOpen()
     const d = this.d
     if (!o || typeof o.name !== 'string' || o.name === '') throw new EdgelessError('invalid-argument', 'spawn needs a non-empty `name`.')
-    if ((o.module === undefined) === (o.fn === undefined)) throw new EdgelessError('invalid-argument', `spawn("${o.name}") needs exactly one of \`module\` (wasm) and \`fn\` (a JS function).`)
+    if ((o.module === undefined) === (o.fn === undefined))
+      throw new EdgelessError('invalid-argument', `spawn("${o.name}") needs exactly one of \`module\` (wasm) and \`fn\` (a JS function).`)
     const where = `spawn("${o.name}")`
     const functionId = o.functionId ?? randomUuid()
     if (!isUuid(functionId)) throw new EdgelessError('invalid-argument', `functionId must be a UUID, got ${JSON.stringify(functionId)}.`)
@@ -115,7 +128,8 @@ export class Spawner {
     const given = Object.entries(o.outputs ?? {})
     const outputs = given.length === 0 ? (NO_OUTPUTS as Map<string, InstanceId>) : new Map<string, InstanceId>()
     for (const [alias, t] of given) outputs.set(alias, this.checkTarget(t, `outputs.${alias}`))
-    if (o.dense !== undefined && typeof o.dense !== 'boolean') throw new EdgelessError('invalid-argument', `${where}.dense must be a boolean, got ${JSON.stringify(o.dense)}.`)
+    if (o.dense !== undefined && typeof o.dense !== 'boolean')
+      throw new EdgelessError('invalid-argument', `${where}.dense must be a boolean, got ${JSON.stringify(o.dense)}.`)
     const dense = denseFor(o.dense, d.dense, o.isolation)
     const limits: GuestLimits = { fuel: o.fuel ?? d.fuel, maxMemoryBytes: memoryCapFor(o.maxMemoryBytes, d.maxMemoryBytes, dense) }
     const conflict = denseConflict(dense, o.isolation)
@@ -131,11 +145,17 @@ export class Spawner {
     // JS function again (a factory is called again; a plain object is reused).
     const isolation = checkEnum('isolation', o.isolation ?? 'inline', `${where}.isolation`)
     if (isolation === 'worker' && !fm) throw new EdgelessError('invalid-argument', `${where}: worker isolation runs wasm modules; a JS function runs inline.`)
-    if (isolation === 'worker' && !d.isolate) throw new EdgelessError('invalid-argument', `${where}: worker isolation needs a worker implementation; use the Node entry (import { Runtime } from 'edgeless' in Node) or pass RuntimeOptions.isolate.`)
+    if (isolation === 'worker' && !d.isolate)
+      throw new EdgelessError(
+        'invalid-argument',
+        `${where}: worker isolation needs a worker implementation; use the Node entry (import { Runtime } from 'edgeless' in Node) or pass RuntimeOptions.isolate.`,
+      )
     const lazy = o.lazy === true
     const passivate = lazy || o.passivate === true
-    if (o.passivate !== undefined && typeof o.passivate !== 'boolean') throw new EdgelessError('invalid-argument', `${where}.passivate must be a boolean, got ${JSON.stringify(o.passivate)}.`)
-    if (o.lazy !== undefined && typeof o.lazy !== 'boolean') throw new EdgelessError('invalid-argument', `${where}.lazy must be a boolean, got ${JSON.stringify(o.lazy)}.`)
+    if (o.passivate !== undefined && typeof o.passivate !== 'boolean')
+      throw new EdgelessError('invalid-argument', `${where}.passivate must be a boolean, got ${JSON.stringify(o.passivate)}.`)
+    if (o.lazy !== undefined && typeof o.lazy !== 'boolean')
+      throw new EdgelessError('invalid-argument', `${where}.lazy must be a boolean, got ${JSON.stringify(o.lazy)}.`)
     const deadlineMs = o.deadlineMs ?? 30_000
     if (!(deadlineMs > 0)) throw new EdgelessError('invalid-argument', `${where}.deadlineMs must be a positive number of milliseconds, got ${o.deadlineMs}.`)
     // A worker holds its own thread, and its blocking calls wait in it: deadlineMs bounds it.
@@ -151,7 +171,10 @@ export class Spawner {
       callTimeoutMs: o.callTimeoutMs ?? d.callTimeoutMs,
       stopTimeoutMs: d.stopTimeoutMs,
       outputs,
-      restartType, mailboxCapacity, overflow, makeGuest,
+      restartType,
+      mailboxCapacity,
+      overflow,
+      makeGuest,
       initPayload: payload?.length ? payload : undefined,
       statePolicy,
       // Shared unless overridden (a million instances need not hold a million copies).
@@ -200,7 +223,8 @@ export class Spawner {
    */
   register(p: PreparedSpawn, supervisor: Supervisor = this.root): void {
     this.assertOpen()
-    if (this.sys.actors.has(p.actor.id.function)) throw new EdgelessError('invalid-argument', `An instance with function id ${p.actor.id.function} already runs.`)
+    if (this.sys.actors.has(p.actor.id.function))
+      throw new EdgelessError('invalid-argument', `An instance with function id ${p.actor.id.function} already runs.`)
     this.sys.actors.set(p.actor.id.function, p.actor)
     if (p.actor.restartType === 'permanent') this.specs.set(p.actor, p.options)
     supervisor.add(p.actor)
@@ -237,7 +261,14 @@ export class Spawner {
     const sup = old.supervisor
     if (!spec || !sup || this.closed || this.sys.actors.has(old.id.function)) return
     try {
-      const p = await this.prepare({ ...spec, lazy: false, passivate: spec.passivate === true || spec.lazy === true, functionId: old.id.function, outputs: Object.fromEntries(old.outputs), stateId: old.stateId })
+      const p = await this.prepare({
+        ...spec,
+        lazy: false,
+        passivate: spec.passivate === true || spec.lazy === true,
+        functionId: old.id.function,
+        outputs: Object.fromEntries(old.outputs),
+        stateId: old.stateId,
+      })
       if (this.closed || sup.stopping || this.sys.actors.has(old.id.function)) return
       this.sys.actors.set(old.id.function, p.actor)
       this.specs.set(p.actor, spec)
@@ -248,7 +279,10 @@ export class Spawner {
       if (ok) this.sys.emit('restart', { name: p.actor.name, instance: p.actor.id, restarts: p.actor.restarts })
     } catch (e) {
       sup.remove(old)
-      const error = e instanceof EdgelessError ? e : new EdgelessError('invalid-module', `Re-spawning "${old.name}" failed: ${(e as Error)?.message ?? e}`, {}, { cause: e })
+      const error =
+        e instanceof EdgelessError
+          ? e
+          : new EdgelessError('invalid-module', `Re-spawning "${old.name}" failed: ${(e as Error)?.message ?? e}`, {}, { cause: e })
       this.sys.emit('crash', { name: old.name, instance: old.id, handler: 'init', trap: 'other', error })
     }
   }

@@ -35,7 +35,15 @@ export class System extends Router implements ActorContext {
   /** This runtime's instances, as the in-process transport delivers to them. */
   readonly local: InProcessTransport<Actor>
 
-  constructor(nodeId: string, clock: Clock, stores: { nodeLocal: StateStore; global: StateStore }, events: EventEmitter<RuntimeEvents>, optimistic: boolean, writeOptions: StateWriteOptions = {}, remote: Transport | null = null) {
+  constructor(
+    nodeId: string,
+    clock: Clock,
+    stores: { nodeLocal: StateStore; global: StateStore },
+    events: EventEmitter<RuntimeEvents>,
+    optimistic: boolean,
+    writeOptions: StateWriteOptions = {},
+    remote: Transport | null = null,
+  ) {
     const local = new InProcessTransport<Actor>(remote)
     super(nodeId, clock, events, local)
     this.local = local

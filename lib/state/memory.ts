@@ -24,10 +24,16 @@ export function memoryStore(initial?: Iterable<[string, Uint8Array]>): StateStor
   if (initial) for (const [k, v] of initial) put(k, v)
   return {
     get: (id) => map.get(id)?.data.slice(),
-    set: (id, data) => { put(id, data) },
-    delete: (id) => { map.delete(id) },
+    set: (id, data) => {
+      put(id, data)
+    },
+    delete: (id) => {
+      map.delete(id)
+    },
     list: () => [...map.keys()],
-    dispose: () => { map.clear() },
+    dispose: () => {
+      map.clear()
+    },
     getVersioned: (id) => {
       const e = map.get(id)
       return e && { data: e.data.slice(), version: e.version }
@@ -36,6 +42,8 @@ export function memoryStore(initial?: Iterable<[string, Uint8Array]>): StateStor
       const current = map.get(id)?.version ?? 0
       return current === expected ? put(id, data) : { conflict: current }
     },
-    get size() { return map.size },
+    get size() {
+      return map.size
+    },
   }
 }

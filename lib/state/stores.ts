@@ -45,7 +45,11 @@ export class StateStores {
     this.global = stores.global
     if (optimistic) {
       for (const [policy, st] of Object.entries(stores)) {
-        if (typeof st.setIfVersion !== 'function' || typeof st.getVersioned !== 'function') throw new EdgelessError('invalid-argument', `optimisticConcurrency needs stores with versions (setIfVersion and getVersioned); the ${policy === 'nodeLocal' ? 'node-local' : 'global'} store has none. Use the memory, redis or sqlite adapter, or turn it off.`)
+        if (typeof st.setIfVersion !== 'function' || typeof st.getVersioned !== 'function')
+          throw new EdgelessError(
+            'invalid-argument',
+            `optimisticConcurrency needs stores with versions (setIfVersion and getVersioned); the ${policy === 'nodeLocal' ? 'node-local' : 'global'} store has none. Use the memory, redis or sqlite adapter, or turn it off.`,
+          )
       }
     }
     this.writer = new StateWriter(clock, (name, ...args) => emit(name, args[0]), writeOptions)
@@ -85,7 +89,12 @@ export class StateStores {
         state = (await store.get(owner.stateId)) ?? undefined
       }
     } catch (e) {
-      throw new EdgelessError('state-store-failed', `Reading the state of "${owner.name}" (state id ${owner.stateId}) failed: ${(e as Error).message}. Check the state store.`, { stateId: owner.stateId }, { cause: e })
+      throw new EdgelessError(
+        'state-store-failed',
+        `Reading the state of "${owner.name}" (state id ${owner.stateId}) failed: ${(e as Error).message}. Check the state store.`,
+        { stateId: owner.stateId },
+        { cause: e },
+      )
     }
     return state?.length ? state : undefined
   }

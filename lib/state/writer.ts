@@ -72,7 +72,11 @@ export class StateWriter {
   private readonly maxBufferedBytes: number
   readonly flushTimeoutMs: number
 
-  constructor(private readonly clock: Clock, private readonly emit: Emit, o: StateWriteOptions = {}) {
+  constructor(
+    private readonly clock: Clock,
+    private readonly emit: Emit,
+    o: StateWriteOptions = {},
+  ) {
     this.retryInitialMs = o.retryInitialMs ?? 50
     this.retryMaxMs = o.retryMaxMs ?? 5000
     this.maxBufferedBytes = o.maxBufferedBytes ?? 64 * 1024 * 1024
@@ -93,7 +97,11 @@ export class StateWriter {
     let e = this.entries.get(stateId)
     const replaced = e?.pending?.length ?? 0
     if (this.bufferedBytes - replaced + data.length > this.maxBufferedBytes) {
-      const error = new EdgelessError('state-store-failed', `The state of "${owner.name}" (state id ${stateId}, ${data.length} bytes) was not kept: ${this.bufferedBytes} bytes of state are already waiting for the store (limit ${this.maxBufferedBytes}). The store is down or too slow; raise stateWrites.maxBufferedBytes or fix the store.`, { stateId })
+      const error = new EdgelessError(
+        'state-store-failed',
+        `The state of "${owner.name}" (state id ${stateId}, ${data.length} bytes) was not kept: ${this.bufferedBytes} bytes of state are already waiting for the store (limit ${this.maxBufferedBytes}). The store is down or too slow; raise stateWrites.maxBufferedBytes or fix the store.`,
+        { stateId },
+      )
       this.emit('state-lost', { name: owner.name, instance: owner.id, stateId, data, error })
       return
     }
@@ -123,7 +131,11 @@ export class StateWriter {
       this.failed(stateId, e, err)
       return
     }
-    if (isThenable(r)) r.then((v) => this.written(stateId, e, v), (err: unknown) => this.failed(stateId, e, err))
+    if (isThenable(r))
+      r.then(
+        (v) => this.written(stateId, e, v),
+        (err: unknown) => this.failed(stateId, e, err),
+      )
     else this.written(stateId, e, r)
   }
 
@@ -135,12 +147,22 @@ export class StateWriter {
     this.bufferedBytes -= data.length
     if (result !== null && typeof result === 'object' && 'conflict' in result) {
       const current = (result as { conflict: number }).conflict
-      const error = new EdgelessError('state-conflict', `The state of "${e.owner.name}" (state id ${stateId}) changed in the store since this instance read it (expected version ${e.owner.stateVersion}, found ${current}); this write was not made, so the other update is not lost. Restart the instance to reload the state, or give the runtimes distinct state ids.`, { stateId, expected: e.owner.stateVersion, current })
+      const error = new EdgelessError(
+        'state-conflict',
+        `The state of "${e.owner.name}" (state id ${stateId}) changed in the store since this instance read it (expected version ${e.owner.stateVersion}, found ${current}); this write was not made, so the other update is not lost. Restart the instance to reload the state, or give the runtimes distinct state ids.`,
+        { stateId, expected: e.owner.stateVersion, current },
+      )
       this.emit('state-conflict', { name: e.owner.name, instance: e.owner.id, stateId, expected: e.owner.stateVersion ?? 0, current, data, error })
     } else {
       if (typeof result === 'number' && e.owner.stateVersion !== undefined) e.owner.stateVersion = result
       e.owner.stateWritten?.(data)
-      this.emit('state-written', { name: e.owner.name, instance: e.owner.id, stateId, bytes: data.length, ...(e.attempt > 0 ? { attempts: e.attempt + 1 } : {}) })
+      this.emit('state-written', {
+        name: e.owner.name,
+        instance: e.owner.id,
+        stateId,
+        bytes: data.length,
+        ...(e.attempt > 0 ? { attempts: e.attempt + 1 } : {}),
+      })
     }
     e.attempt = 0
     e.lastError = undefined
@@ -157,7 +179,12 @@ export class StateWriter {
     e.attempt++
     const delay = Math.min(this.retryMaxMs, this.retryInitialMs * 2 ** (e.attempt - 1))
     const msg = (err as Error)?.message ?? String(err)
-    e.lastError = new EdgelessError('state-store-failed', `Writing the state of "${e.owner.name}" (state id ${stateId}) failed (attempt ${e.attempt}): ${msg}. It is kept and retried in ${delay} ms; fix the store.`, { stateId, attempt: e.attempt }, { cause: err })
+    e.lastError = new EdgelessError(
+      'state-store-failed',
+      `Writing the state of "${e.owner.name}" (state id ${stateId}) failed (attempt ${e.attempt}): ${msg}. It is kept and retried in ${delay} ms; fix the store.`,
+      { stateId, attempt: e.attempt },
+      { cause: err },
+    )
     this.emit('state-sync-failed', { name: e.owner.name, instance: e.owner.id, stateId, attempt: e.attempt, retryInMs: delay, error: e.lastError })
     e.timer = this.clock.setTimeout(() => {
       e.timer = null
@@ -210,7 +237,11 @@ export class StateWriter {
     e.inflight = null
     this.entries.delete(stateId)
     if (data) {
-      const error = new EdgelessError('state-store-failed', `The state of "${e.owner.name}" (state id ${stateId}, ${data.length} bytes) could not be written before the flush timeout${e.lastError ? `; last error: ${e.lastError.message}` : ''}. The value is in this event; the store did not get it.`, { stateId })
+      const error = new EdgelessError(
+        'state-store-failed',
+        `The state of "${e.owner.name}" (state id ${stateId}, ${data.length} bytes) could not be written before the flush timeout${e.lastError ? `; last error: ${e.lastError.message}` : ''}. The value is in this event; the store did not get it.`,
+        { stateId },
+      )
       this.emit('state-lost', { name: e.owner.name, instance: e.owner.id, stateId, data, error })
     }
     const ws = e.waiters

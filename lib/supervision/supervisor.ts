@@ -31,7 +31,8 @@ export interface SupervisionPolicy {
 export function resolveSupervision(o: SupervisionOptions = {}, where = 'supervision'): SupervisionPolicy {
   const num = (v: number | undefined, def: number, name: string, min: number): number => {
     const n = v ?? def
-    if (typeof n !== 'number' || Number.isNaN(n) || n < min) throw new EdgelessError('invalid-argument', `${where}.${name} must be a number >= ${min}, got ${JSON.stringify(v)}.`)
+    if (typeof n !== 'number' || Number.isNaN(n) || n < min)
+      throw new EdgelessError('invalid-argument', `${where}.${name} must be a number >= ${min}, got ${JSON.stringify(v)}.`)
     return n
   }
   const strategy = checkEnum('strategy', o.strategy ?? 'one_for_one', `${where}.strategy`)
@@ -42,7 +43,12 @@ export function resolveSupervision(o: SupervisionOptions = {}, where = 'supervis
     strategy,
     maxRestarts: num(o.maxRestarts, 3, 'maxRestarts', 0),
     periodMs: num(o.periodMs, 5000, 'periodMs', 0),
-    backoff: { initialMs: num(b.initialMs, 10, 'backoff.initialMs', 0), factor: num(b.factor, 2, 'backoff.factor', 1), maxMs: num(b.maxMs, 1000, 'backoff.maxMs', 0), jitter },
+    backoff: {
+      initialMs: num(b.initialMs, 10, 'backoff.initialMs', 0),
+      factor: num(b.factor, 2, 'backoff.factor', 1),
+      maxMs: num(b.maxMs, 1000, 'backoff.maxMs', 0),
+      jitter,
+    },
     random: o.random ?? Math.random,
   }
 }
@@ -116,14 +122,25 @@ export class Supervisor implements ActorSupervisor {
     }
     if (!this.allowRestart(rec)) {
       const history = [...this.recent]
-      const reason = new EdgelessError('restart-intensity', `${this.label} exceeded its restart intensity: ${history.length} restarts within ${this.policy.periodMs} ms (at most ${this.policy.maxRestarts} allowed). Last crash: "${a.name}": ${rec.error.message}. Fix the crash, or raise maxRestarts/periodMs.`, { history: history.map((h) => ({ name: h.name, handler: h.handler, at: h.at, error: h.error.message })) })
+      const reason = new EdgelessError(
+        'restart-intensity',
+        `${this.label} exceeded its restart intensity: ${history.length} restarts within ${this.policy.periodMs} ms (at most ${this.policy.maxRestarts} allowed). Last crash: "${a.name}": ${rec.error.message}. Fix the crash, or raise maxRestarts/periodMs.`,
+        { history: history.map((h) => ({ name: h.name, handler: h.handler, at: h.at, error: h.error.message })) },
+      )
       this.recent = []
       this.escalate(reason, history, a)
       return
     }
     const group = this.group(a)
     const delay = this.delay()
-    this.sys.emit('restart-scheduled', { name: a.name, instance: a.id, restarting: group.map((g) => g.name), delayMs: delay, restarts: this.recent.length, ...(this.name !== undefined ? { workflow: this.name } : {}) })
+    this.sys.emit('restart-scheduled', {
+      name: a.name,
+      instance: a.id,
+      restarting: group.map((g) => g.name),
+      delayMs: delay,
+      restarts: this.recent.length,
+      ...(this.name !== undefined ? { workflow: this.name } : {}),
+    })
     // Siblings are shut down now (stop handler, state flushed, mailbox kept) and restart with it.
     for (const s of group) if (s !== a) void s.haltForRestart()
     this.sys.clock.setTimeout(() => {
@@ -146,18 +163,30 @@ export class Supervisor implements ActorSupervisor {
       this.remove(a)
       return
     }
-    const rec: CrashRecord = { name: a.name, instance: a.id, at: this.sys.clock.now(), handler: 'stop', error: new EdgelessError('instance-stopped', `"${a.name}" stopped normally and is permanent.`, { name: a.name }) }
+    const rec: CrashRecord = {
+      name: a.name,
+      instance: a.id,
+      at: this.sys.clock.now(),
+      handler: 'stop',
+      error: new EdgelessError('instance-stopped', `"${a.name}" stopped normally and is permanent.`, { name: a.name }),
+    }
     if (!this.allowRestart(rec)) {
       this.remove(a)
-      const reason = new EdgelessError('restart-intensity', `${this.label} exceeded its restart intensity restarting the permanent "${a.name}" after normal stops.`, {})
+      const reason = new EdgelessError(
+        'restart-intensity',
+        `${this.label} exceeded its restart intensity restarting the permanent "${a.name}" after normal stops.`,
+        {},
+      )
       this.escalate(reason, [...this.recent], a)
       return
     }
-    this.sys.clock.setTimeout(() => { if (!this.shuttingDown) void respawn() }, this.delay())
+    this.sys.clock.setTimeout(() => {
+      if (!this.shuttingDown) void respawn()
+    }, this.delay())
   }
 
   private get label(): string {
-    return this.name !== undefined ? `The supervisor of workflow "${this.name}"` : 'The runtime\'s supervisor'
+    return this.name !== undefined ? `The supervisor of workflow "${this.name}"` : "The runtime's supervisor"
   }
 
   /** Count a restart against the intensity; false when it exceeds it. */
@@ -173,7 +202,8 @@ export class Supervisor implements ActorSupervisor {
     const all = [...this.children]
     const live = all.filter((c) => c === a || statusHas(c.status, 'in-group'))
     switch (this.policy.strategy) {
-      case 'one_for_all': return live
+      case 'one_for_all':
+        return live
       case 'rest_for_one': {
         const i = all.indexOf(a)
         return live.filter((c) => all.indexOf(c) >= i)

@@ -34,7 +34,8 @@ function received(stub: Stub, kind: 'cast' | 'call', m: PayloadMatch, isNot: boo
   const pass = got.some((r) => matches(m, r.payload))
   return {
     pass,
-    message: () => `expected the stub ${isNot ? 'not ' : ''}to have received a ${kind} ${show(m)}; it received ${got.length ? got.map((r) => showBytes(r.payload)).join(', ') : `no ${kind}s`}.\n${stub.describeRun()}`,
+    message: () =>
+      `expected the stub ${isNot ? 'not ' : ''}to have received a ${kind} ${show(m)}; it received ${got.length ? got.map((r) => showBytes(r.payload)).join(', ') : `no ${kind}s`}.\n${stub.describeRun()}`,
   }
 }
 
@@ -47,15 +48,24 @@ expect.extend({
   },
   toHaveReplied(result: CallResult, payload?: PayloadMatch) {
     const pass = result?.kind === 'reply' && (payload === undefined || matches(payload, result.data))
-    const got = result?.kind === 'reply' ? `reply ${showBytes(result.data)}` : result?.kind === 'err' ? `err ${result.error.code}: ${result.error.message}` : String(result?.kind)
-    return { pass, message: () => `expected the call ${this.isNot ? 'not ' : ''}to have replied${payload === undefined ? '' : ` ${show(payload)}`}; got ${got}` }
+    const got =
+      result?.kind === 'reply'
+        ? `reply ${showBytes(result.data)}`
+        : result?.kind === 'err'
+          ? `err ${result.error.code}: ${result.error.message}`
+          : String(result?.kind)
+    return {
+      pass,
+      message: () => `expected the call ${this.isNot ? 'not ' : ''}to have replied${payload === undefined ? '' : ` ${show(payload)}`}; got ${got}`,
+    }
   },
   toHaveSent(kit: TestKit, from: string, alias: string, payload?: PayloadMatch) {
     const sent = kit.trace.entries.filter((e) => (e.kind === 'cast' || e.kind === 'call') && e.from === from && e.alias === alias)
     const pass = sent.some((e) => payload === undefined || matches(payload, e.payload!))
     return {
       pass,
-      message: () => `expected "${from}" ${this.isNot ? 'not ' : ''}to have sent${payload === undefined ? ' anything' : ` ${show(payload)}`} to alias "${alias}"; it sent ${sent.length ? sent.map((e) => e.text).join(', ') : 'nothing there'} (by alias: ${JSON.stringify(kit.sent(from))}).\n${kit.describeRun()}`,
+      message: () =>
+        `expected "${from}" ${this.isNot ? 'not ' : ''}to have sent${payload === undefined ? ' anything' : ` ${show(payload)}`} to alias "${alias}"; it sent ${sent.length ? sent.map((e) => e.text).join(', ') : 'nothing there'} (by alias: ${JSON.stringify(kit.sent(from))}).\n${kit.describeRun()}`,
     }
   },
 })

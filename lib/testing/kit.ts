@@ -34,7 +34,9 @@ export interface TestKitOptions extends Omit<RuntimeOptions, 'clock'> {
    */
   seed?: number
   /** The Runtime class to build (default: the platform-neutral core's). */
-  Runtime?: new (options: RuntimeOptions) => CoreRuntime
+  Runtime?: new (
+    options: RuntimeOptions,
+  ) => CoreRuntime
 }
 
 type Target = ActorRef | InstanceId | string
@@ -51,11 +53,12 @@ export function seededRandom(seed: number): () => number {
   }
 }
 
-const macrotask = (): Promise<void> => new Promise((r) => {
-  const g = globalThis as { setImmediate?: (fn: () => void) => unknown }
-  if (typeof g.setImmediate === 'function') g.setImmediate(r)
-  else setTimeout(r, 0)
-})
+const macrotask = (): Promise<void> =>
+  new Promise((r) => {
+    const g = globalThis as { setImmediate?: (fn: () => void) => unknown }
+    if (typeof g.setImmediate === 'function') g.setImmediate(r)
+    else setTimeout(r, 0)
+  })
 
 /**
  * A runtime for deterministic tests: virtual time, a message trace, stubs, injected
@@ -92,12 +95,21 @@ export class TestKit {
     sys.tracer = {
       message: (kind, from, to, payload, alias) => {
         this.trace.add({ time: this.clock.now(), kind, from: name(from), to: to.name, ...(alias !== undefined ? { alias } : {}), payload: payload.slice() })
-        if (kind === 'call') return (result: CallResult) => { this.trace.add({ time: this.clock.now(), kind: 'reply', from: name(from), to: to.name, result }) }
+        if (kind === 'call')
+          return (result: CallResult) => {
+            this.trace.add({ time: this.clock.now(), kind: 'reply', from: name(from), to: to.name, result })
+          }
       },
     }
-    this.runtime.on('crash', (e) => { this.trace.add({ time: this.clock.now(), kind: 'crash', from: e.name, to: e.name, detail: `handle_${e.handler} ${e.trap}` }) })
-    this.runtime.on('restart', (e) => { this.trace.add({ time: this.clock.now(), kind: 'restart', from: e.name, to: e.name, detail: `#${e.restarts}` }) })
-    this.runtime.on('dead-letter', (e) => { this.trace.add({ time: this.clock.now(), kind: 'dead-letter', from: name(e.from), to: e.name, payload: e.payload, detail: e.reason.code }) })
+    this.runtime.on('crash', (e) => {
+      this.trace.add({ time: this.clock.now(), kind: 'crash', from: e.name, to: e.name, detail: `handle_${e.handler} ${e.trap}` })
+    })
+    this.runtime.on('restart', (e) => {
+      this.trace.add({ time: this.clock.now(), kind: 'restart', from: e.name, to: e.name, detail: `#${e.restarts}` })
+    })
+    this.runtime.on('dead-letter', (e) => {
+      this.trace.add({ time: this.clock.now(), kind: 'dead-letter', from: name(e.from), to: e.name, payload: e.payload, detail: e.reason.code })
+    })
   }
 
   /** Let every actor process what it can, without moving time. */
@@ -110,15 +122,25 @@ export class TestKit {
       await macrotask()
       // An instance being (re)started waits for real async work (instantiation): give it time.
       let starting = false
-      for (const a of sys.actors.values()) if (a.status === 'starting' || a.status === 'restarting' || a.status === 'activating' || a.status === 'hibernating') { starting = true; break }
-      if (starting && waitedForStarts++ < 500) { quiet = 0; continue }
+      for (const a of sys.actors.values())
+        if (a.status === 'starting' || a.status === 'restarting' || a.status === 'activating' || a.status === 'hibernating') {
+          starting = true
+          break
+        }
+      if (starting && waitedForStarts++ < 500) {
+        quiet = 0
+        continue
+      }
       if (sys.scheduler.idle && sys.scheduler.processed + this.trace.entries.length === before) {
         if (++quiet >= 3) return
       } else {
         quiet = 0
       }
     }
-    throw new EdgelessError('invalid-argument', `The actors never went quiet after 20,000 turns: they keep messaging each other without time passing (a livelock). ${this.describeRun()}`)
+    throw new EdgelessError(
+      'invalid-argument',
+      `The actors never went quiet after 20,000 turns: they keep messaging each other without time passing (a livelock). ${this.describeRun()}`,
+    )
   }
 
   /**
@@ -141,7 +163,11 @@ export class TestKit {
 
   /** A test double; spawn it, or pass `stub.fn` in `startWorkflow(..., { replace })`. */
   stub(script?: StubScript): Stub {
-    return new Stub(script, () => this.clock.now(), () => this.describeRun())
+    return new Stub(
+      script,
+      () => this.clock.now(),
+      () => this.describeRun(),
+    )
   }
 
   /** Spawn an instance (as {@link Runtime.spawn}). */

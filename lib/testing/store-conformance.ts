@@ -16,7 +16,14 @@
  * ```
  * @packageDocumentation
  */
-import type { afterAll as AfterAll, afterEach as AfterEach, beforeEach as BeforeEach, describe as Describe, expect as Expect, test as Test } from '@jest/globals'
+import type {
+  afterAll as AfterAll,
+  afterEach as AfterEach,
+  beforeEach as BeforeEach,
+  describe as Describe,
+  expect as Expect,
+  test as Test,
+} from '@jest/globals'
 import type { StateStore } from '../state/store'
 
 /**
@@ -57,7 +64,13 @@ export interface StateStoreSuiteOptions<S extends StateStore = StateStore> {
 }
 
 /** Which optional methods a store has, and the store made to find out (to dispose after the suite). */
-interface Features<S> { list: boolean; versions: boolean; dispose: boolean; halfVersions: boolean; probe?: S }
+interface Features<S> {
+  list: boolean
+  versions: boolean
+  dispose: boolean
+  halfVersions: boolean
+  probe?: S
+}
 
 /**
  * Register a jest `describe(name)` block checking that the stores `make()` returns behave as
@@ -117,108 +130,150 @@ export function testStateStore<S extends StateStore>(name: string, make: () => P
       await options.cleanup?.(store)
     })
 
-    test('a missing id reads as undefined', async () => {
-      expect(await store.get(`${p}missing`)).toBeUndefined()
-    }, timeout)
+    test(
+      'a missing id reads as undefined',
+      async () => {
+        expect(await store.get(`${p}missing`)).toBeUndefined()
+      },
+      timeout,
+    )
 
-    test('values round-trip byte for byte: all 256 byte values, the empty value', async () => {
-      const all = Uint8Array.from({ length: 512 }, (_, i) => (i * 7) % 256)
-      await store.set(`${p}all`, all)
-      await store.set(`${p}empty`, new Uint8Array(0))
-      await store.set(`${p}one`, Uint8Array.of(0))
-      // A view into a bigger buffer: only its own bytes are the value.
-      const backing = Uint8Array.from({ length: 64 }, (_, i) => i)
-      await store.set(`${p}view`, backing.subarray(10, 20))
-      const got = await store.get(`${p}all`)
-      expect(got).toBeInstanceOf(Uint8Array)
-      expect(plain(got)).toEqual(all)
-      expect(plain(await store.get(`${p}empty`))).toEqual(new Uint8Array(0))
-      expect(plain(await store.get(`${p}one`))).toEqual(Uint8Array.of(0))
-      expect(plain(await store.get(`${p}view`))).toEqual(Uint8Array.from({ length: 10 }, (_, i) => i + 10))
-    }, timeout)
+    test(
+      'values round-trip byte for byte: all 256 byte values, the empty value',
+      async () => {
+        const all = Uint8Array.from({ length: 512 }, (_, i) => (i * 7) % 256)
+        await store.set(`${p}all`, all)
+        await store.set(`${p}empty`, new Uint8Array(0))
+        await store.set(`${p}one`, Uint8Array.of(0))
+        // A view into a bigger buffer: only its own bytes are the value.
+        const backing = Uint8Array.from({ length: 64 }, (_, i) => i)
+        await store.set(`${p}view`, backing.subarray(10, 20))
+        const got = await store.get(`${p}all`)
+        expect(got).toBeInstanceOf(Uint8Array)
+        expect(plain(got)).toEqual(all)
+        expect(plain(await store.get(`${p}empty`))).toEqual(new Uint8Array(0))
+        expect(plain(await store.get(`${p}one`))).toEqual(Uint8Array.of(0))
+        expect(plain(await store.get(`${p}view`))).toEqual(Uint8Array.from({ length: 10 }, (_, i) => i + 10))
+      },
+      timeout,
+    )
 
-    test('stored values are not aliased to the caller\'s buffers, either way', async () => {
-      const input = Uint8Array.of(1, 2, 3, 4)
-      await store.set(`${p}k`, input)
-      input[0] = 99 // the caller reuses its buffer after the write
-      const out = await store.get(`${p}k`)
-      expect(plain(out)).toEqual(Uint8Array.of(1, 2, 3, 4))
-      out![1] = 77 // and scribbles on what it read
-      expect(plain(await store.get(`${p}k`))).toEqual(Uint8Array.of(1, 2, 3, 4))
-    }, timeout)
+    test(
+      "stored values are not aliased to the caller's buffers, either way",
+      async () => {
+        const input = Uint8Array.of(1, 2, 3, 4)
+        await store.set(`${p}k`, input)
+        input[0] = 99 // the caller reuses its buffer after the write
+        const out = await store.get(`${p}k`)
+        expect(plain(out)).toEqual(Uint8Array.of(1, 2, 3, 4))
+        out![1] = 77 // and scribbles on what it read
+        expect(plain(await store.get(`${p}k`))).toEqual(Uint8Array.of(1, 2, 3, 4))
+      },
+      timeout,
+    )
 
     // With bigValues: false the case is not registered at all (like a method the store lacks),
     // rather than reported as skipped.
-    ;(bigValues ? test : ((() => {}) as unknown as typeof test))('a 16 MiB value round-trips byte for byte', async () => {
-      const big = noise(16 * 1024 * 1024, 0x9e3779b9)
-      await store.set(`${p}big`, big)
-      const got = await store.get(`${p}big`)
-      expect(got?.length).toBe(big.length)
-      expect(firstDifference(got!, big)).toBe(-1)
-      // And replaced by a small one, nothing of the big one left.
-      await store.set(`${p}big`, Uint8Array.of(5))
-      expect(plain(await store.get(`${p}big`))).toEqual(Uint8Array.of(5))
-    }, timeout * 4)
+    ;(bigValues ? test : ((() => {}) as unknown as typeof test))(
+      'a 16 MiB value round-trips byte for byte',
+      async () => {
+        const big = noise(16 * 1024 * 1024, 0x9e3779b9)
+        await store.set(`${p}big`, big)
+        const got = await store.get(`${p}big`)
+        expect(got?.length).toBe(big.length)
+        expect(firstDifference(got!, big)).toBe(-1)
+        // And replaced by a small one, nothing of the big one left.
+        await store.set(`${p}big`, Uint8Array.of(5))
+        expect(plain(await store.get(`${p}big`))).toEqual(Uint8Array.of(5))
+      },
+      timeout * 4,
+    )
 
-    test('ids with Unicode, "/", ":", spaces, and 300 characters round-trip', async () => {
-      const ids = idsFor(p)
-      for (const [i, id] of ids.entries()) await store.set(id, text(`value ${i}`))
-      for (const [i, id] of ids.entries()) expect(str(await store.get(id))).toBe(`value ${i}`)
-    }, timeout)
-
-    if (has.list) {
-      test('list() returns exactly the ids written, deleted ones gone', async () => {
+    test(
+      'ids with Unicode, "/", ":", spaces, and 300 characters round-trip',
+      async () => {
         const ids = idsFor(p)
         for (const [i, id] of ids.entries()) await store.set(id, text(`value ${i}`))
-        const mine = async () => (await store.list!()).filter((id) => id.startsWith(p)).sort()
-        expect(await mine()).toEqual([...ids].sort())
-        await store.delete(ids[0]!)
-        expect(await mine()).toEqual(ids.slice(1).sort())
-      }, timeout)
+        for (const [i, id] of ids.entries()) expect(str(await store.get(id))).toBe(`value ${i}`)
+      },
+      timeout,
+    )
+
+    if (has.list) {
+      test(
+        'list() returns exactly the ids written, deleted ones gone',
+        async () => {
+          const ids = idsFor(p)
+          for (const [i, id] of ids.entries()) await store.set(id, text(`value ${i}`))
+          const mine = async () => (await store.list!()).filter((id) => id.startsWith(p)).sort()
+          expect(await mine()).toEqual([...ids].sort())
+          await store.delete(ids[0]!)
+          expect(await mine()).toEqual(ids.slice(1).sort())
+        },
+        timeout,
+      )
     }
 
-    test('500 writes to one id issued without waiting land in call order', async () => {
-      const value = (i: number) => text(`v${i}:` + 'x'.repeat((i * 37) % 1000))
-      const writes: Promise<void>[] = []
-      for (let i = 0; i < 500; i++) writes.push(Promise.resolve(store.set(`${p}hot`, value(i))))
-      await Promise.all(writes)
-      expect(str(await store.get(`${p}hot`))).toBe(str(value(499)))
-    }, timeout)
+    test(
+      '500 writes to one id issued without waiting land in call order',
+      async () => {
+        const value = (i: number) => text(`v${i}:` + 'x'.repeat((i * 37) % 1000))
+        const writes: Promise<void>[] = []
+        for (let i = 0; i < 500; i++) writes.push(Promise.resolve(store.set(`${p}hot`, value(i))))
+        await Promise.all(writes)
+        expect(str(await store.get(`${p}hot`))).toBe(str(value(499)))
+      },
+      timeout,
+    )
 
-    test('a write replaces the value', async () => {
-      await store.set(`${p}k`, text('a much longer first value'))
-      await store.set(`${p}k`, text('short'))
-      expect(str(await store.get(`${p}k`))).toBe('short')
-      await store.set(`${p}other`, text('untouched'))
-      await store.set(`${p}k`, text('third'))
-      expect(str(await store.get(`${p}k`))).toBe('third')
-      expect(str(await store.get(`${p}other`))).toBe('untouched')
-    }, timeout)
+    test(
+      'a write replaces the value',
+      async () => {
+        await store.set(`${p}k`, text('a much longer first value'))
+        await store.set(`${p}k`, text('short'))
+        expect(str(await store.get(`${p}k`))).toBe('short')
+        await store.set(`${p}other`, text('untouched'))
+        await store.set(`${p}k`, text('third'))
+        expect(str(await store.get(`${p}k`))).toBe('third')
+        expect(str(await store.get(`${p}other`))).toBe('untouched')
+      },
+      timeout,
+    )
 
-    test('delete removes the value; deleting a missing id is not an error', async () => {
-      await store.set(`${p}k`, text('v'))
-      await store.set(`${p}keep`, text('w'))
-      await store.delete(`${p}k`)
-      expect(await store.get(`${p}k`)).toBeUndefined()
-      expect(str(await store.get(`${p}keep`))).toBe('w')
-      await store.delete(`${p}k`)
-      await store.delete(`${p}never-written`)
-      await store.set(`${p}k`, text('again'))
-      expect(str(await store.get(`${p}k`))).toBe('again')
-    }, timeout)
+    test(
+      'delete removes the value; deleting a missing id is not an error',
+      async () => {
+        await store.set(`${p}k`, text('v'))
+        await store.set(`${p}keep`, text('w'))
+        await store.delete(`${p}k`)
+        expect(await store.get(`${p}k`)).toBeUndefined()
+        expect(str(await store.get(`${p}keep`))).toBe('w')
+        await store.delete(`${p}k`)
+        await store.delete(`${p}never-written`)
+        await store.set(`${p}k`, text('again'))
+        expect(str(await store.get(`${p}k`))).toBe('again')
+      },
+      timeout,
+    )
 
     if (has.dispose) {
-      test('dispose() resolves, and calling it twice is fine', async () => {
-        await store.set(`${p}k`, text('v'))
-        await store.dispose!()
-        await store.dispose!()
-      }, timeout)
+      test(
+        'dispose() resolves, and calling it twice is fine',
+        async () => {
+          await store.set(`${p}k`, text('v'))
+          await store.dispose!()
+          await store.dispose!()
+        },
+        timeout,
+      )
     }
 
     if (has.halfVersions) {
       test('setIfVersion and getVersioned come together', () => {
-        expect({ setIfVersion: typeof store.setIfVersion, getVersioned: typeof store.getVersioned })
-          .toEqual({ setIfVersion: 'function', getVersioned: 'function' })
+        expect({ setIfVersion: typeof store.setIfVersion, getVersioned: typeof store.getVersioned }).toEqual({
+          setIfVersion: 'function',
+          getVersioned: 'function',
+        })
       })
     }
 
@@ -227,77 +282,105 @@ export function testStateStore<S extends StateStore>(name: string, make: () => P
         const setIf = (id: string, data: Uint8Array, expected: number) => Promise.resolve(store.setIfVersion!(id, data, expected))
         const versioned = (id: string) => Promise.resolve(store.getVersioned!(id))
 
-        test('a missing id has no version; the first write is version 1 and each write adds one', async () => {
-          expect(await versioned(`${p}k`)).toBeUndefined()
-          await store.set(`${p}k`, text('a'))
-          expect(shown(await versioned(`${p}k`))).toEqual({ data: 'a', version: 1 })
-          await store.set(`${p}k`, text('b'))
-          expect(shown(await versioned(`${p}k`))).toEqual({ data: 'b', version: 2 })
-          expect(await setIf(`${p}k`, text('c'), 2)).toBe(3)
-          await store.set(`${p}k`, text('d'))
-          expect(shown(await versioned(`${p}k`))).toEqual({ data: 'd', version: 4 })
-          // Per id: another id starts at 1.
-          expect(await setIf(`${p}other`, text('x'), 0)).toBe(1)
-        }, timeout)
+        test(
+          'a missing id has no version; the first write is version 1 and each write adds one',
+          async () => {
+            expect(await versioned(`${p}k`)).toBeUndefined()
+            await store.set(`${p}k`, text('a'))
+            expect(shown(await versioned(`${p}k`))).toEqual({ data: 'a', version: 1 })
+            await store.set(`${p}k`, text('b'))
+            expect(shown(await versioned(`${p}k`))).toEqual({ data: 'b', version: 2 })
+            expect(await setIf(`${p}k`, text('c'), 2)).toBe(3)
+            await store.set(`${p}k`, text('d'))
+            expect(shown(await versioned(`${p}k`))).toEqual({ data: 'd', version: 4 })
+            // Per id: another id starts at 1.
+            expect(await setIf(`${p}other`, text('x'), 0)).toBe(1)
+          },
+          timeout,
+        )
 
-        test('versioned values round-trip byte for byte', async () => {
-          const all = Uint8Array.from({ length: 256 }, (_, i) => i)
-          expect(await setIf(`${p}all`, all, 0)).toBe(1)
-          const got = await versioned(`${p}all`)
-          expect(got?.data).toBeInstanceOf(Uint8Array)
-          expect(plain(got?.data)).toEqual(all)
-          expect(await setIf(`${p}all`, new Uint8Array(0), 1)).toBe(2)
-          expect(plain((await versioned(`${p}all`))?.data)).toEqual(new Uint8Array(0))
-        }, timeout)
+        test(
+          'versioned values round-trip byte for byte',
+          async () => {
+            const all = Uint8Array.from({ length: 256 }, (_, i) => i)
+            expect(await setIf(`${p}all`, all, 0)).toBe(1)
+            const got = await versioned(`${p}all`)
+            expect(got?.data).toBeInstanceOf(Uint8Array)
+            expect(plain(got?.data)).toEqual(all)
+            expect(await setIf(`${p}all`, new Uint8Array(0), 1)).toBe(2)
+            expect(plain((await versioned(`${p}all`))?.data)).toEqual(new Uint8Array(0))
+          },
+          timeout,
+        )
 
-        test('setIfVersion with the current version writes and returns the next one (0 = absent)', async () => {
-          expect(await setIf(`${p}k`, text('one'), 0)).toBe(1)
-          expect(str(await store.get(`${p}k`))).toBe('one')
-          expect(await setIf(`${p}k`, text('two'), 1)).toBe(2)
-          expect(shown(await versioned(`${p}k`))).toEqual({ data: 'two', version: 2 })
-        }, timeout)
+        test(
+          'setIfVersion with the current version writes and returns the next one (0 = absent)',
+          async () => {
+            expect(await setIf(`${p}k`, text('one'), 0)).toBe(1)
+            expect(str(await store.get(`${p}k`))).toBe('one')
+            expect(await setIf(`${p}k`, text('two'), 1)).toBe(2)
+            expect(shown(await versioned(`${p}k`))).toEqual({ data: 'two', version: 2 })
+          },
+          timeout,
+        )
 
-        test('any other version is a conflict reporting the current one, and writes nothing', async () => {
-          await store.set(`${p}k`, text('first'))
-          await store.set(`${p}k`, text('second'))
-          expect(await setIf(`${p}k`, text('stale'), 1)).toEqual({ conflict: 2 })
-          expect(await setIf(`${p}k`, text('ahead'), 3)).toEqual({ conflict: 2 })
-          expect(await setIf(`${p}k`, text('create'), 0)).toEqual({ conflict: 2 })
-          expect(shown(await versioned(`${p}k`))).toEqual({ data: 'second', version: 2 })
-          // A missing id is version 0: anything else conflicts, and it stays missing.
-          expect(await setIf(`${p}missing`, text('x'), 1)).toEqual({ conflict: 0 })
-          expect(await store.get(`${p}missing`)).toBeUndefined()
-          expect(await versioned(`${p}missing`)).toBeUndefined()
-        }, timeout)
+        test(
+          'any other version is a conflict reporting the current one, and writes nothing',
+          async () => {
+            await store.set(`${p}k`, text('first'))
+            await store.set(`${p}k`, text('second'))
+            expect(await setIf(`${p}k`, text('stale'), 1)).toEqual({ conflict: 2 })
+            expect(await setIf(`${p}k`, text('ahead'), 3)).toEqual({ conflict: 2 })
+            expect(await setIf(`${p}k`, text('create'), 0)).toEqual({ conflict: 2 })
+            expect(shown(await versioned(`${p}k`))).toEqual({ data: 'second', version: 2 })
+            // A missing id is version 0: anything else conflicts, and it stays missing.
+            expect(await setIf(`${p}missing`, text('x'), 1)).toEqual({ conflict: 0 })
+            expect(await store.get(`${p}missing`)).toBeUndefined()
+            expect(await versioned(`${p}missing`)).toBeUndefined()
+          },
+          timeout,
+        )
 
-        test('of concurrent setIfVersion calls with the same version, exactly one wins', async () => {
-          for (const expected of [0, 1]) {
-            const tries = Array.from({ length: 10 }, (_, i) => setIf(`${p}race`, text(`writer ${i} at ${expected}`), expected))
-            const results = await Promise.all(tries)
-            const winners = results.flatMap((r, i) => (typeof r === 'number' ? [i] : []))
-            expect(winners).toHaveLength(1)
-            expect(results[winners[0]!]).toBe(expected + 1)
-            for (const r of results) if (typeof r !== 'number') expect(r).toEqual({ conflict: expected + 1 })
-            expect(shown(await versioned(`${p}race`))).toEqual({ data: `writer ${winners[0]} at ${expected}`, version: expected + 1 })
-          }
-        }, timeout)
+        test(
+          'of concurrent setIfVersion calls with the same version, exactly one wins',
+          async () => {
+            for (const expected of [0, 1]) {
+              const tries = Array.from({ length: 10 }, (_, i) => setIf(`${p}race`, text(`writer ${i} at ${expected}`), expected))
+              const results = await Promise.all(tries)
+              const winners = results.flatMap((r, i) => (typeof r === 'number' ? [i] : []))
+              expect(winners).toHaveLength(1)
+              expect(results[winners[0]!]).toBe(expected + 1)
+              for (const r of results) if (typeof r !== 'number') expect(r).toEqual({ conflict: expected + 1 })
+              expect(shown(await versioned(`${p}race`))).toEqual({ data: `writer ${winners[0]} at ${expected}`, version: expected + 1 })
+            }
+          },
+          timeout,
+        )
 
-        test('writes issued without waiting add one each', async () => {
-          const writes: Promise<void>[] = []
-          for (let i = 0; i < 200; i++) writes.push(Promise.resolve(store.set(`${p}hot`, text(`v${i}`))))
-          await Promise.all(writes)
-          expect(shown(await versioned(`${p}hot`))).toEqual({ data: 'v199', version: 200 })
-        }, timeout)
+        test(
+          'writes issued without waiting add one each',
+          async () => {
+            const writes: Promise<void>[] = []
+            for (let i = 0; i < 200; i++) writes.push(Promise.resolve(store.set(`${p}hot`, text(`v${i}`))))
+            await Promise.all(writes)
+            expect(shown(await versioned(`${p}hot`))).toEqual({ data: 'v199', version: 200 })
+          },
+          timeout,
+        )
 
-        test('a deleted id is absent again: version 0, and the next write is version 1', async () => {
-          await store.set(`${p}k`, text('a'))
-          await store.set(`${p}k`, text('b'))
-          await store.delete(`${p}k`)
-          expect(await versioned(`${p}k`)).toBeUndefined()
-          expect(await setIf(`${p}k`, text('x'), 2)).toEqual({ conflict: 0 })
-          expect(await setIf(`${p}k`, text('new'), 0)).toBe(1)
-          expect(shown(await versioned(`${p}k`))).toEqual({ data: 'new', version: 1 })
-        }, timeout)
+        test(
+          'a deleted id is absent again: version 0, and the next write is version 1',
+          async () => {
+            await store.set(`${p}k`, text('a'))
+            await store.set(`${p}k`, text('b'))
+            await store.delete(`${p}k`)
+            expect(await versioned(`${p}k`)).toBeUndefined()
+            expect(await setIf(`${p}k`, text('x'), 2)).toEqual({ conflict: 0 })
+            expect(await setIf(`${p}k`, text('new'), 0)).toBe(1)
+            expect(shown(await versioned(`${p}k`))).toEqual({ data: 'new', version: 1 })
+          },
+          timeout,
+        )
       })
     }
   })
@@ -312,9 +395,16 @@ function features<S extends StateStore>(name: string, make: () => Promise<S> | S
   const probe = make()
   if (probe && typeof (probe as { then?: unknown }).then === 'function') {
     // Swallow a rejection: the tests' own make() calls will report it.
-    void (probe as Promise<S>).then((s) => s.dispose?.(), () => undefined)
-    const missing = Object.entries(given).filter(([, v]) => v === undefined).map(([k]) => k)
-    throw new Error(`testStateStore(${JSON.stringify(name)}): make() returned a promise, so which optional methods the store has cannot be found out while tests are registered. Pass ${missing.map((k) => `options.${k}`).join(', ')} (true or false).`)
+    void (probe as Promise<S>).then(
+      (s) => s.dispose?.(),
+      () => undefined,
+    )
+    const missing = Object.entries(given)
+      .filter(([, v]) => v === undefined)
+      .map(([k]) => k)
+    throw new Error(
+      `testStateStore(${JSON.stringify(name)}): make() returned a promise, so which optional methods the store has cannot be found out while tests are registered. Pass ${missing.map((k) => `options.${k}`).join(', ')} (true or false).`,
+    )
   }
   const store = probe as S
   const set = typeof store.setIfVersion === 'function'
@@ -396,7 +486,8 @@ interface RunnerGlobals {
 function runnerGlobals(): RunnerGlobals {
   const g = globalThis as unknown as Partial<RunnerGlobals>
   for (const k of ['afterAll', 'afterEach', 'beforeEach', 'describe', 'expect', 'test'] as const) {
-    if (typeof g[k] !== 'function') throw new Error(`testStateStore must run inside a test runner with jest-style globals (${k} is missing): jest, or vitest with globals: true.`)
+    if (typeof g[k] !== 'function')
+      throw new Error(`testStateStore must run inside a test runner with jest-style globals (${k} is missing): jest, or vitest with globals: true.`)
   }
   return g as RunnerGlobals
 }

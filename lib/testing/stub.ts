@@ -24,7 +24,11 @@ export interface Received {
  * last one repeats), or one fixed answer. A string or bytes is a reply; `noReply()` and
  * `err()` work too. Default: NoReply.
  */
-export type StubScript = ((msg: Uint8Array, text: string, from: InstanceId) => CallReturn | CallResult | Payload | undefined) | Array<CallReturn | Payload> | CallReturn | Payload
+export type StubScript =
+  | ((msg: Uint8Array, text: string, from: InstanceId) => CallReturn | CallResult | Payload | undefined)
+  | Array<CallReturn | Payload>
+  | CallReturn
+  | Payload
 
 /**
  * A test double for a function or resource: it records every cast and call it receives and
@@ -53,8 +57,12 @@ export class Stub {
 
   /** The EdgeFunction to spawn or to pass in `replace` (a factory, so a restart gets it again). */
   readonly fn = (): EdgeFunction => ({
-    handleInit: (_p, _s, ctx) => { this.ctx = ctx },
-    handleCast: (from, payload) => { this.record('cast', from, payload) },
+    handleInit: (_p, _s, ctx) => {
+      this.ctx = ctx
+    },
+    handleCast: (from, payload) => {
+      this.record('cast', from, payload)
+    },
     handleCall: (from, payload) => {
       this.record('call', from, payload)
       return this.answer(payload, from)

@@ -37,8 +37,10 @@ export const HOST_IMPORTS: Record<string, FuncSig> = {
 export const SUSPENDING_IMPORTS = ['call_asm', 'call_raw_asm'] as const
 
 const sameSig = (a: FuncSig, b: FuncSig) =>
-  a.params.length === b.params.length && a.results.length === b.results.length &&
-  a.params.every((p, i) => p === b.params[i]) && a.results.every((p, i) => p === b.results[i])
+  a.params.length === b.params.length &&
+  a.results.length === b.results.length &&
+  a.params.every((p, i) => p === b.params[i]) &&
+  a.results.every((p, i) => p === b.results[i])
 
 /**
  * Check a module against the guest ABI. Throws one {@link EdgelessError} naming the first
@@ -48,12 +50,20 @@ export function validateShape(shape: ModuleShape, label: string): void {
   const unknown = shape.imports.filter((im) => !(im.module === 'env' && im.kind === 'function' && im.name in HOST_IMPORTS))
   if (unknown.length) {
     const names = unknown.map((im) => `${im.module}.${im.name} (${im.kind})`)
-    throw new EdgelessError('unknown-import', `${label} imports ${names.join(', ')}, which the EDGELESS host does not provide. A guest may import only these functions from "env": ${Object.keys(HOST_IMPORTS).join(', ')}. Remove the import (for Rust, avoid wasm-bindgen and WASI; build for wasm32-unknown-unknown).`, { imports: names })
+    throw new EdgelessError(
+      'unknown-import',
+      `${label} imports ${names.join(', ')}, which the EDGELESS host does not provide. A guest may import only these functions from "env": ${Object.keys(HOST_IMPORTS).join(', ')}. Remove the import (for Rust, avoid wasm-bindgen and WASI; build for wasm32-unknown-unknown).`,
+      { imports: names },
+    )
   }
   const badImports = shape.imports.filter((im) => im.sig && !sameSig(im.sig, HOST_IMPORTS[im.name]!))
   if (badImports.length) {
     const list = badImports.map((im) => `env.${im.name} is ${formatSig(im.sig!)}, expected ${formatSig(HOST_IMPORTS[im.name]!)}`)
-    throw new EdgelessError('unknown-import', `${label} imports host functions with the wrong signature: ${list.join('; ')}. Declare them exactly as guest-abi.md gives.`, { imports: list })
+    throw new EdgelessError(
+      'unknown-import',
+      `${label} imports host functions with the wrong signature: ${list.join('; ')}. Declare them exactly as guest-abi.md gives.`,
+      { imports: list },
+    )
   }
   const problems: string[] = []
   const memory = shape.exports.find((e) => e.name === 'memory')
@@ -69,7 +79,11 @@ export function validateShape(shape: ModuleShape, label: string): void {
     }
   }
   if (problems.length) {
-    throw new EdgelessError('missing-export', `${label} does not export the EDGELESS guest ABI: ${problems.join('; ')}. Export these (the edgeless_function crate's export! macro does; see guest-abi.md).`, { exports: problems })
+    throw new EdgelessError(
+      'missing-export',
+      `${label} does not export the EDGELESS guest ABI: ${problems.join('; ')}. Export these (the edgeless_function crate's export! macro does; see guest-abi.md).`,
+      { exports: problems },
+    )
   }
 }
 

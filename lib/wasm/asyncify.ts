@@ -16,7 +16,9 @@ let binaryenPromise: Promise<Binaryen> | undefined
 function loadBinaryen(): Promise<Binaryen> {
   binaryenPromise ??= import('binaryen').then((m) => m.default)
   // A failed load is not cached: the next module tries again (the package may be installed now).
-  binaryenPromise.catch(() => { binaryenPromise = undefined })
+  binaryenPromise.catch(() => {
+    binaryenPromise = undefined
+  })
   return binaryenPromise
 }
 
@@ -41,10 +43,16 @@ export async function asyncifyModule(bytes: Uint8Array, label: string): Promise<
       const hit = await cache.get(key)
       // A hit must still be a module (a truncated file is a miss, not a failure).
       if (hit && WebAssembly.validate(hit as Uint8Array<ArrayBuffer>)) return hit
-    } catch { /* a broken cache is a miss */ }
+    } catch {
+      /* a broken cache is a miss */
+    }
   }
   for (const l of missListeners) {
-    try { l(label) } catch { /* a listener's failure is not the module's */ }
+    try {
+      l(label)
+    } catch {
+      /* a listener's failure is not the module's */
+    }
   }
   const out = await runner(bytes, label)
   // Written before the module is used (milliseconds, after seconds of work): a process stopped
@@ -94,7 +102,9 @@ const missListeners = new Set<(label: string) => void>()
  */
 export function onAsyncifyMiss(listener: (label: string) => void): () => void {
   missListeners.add(listener)
-  return () => { missListeners.delete(listener) }
+  return () => {
+    missListeners.delete(listener)
+  }
 }
 
 /** The transformation in this thread: loads binaryen (once) and runs the pass. @internal */
@@ -133,7 +143,17 @@ export function asyncifyWith(binaryen: Binaryen, bytes: Uint8Array, label: strin
     const F = binaryen.Features
     // The features V8 in Node 20 and current browsers run; never All, so that the
     // optimiser cannot emit instructions the engine rejects.
-    mod.setFeatures(F.MVP | F.MutableGlobals | F.SignExt | F.NontrappingFPToInt | F.BulkMemory | ((F as unknown as { BulkMemoryOpt?: number }).BulkMemoryOpt ?? 0) | F.SIMD128 | F.Multivalue | F.ReferenceTypes)
+    mod.setFeatures(
+      F.MVP |
+        F.MutableGlobals |
+        F.SignExt |
+        F.NontrappingFPToInt |
+        F.BulkMemory |
+        ((F as unknown as { BulkMemoryOpt?: number }).BulkMemoryOpt ?? 0) |
+        F.SIMD128 |
+        F.Multivalue |
+        F.ReferenceTypes,
+    )
     // Optimize level 0: asyncify then skips the cleanup it runs on every instrumented
     // function: 2-3x faster (Rust ping.wasm, first pass in a process: ~0.9 s instead of
     // ~2.4 s) for a larger module (104 KB instead of 66 KB; V8 compiles it in milliseconds).

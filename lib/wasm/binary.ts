@@ -10,13 +10,20 @@ import { Cursor } from './cursor'
 /** Order of the known sections (ids), for inserting a section the module lacks. */
 export const SECTION_ORDER = [1, 2, 3, 4, 5, 13, 6, 7, 8, 9, 12, 10, 11]
 
-export interface Section { id: number; start: number; end: number; name?: string }
+export interface Section {
+  id: number
+  start: number
+  end: number
+  name?: string
+}
 
 /** A growable byte buffer. */
 export class Out {
   private buf: Uint8Array
   len = 0
-  constructor(size = 1024) { this.buf = new Uint8Array(size) }
+  constructor(size = 1024) {
+    this.buf = new Uint8Array(size)
+  }
   private room(n: number): void {
     if (this.len + n <= this.buf.length) return
     let size = this.buf.length * 2
@@ -70,7 +77,9 @@ export class Out {
     const b = new TextEncoder().encode(s)
     return this.u32(b.length).bytes(b)
   }
-  result(): Uint8Array { return this.buf.slice(0, this.len) }
+  result(): Uint8Array {
+    return this.buf.slice(0, this.len)
+  }
 }
 
 /** Instructions a rewriter does not know: it refuses the module rather than guess their size. */
@@ -82,8 +91,15 @@ export const SINGLE_BYTE_VALTYPES = new Set([0x7f, 0x7e, 0x7d, 0x7c, 0x7b, 0x70,
 export function blockType(c: Cursor): void {
   const b = c.b[c.pos]
   if (b === undefined) throw new RangeError('unexpected end of a function body')
-  if (b === 0x40 || SINGLE_BYTE_VALTYPES.has(b)) { c.pos++; return }
-  if (b === 0x63 || b === 0x64) { c.pos++; c.leb(); return } // (ref null? ht)
+  if (b === 0x40 || SINGLE_BYTE_VALTYPES.has(b)) {
+    c.pos++
+    return
+  }
+  if (b === 0x63 || b === 0x64) {
+    c.pos++
+    c.leb()
+    return
+  } // (ref null? ht)
   c.leb()
 }
 
@@ -94,36 +110,99 @@ export function memarg(c: Cursor): void {
 }
 
 // Opcodes, by what follows them.
-export const OP = { unreachable: 0x00, block: 0x02, loop: 0x03, if: 0x04, else: 0x05, try: 0x06, end: 0x0b, delegate: 0x18, memoryGrow: 0x40, call: 0x10 } as const
+export const OP = {
+  unreachable: 0x00,
+  block: 0x02,
+  loop: 0x03,
+  if: 0x04,
+  else: 0x05,
+  try: 0x06,
+  end: 0x0b,
+  delegate: 0x18,
+  memoryGrow: 0x40,
+  call: 0x10,
+} as const
 
 /** Read one instruction's immediates (the opcode at c.pos - 1 was `op`). */
 export function immediates(c: Cursor, op: number): void {
   if (op >= 0x45 && op <= 0xc4) return // numeric, sign extension: none
-  if (op >= 0x28 && op <= 0x3e) { memarg(c); return } // loads and stores
+  if (op >= 0x28 && op <= 0x3e) {
+    memarg(c)
+    return
+  } // loads and stores
   switch (op) {
-    case 0x00: case 0x01: case 0x05: case 0x0b: case 0x0f: case 0x1a: case 0x1b: case 0x19: case 0xd1: case 0xd3:
+    case 0x00:
+    case 0x01:
+    case 0x05:
+    case 0x0b:
+    case 0x0f:
+    case 0x1a:
+    case 0x1b:
+    case 0x19:
+    case 0xd1:
+    case 0xd3:
       return
-    case 0x02: case 0x03: case 0x04: case 0x06:
-      blockType(c); return
-    case 0x07: case 0x08: case 0x09: case 0x0c: case 0x0d: case 0x10: case 0x12: case 0x18:
-    case 0x20: case 0x21: case 0x22: case 0x23: case 0x24: case 0x25: case 0x26: case 0xd2: case 0xd4: case 0xd5:
-      c.u32(); return
-    case 0x0e: { // br_table
+    case 0x02:
+    case 0x03:
+    case 0x04:
+    case 0x06:
+      blockType(c)
+      return
+    case 0x07:
+    case 0x08:
+    case 0x09:
+    case 0x0c:
+    case 0x0d:
+    case 0x10:
+    case 0x12:
+    case 0x18:
+    case 0x20:
+    case 0x21:
+    case 0x22:
+    case 0x23:
+    case 0x24:
+    case 0x25:
+    case 0x26:
+    case 0xd2:
+    case 0xd4:
+    case 0xd5:
+      c.u32()
+      return
+    case 0x0e: {
+      // br_table
       for (let n = c.u32(); n > 0; n--) c.u32()
-      c.u32(); return
-    }
-    case 0x11: case 0x13: // call_indirect, return_call_indirect: type, table
-      c.u32(); c.u32(); return
-    case 0x1c: { // select t*
-      for (let n = c.u32(); n > 0; n--) { const t = c.byte(); if (t === 0x63 || t === 0x64) c.leb() }
+      c.u32()
       return
     }
-    case 0x3f: case 0x40: // memory.size, memory.grow
-      c.u32(); return
-    case 0x41: case 0x42: c.leb(); return
-    case 0x43: c.skip(4); return
-    case 0x44: c.skip(8); return
-    case 0xd0: { // ref.null ht
+    case 0x11:
+    case 0x13: // call_indirect, return_call_indirect: type, table
+      c.u32()
+      c.u32()
+      return
+    case 0x1c: {
+      // select t*
+      for (let n = c.u32(); n > 0; n--) {
+        const t = c.byte()
+        if (t === 0x63 || t === 0x64) c.leb()
+      }
+      return
+    }
+    case 0x3f:
+    case 0x40: // memory.size, memory.grow
+      c.u32()
+      return
+    case 0x41:
+    case 0x42:
+      c.leb()
+      return
+    case 0x43:
+      c.skip(4)
+      return
+    case 0x44:
+      c.skip(8)
+      return
+    case 0xd0: {
+      // ref.null ht
       const t = c.b[c.pos]
       if (t !== undefined && SINGLE_BYTE_VALTYPES.has(t)) c.pos++
       else c.leb()
@@ -133,32 +212,66 @@ export function immediates(c: Cursor, op: number): void {
       const sub = c.u32()
       if (sub <= 7) return // saturating truncations
       switch (sub) {
-        case 8: c.u32(); c.u32(); return // memory.init data mem
-        case 9: case 13: case 15: case 16: case 17: c.u32(); return // data.drop, elem.drop, table.grow/size/fill
-        case 10: case 12: case 14: c.u32(); c.u32(); return // memory.copy, table.init, table.copy
-        case 11: c.u32(); return // memory.fill
+        case 8:
+          c.u32()
+          c.u32()
+          return // memory.init data mem
+        case 9:
+        case 13:
+        case 15:
+        case 16:
+        case 17:
+          c.u32()
+          return // data.drop, elem.drop, table.grow/size/fill
+        case 10:
+        case 12:
+        case 14:
+          c.u32()
+          c.u32()
+          return // memory.copy, table.init, table.copy
+        case 11:
+          c.u32()
+          return // memory.fill
       }
       throw new UnknownOpcode(`0xfc ${sub}`)
     }
     case 0xfd: {
       const sub = c.u32()
-      if (sub <= 11 || sub === 92 || sub === 93) { memarg(c); return } // v128 loads and stores
-      if (sub === 12 || sub === 13) { c.skip(16); return } // v128.const, i8x16.shuffle
-      if (sub >= 21 && sub <= 34) { c.skip(1); return } // extract/replace lane
-      if (sub >= 84 && sub <= 91) { memarg(c); c.skip(1); return } // load/store lane
+      if (sub <= 11 || sub === 92 || sub === 93) {
+        memarg(c)
+        return
+      } // v128 loads and stores
+      if (sub === 12 || sub === 13) {
+        c.skip(16)
+        return
+      } // v128.const, i8x16.shuffle
+      if (sub >= 21 && sub <= 34) {
+        c.skip(1)
+        return
+      } // extract/replace lane
+      if (sub >= 84 && sub <= 91) {
+        memarg(c)
+        c.skip(1)
+        return
+      } // load/store lane
       if (sub <= 0x113) return // everything else in SIMD and relaxed SIMD: no immediates
       throw new UnknownOpcode(`0xfd ${sub}`)
     }
     case 0xfe: {
       const sub = c.u32()
-      if (sub === 3) { c.skip(1); return } // atomic.fence
-      if (sub <= 0x4e) { memarg(c); return }
+      if (sub === 3) {
+        c.skip(1)
+        return
+      } // atomic.fence
+      if (sub <= 0x4e) {
+        memarg(c)
+        return
+      }
       throw new UnknownOpcode(`0xfe ${sub}`)
     }
   }
   throw new UnknownOpcode(`0x${op.toString(16).padStart(2, '0')}`)
 }
-
 
 /** Bytes taken by the LEB128 at `pos`. */
 export function lebSize(b: Uint8Array, pos: number): number {
@@ -223,7 +336,11 @@ export class SectionTable {
     const exp = this.find(7)
     if (exp) {
       const c = new Cursor(this.bytes, exp.start, exp.end)
-      for (let n = c.u32(); n > 0; n--) { names.add(c.name()); c.byte(); c.u32() }
+      for (let n = c.u32(); n > 0; n--) {
+        names.add(c.name())
+        c.byte()
+        c.u32()
+      }
     }
     return names
   }
@@ -238,13 +355,18 @@ export function reassemble(table: SectionTable, replaced: Map<number, Uint8Array
   const { bytes, sections } = table
   const out = new Out(bytes.length * 2 + 256)
   out.bytes(bytes.subarray(0, 8))
-  const emit = (id: number, content: Uint8Array | null) => { if (content !== null) out.byte(id).u32(content.length).bytes(content) }
+  const emit = (id: number, content: Uint8Array | null) => {
+    if (content !== null) out.byte(id).u32(content.length).bytes(content)
+  }
   const rank = (id: number) => SECTION_ORDER.indexOf(id)
   const has = (id: number) => sections.some((s) => s.id === id)
   const pending = [...replaced.keys()].filter((id) => !has(id)).sort((a, b) => rank(a) - rank(b))
   for (const s of sections) {
     if (s.id !== 0) {
-      while (pending.length && rank(pending[0]!) < rank(s.id)) { const id = pending.shift()!; emit(id, replaced.get(id)!) }
+      while (pending.length && rank(pending[0]!) < rank(s.id)) {
+        const id = pending.shift()!
+        emit(id, replaced.get(id)!)
+      }
     } else if (s.name?.startsWith('.debug_')) {
       continue
     }
@@ -274,14 +396,31 @@ export function readModuleIndex(table: SectionTable): ModuleIndex {
   if (imp) {
     const c = new Cursor(bytes, imp.start, imp.end)
     for (let n = c.u32(); n > 0; n--) {
-      c.name(); c.name()
+      c.name()
+      c.name()
       const kind = c.byte()
-      if (kind === 0) { ix.importedFuncs++; c.u32() }
-      else if (kind === 1) { c.byte(); const f = c.byte(); c.u32(); if (f & 1) c.u32() }
-      else if (kind === 2) { ix.importedMemories++; const f = c.byte(); c.u32(); if (f & 1) c.u32() }
-      else if (kind === 3) { ix.importedGlobals++; const t = c.byte(); if (t === 0x63 || t === 0x64) c.leb(); c.byte() }
-      else if (kind === 4) { c.byte(); c.u32() }
-      else throw new RangeError(`import kind ${kind}`)
+      if (kind === 0) {
+        ix.importedFuncs++
+        c.u32()
+      } else if (kind === 1) {
+        c.byte()
+        const f = c.byte()
+        c.u32()
+        if (f & 1) c.u32()
+      } else if (kind === 2) {
+        ix.importedMemories++
+        const f = c.byte()
+        c.u32()
+        if (f & 1) c.u32()
+      } else if (kind === 3) {
+        ix.importedGlobals++
+        const t = c.byte()
+        if (t === 0x63 || t === 0x64) c.leb()
+        c.byte()
+      } else if (kind === 4) {
+        c.byte()
+        c.u32()
+      } else throw new RangeError(`import kind ${kind}`)
     }
   }
   const types = find(1)
@@ -291,8 +430,14 @@ export function readModuleIndex(table: SectionTable): ModuleIndex {
       const form = c.byte()
       if (form !== 0x60) throw new UnknownOpcode(`type form 0x${form.toString(16)} (GC types)`)
       const params = c.u32()
-      for (let k = 0; k < params; k++) { const t = c.byte(); if (t === 0x63 || t === 0x64) c.leb() }
-      for (let k = c.u32(); k > 0; k--) { const t = c.byte(); if (t === 0x63 || t === 0x64) c.leb() }
+      for (let k = 0; k < params; k++) {
+        const t = c.byte()
+        if (t === 0x63 || t === 0x64) c.leb()
+      }
+      for (let k = c.u32(); k > 0; k--) {
+        const t = c.byte()
+        if (t === 0x63 || t === 0x64) c.leb()
+      }
       ix.typeParams.push(params)
     }
   }

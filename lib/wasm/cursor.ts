@@ -5,7 +5,11 @@
  * @internal
  */
 export class Cursor {
-  constructor(readonly b: Uint8Array, public pos = 0, readonly end = b.length) {}
+  constructor(
+    readonly b: Uint8Array,
+    public pos = 0,
+    readonly end = b.length,
+  ) {}
   byte(): number {
     if (this.pos >= this.end) throw new RangeError('unexpected end of a section')
     return this.b[this.pos++]!

@@ -95,7 +95,11 @@ const DEFAULT_HEADROOM_PAGES = 128
 export function densePages(initial: number, declaredMax: number | undefined, requested: number | undefined, label: string): number {
   const pages = requested ?? Math.min(declaredMax ?? Infinity, Math.max(initial * 2, initial + DEFAULT_HEADROOM_PAGES))
   if (pages > MAX_REGION_PAGES) {
-    throw new EdgelessError('invalid-argument', `${label} asks for a ${fmtBytes(pages * 65536)} memory cap, more than a dense instance's region can hold (${fmtBytes(MAX_REGION_PAGES * 65536)}). Lower maxMemoryBytes, or spawn it without \`dense\`.`, { maxPages: pages, limitPages: MAX_REGION_PAGES })
+    throw new EdgelessError(
+      'invalid-argument',
+      `${label} asks for a ${fmtBytes(pages * 65536)} memory cap, more than a dense instance's region can hold (${fmtBytes(MAX_REGION_PAGES * 65536)}). Lower maxMemoryBytes, or spawn it without \`dense\`.`,
+      { maxPages: pages, limitPages: MAX_REGION_PAGES },
+    )
   }
   // A cap asked for below the initial size is left to the meter, which refuses it by name.
   return requested ?? Math.max(pages, initial, 1)
@@ -122,8 +126,18 @@ export function densify(bytes: Uint8Array, shared: boolean, label: string): { by
     return rewrite(bytes, shared)
   } catch (e) {
     if (e instanceof EdgelessError) throw e
-    const what = e instanceof UnknownOpcode ? `an instruction it does not know (opcode ${e.message})` : e instanceof Unsupported ? e.message : `an encoding it could not read (${(e as Error).message})`
-    throw new EdgelessError('invalid-module', `${label} cannot run with dense memory: it uses ${what}. Spawn it without \`dense\` (each instance then has a memory of its own).`, { reason: what }, { cause: e })
+    const what =
+      e instanceof UnknownOpcode
+        ? `an instruction it does not know (opcode ${e.message})`
+        : e instanceof Unsupported
+          ? e.message
+          : `an encoding it could not read (${(e as Error).message})`
+    throw new EdgelessError(
+      'invalid-module',
+      `${label} cannot run with dense memory: it uses ${what}. Spawn it without \`dense\` (each instance then has a memory of its own).`,
+      { reason: what },
+      { cause: e },
+    )
   }
 }
 
@@ -137,7 +151,7 @@ function s32(c: Cursor): number {
     if (shift < 32) result |= (byte & 0x7f) << shift
     shift += 7
   } while (byte & 0x80)
-  if (shift < 32 && (byte & 0x40)) result |= -1 << shift
+  if (shift < 32 && byte & 0x40) result |= -1 << shift
   return result | 0
 }
 
@@ -167,7 +181,10 @@ function rewrite(bytes: Uint8Array, shared: boolean): { bytes: Uint8Array; layou
   if (flags & 4) throw new Unsupported('a 64-bit memory')
   const initialPages = mc.u32()
   const maxPages = flags & 1 ? mc.u32() : Math.max(initialPages * 2, initialPages + DEFAULT_HEADROOM_PAGES)
-  if (maxPages > MAX_REGION_PAGES) throw new Unsupported(`a memory maximum of ${fmtBytes(maxPages * 65536)}, more than a region holds (${fmtBytes(MAX_REGION_PAGES * 65536)}); set maxMemoryBytes lower`)
+  if (maxPages > MAX_REGION_PAGES)
+    throw new Unsupported(
+      `a memory maximum of ${fmtBytes(maxPages * 65536)}, more than a region holds (${fmtBytes(MAX_REGION_PAGES * 65536)}); set maxMemoryBytes lower`,
+    )
   let regionBytes = 65536
   while (regionBytes < maxPages * 65536) regionBytes *= 2
 
@@ -197,7 +214,8 @@ function rewrite(bytes: Uint8Array, shared: boolean): { bytes: Uint8Array; layou
       const offset = s32(c) >>> 0
       if (c.byte() !== 0x0b) throw new Unsupported('a data segment at an offset computed at instantiation')
       const seg = c.bytes(c.u32())
-      if (offset + seg.length > initialPages * 65536) throw new Unsupported(`a data segment at [${offset}, ${offset + seg.length}) beyond its initial memory (the engine would fail to instantiate it)`)
+      if (offset + seg.length > initialPages * 65536)
+        throw new Unsupported(`a data segment at [${offset}, ${offset + seg.length}) beyond its initial memory (the engine would fail to instantiate it)`)
       if (seg.length) data.push({ offset, bytes: seg.slice() })
     }
   }
@@ -206,33 +224,69 @@ function rewrite(bytes: Uint8Array, shared: boolean): { bytes: Uint8Array; layou
   replaced.set(12, null) // data count: no memory.init or data.drop remain
   replaced.set(5, null) // the memory is imported now
 
-  replaced.set(2, table.appended(2, 1, (o) => {
-    o.name(DENSE_IMPORT[0]).name(DENSE_IMPORT[1]).byte(2)
-    // Declared 0..65536 pages: a chunk of any size fits. Shared memories must declare a maximum.
-    if (shared) o.byte(3).u32(0).u32(65536)
-    else o.byte(0).u32(0)
-  }))
-  replaced.set(1, table.appended(1, 2, (o) => o
-    .bytes(Uint8Array.of(0x60, 1, 0x7f, 1, 0x7f)) // grow: (i32) -> i32
-    .bytes(Uint8Array.of(0x60, 3, 0x7f, 0x7f, 0x7f, 0)))) // copy, fill: (i32 i32 i32) -> ()
-  replaced.set(3, table.appended(3, 3, (o) => o.u32(growType).u32(threeType).u32(threeType)))
-  replaced.set(6, table.appended(6, 2, (o) => o
-    .byte(0x7f).byte(1).byte(0x41).byte(0).byte(0x0b) // $base: mut i32 = 0 (set by the host)
-    .byte(0x7f).byte(1).byte(0x41).s64(initialPages).byte(0x0b))) // $pages: mut i32 = initial
+  replaced.set(
+    2,
+    table.appended(2, 1, (o) => {
+      o.name(DENSE_IMPORT[0]).name(DENSE_IMPORT[1]).byte(2)
+      // Declared 0..65536 pages: a chunk of any size fits. Shared memories must declare a maximum.
+      if (shared) o.byte(3).u32(0).u32(65536)
+      else o.byte(0).u32(0)
+    }),
+  )
+  replaced.set(
+    1,
+    table.appended(1, 2, (o) =>
+      o
+        .bytes(Uint8Array.of(0x60, 1, 0x7f, 1, 0x7f)) // grow: (i32) -> i32
+        .bytes(Uint8Array.of(0x60, 3, 0x7f, 0x7f, 0x7f, 0)),
+    ),
+  ) // copy, fill: (i32 i32 i32) -> ()
+  replaced.set(
+    3,
+    table.appended(3, 3, (o) => o.u32(growType).u32(threeType).u32(threeType)),
+  )
+  replaced.set(
+    6,
+    table.appended(6, 2, (o) =>
+      o
+        .byte(0x7f)
+        .byte(1)
+        .byte(0x41)
+        .byte(0)
+        .byte(0x0b) // $base: mut i32 = 0 (set by the host)
+        .byte(0x7f)
+        .byte(1)
+        .byte(0x41)
+        .s64(initialPages)
+        .byte(0x0b),
+    ),
+  ) // $pages: mut i32 = initial
   const names = table.exportNames()
   for (const name of [BASE_EXPORT, PAGES_EXPORT, START_EXPORT]) {
-    if (names.has(name)) throw new EdgelessError('invalid-module', `The module already exports "${name}", a name dense memory reserves. Rename that export, or spawn without \`dense\`.`, { export: name })
+    if (names.has(name))
+      throw new EdgelessError(
+        'invalid-module',
+        `The module already exports "${name}", a name dense memory reserves. Rename that export, or spawn without \`dense\`.`,
+        { export: name },
+      )
   }
-  replaced.set(7, table.appended(7, startFunc === undefined ? 2 : 3, (o) => {
-    o.name(BASE_EXPORT).byte(3).u32(baseGlobal).name(PAGES_EXPORT).byte(3).u32(pagesGlobal)
-    if (startFunc !== undefined) o.name(START_EXPORT).byte(0).u32(startFunc)
-  }))
+  replaced.set(
+    7,
+    table.appended(7, startFunc === undefined ? 2 : 3, (o) => {
+      o.name(BASE_EXPORT).byte(3).u32(baseGlobal).name(PAGES_EXPORT).byte(3).u32(pagesGlobal)
+      if (startFunc !== undefined) o.name(START_EXPORT).byte(0).u32(startFunc)
+    }),
+  )
 
   // Code: confine every access; memory.size/grow/copy/fill through the globals and helpers.
   {
     const s = find(10)
     const o = new Out(s ? (s.end - s.start) * 2 + 256 : 256)
-    const maskOps = new Out().byte(0x41).s32((regionBytes - 1) | 0).byte(0x71).result()
+    const maskOps = new Out()
+      .byte(0x41)
+      .s32((regionBytes - 1) | 0)
+      .byte(0x71)
+      .result()
     const ctx: BodyCtx = { maskOps, base: baseGlobal, pages: pagesGlobal, growFunc, copyFunc, fillFunc, params: 0 }
     o.u32(definedFuncs + 3)
     if (s) {
@@ -259,11 +313,32 @@ function rewrite(bytes: Uint8Array, shared: boolean): { bytes: Uint8Array; layou
     //     (else (global.get $pages)
     //           (global.set $pages (i32.add (global.get $pages) (local.get $delta))))))
     // The pages are fresh (regions are never handed out twice), so they read as zero.
-    const grow = new Out().byte(0)
-      .byte(0x20).byte(0).byte(0x41).s64(maxPages).byte(0x23).bytes(P).byte(0x6b).byte(0x4b)
-      .byte(0x04).byte(0x7f).byte(0x41).byte(0x7f)
-      .byte(0x05).byte(0x23).bytes(P).byte(0x23).bytes(P).byte(0x20).byte(0).byte(0x6a).byte(0x24).bytes(P)
-      .byte(0x0b).byte(0x0b)
+    const grow = new Out()
+      .byte(0)
+      .byte(0x20)
+      .byte(0)
+      .byte(0x41)
+      .s64(maxPages)
+      .byte(0x23)
+      .bytes(P)
+      .byte(0x6b)
+      .byte(0x4b)
+      .byte(0x04)
+      .byte(0x7f)
+      .byte(0x41)
+      .byte(0x7f)
+      .byte(0x05)
+      .byte(0x23)
+      .bytes(P)
+      .byte(0x23)
+      .bytes(P)
+      .byte(0x20)
+      .byte(0)
+      .byte(0x6a)
+      .byte(0x24)
+      .bytes(P)
+      .byte(0x0b)
+      .byte(0x0b)
     o.u32(grow.len).bytes(grow.result())
     // Bounds of [a, a+n) against the memory size (local 3): traps as the engine would.
     //   (local.set $size (i32.shl (global.get $pages) (i32.const 16)))
@@ -279,13 +354,16 @@ function rewrite(bytes: Uint8Array, shared: boolean): { bytes: Uint8Array; layou
     const size = (o: Out) => o.byte(0x23).bytes(P).byte(0x41).byte(16).byte(0x74).byte(0x21).byte(3)
     // (func $copy (param $dst $src $n i32) (local $size i32) ... (memory.copy (+ base dst) (+ base src) n))
     const copy = new Out().byte(1).byte(1).byte(0x7f)
-    size(copy); check(copy, 0, 2); check(copy, 1, 2)
+    size(copy)
+    check(copy, 0, 2)
+    check(copy, 1, 2)
     copy.byte(0x20).byte(0).byte(0x23).bytes(B).byte(0x6a).byte(0x20).byte(1).byte(0x23).bytes(B).byte(0x6a).byte(0x20).byte(2)
     copy.byte(0xfc).u32(10).byte(0).byte(0).byte(0x0b)
     o.u32(copy.len).bytes(copy.result())
     // (func $fill (param $dst $value $n i32) (local $size i32) ... (memory.fill (+ base dst) value n))
     const fill = new Out().byte(1).byte(1).byte(0x7f)
-    size(fill); check(fill, 0, 2)
+    size(fill)
+    check(fill, 0, 2)
     fill.byte(0x20).byte(0).byte(0x23).bytes(B).byte(0x6a).byte(0x20).byte(1).byte(0x20).byte(2)
     fill.byte(0xfc).u32(11).byte(0).byte(0x0b)
     o.u32(fill.len).bytes(fill.result())
@@ -338,11 +416,19 @@ function confineBody(bytes: Uint8Array, start: number, end: number, o: Out, x: B
   let stores = false
   let accesses = false
   let copied = localsEnd
-  const flush = (to: number) => { code.bytes(bytes.subarray(copied, to)) }
+  const flush = (to: number) => {
+    code.bytes(bytes.subarray(copied, to))
+  }
   /** (addr) -> (base + (addr + big offset) & mask); returns the offset left in the instruction. */
   const confine = (offset: number): number => {
     let kept = offset
-    if (offset >= KEPT_OFFSET) { code.byte(0x41).s32(offset | 0).byte(0x6a); kept = 0 }
+    if (offset >= KEPT_OFFSET) {
+      code
+        .byte(0x41)
+        .s32(offset | 0)
+        .byte(0x6a)
+      kept = 0
+    }
     code.bytes(confineOps)
     return kept
   }

@@ -182,7 +182,7 @@ export class WasmGuest implements Guest {
       // Place the instance before anything runs in it (a start function was turned into an
       // export, run below), then copy its data segments into its region: the engine could
       // not, without the base.
-      (exports[BASE_EXPORT] as WebAssembly.Global).value = region.base
+      ;(exports[BASE_EXPORT] as WebAssembly.Global).value = region.base
       g.base = region.base
       g.pages = exports[PAGES_EXPORT] as WebAssembly.Global
       g.u8 = new Uint8Array(region.memory.buffer, region.base, dense.initialPages * 65536)
@@ -252,23 +252,46 @@ export class WasmGuest implements Guest {
     const name = this.host.name
     if (e instanceof LimitHit && e.limit === 'clock') {
       const ms = this.maxRunMs
-      return new EdgelessError('trap', `${this.label} ran past its ${fmt(ms)} ms limit in handle_${handler}: it went on calling the host (${fmt(this.hostCalls)} host calls) for longer than one invocation may hold the thread, in a loop of casts, logs or syncs that does not end or more of them than the limit allows. The instance crashed; its supervisor restarts it or gives up according to its restart type. If the work is legitimate, raise the limit: SpawnOptions.maxInvocationMs or RuntimeOptions.maxInvocationMs, or the workflow annotation "max-invocation-ms" (Infinity turns it off).`, { name, handler, trap: 'deadline', maxInvocationMs: ms, hostCalls: this.hostCalls }, { cause: e })
+      return new EdgelessError(
+        'trap',
+        `${this.label} ran past its ${fmt(ms)} ms limit in handle_${handler}: it went on calling the host (${fmt(this.hostCalls)} host calls) for longer than one invocation may hold the thread, in a loop of casts, logs or syncs that does not end or more of them than the limit allows. The instance crashed; its supervisor restarts it or gives up according to its restart type. If the work is legitimate, raise the limit: SpawnOptions.maxInvocationMs or RuntimeOptions.maxInvocationMs, or the workflow annotation "max-invocation-ms" (Infinity turns it off).`,
+        { name, handler, trap: 'deadline', maxInvocationMs: ms, hostCalls: this.hostCalls },
+        { cause: e },
+      )
     }
     if (e instanceof LimitHit || (this.fuel && e instanceof WebAssembly.RuntimeError && (this.fuel.value as bigint) < 0n)) {
       const budget = this.limits.fuel
-      return new EdgelessError('trap', `${this.label} ran out of fuel in handle_${handler}: one invocation may use ${fmt(budget)} fuel (about one unit per wasm instruction run, ${fmt(HOST_CALL_FUEL)} per host call, one per ${BULK_BYTES_PER_FUEL} bytes a bulk memory instruction or host call copies) and this one used it all, in an infinite loop or more work than the budget allows. The instance crashed; its supervisor restarts it or gives up according to its restart type. If the work is legitimate, raise the budget: SpawnOptions.fuel or RuntimeOptions.fuel, or the workflow annotation "fuel" (Infinity turns metering off).`, { name, handler, trap: 'out-of-fuel', fuel: budget, ...(e instanceof LimitHit ? { hostCalls: this.hostCalls } : {}) }, { cause: e })
+      return new EdgelessError(
+        'trap',
+        `${this.label} ran out of fuel in handle_${handler}: one invocation may use ${fmt(budget)} fuel (about one unit per wasm instruction run, ${fmt(HOST_CALL_FUEL)} per host call, one per ${BULK_BYTES_PER_FUEL} bytes a bulk memory instruction or host call copies) and this one used it all, in an infinite loop or more work than the budget allows. The instance crashed; its supervisor restarts it or gives up according to its restart type. If the work is legitimate, raise the budget: SpawnOptions.fuel or RuntimeOptions.fuel, or the workflow annotation "fuel" (Infinity turns metering off).`,
+        { name, handler, trap: 'out-of-fuel', fuel: budget, ...(e instanceof LimitHit ? { hostCalls: this.hostCalls } : {}) },
+        { cause: e },
+      )
     }
     if (!(e instanceof WebAssembly.RuntimeError || e instanceof RangeError || e instanceof EdgelessError)) return e
     const pages = this.growFailed ? (this.growFailed.value as number) >>> 0 : 0
     if (pages !== 0) {
       const size = this.memoryBytes()
       const cap = this.fm.maxPages
-      const beyond = cap === undefined
-        ? 'what the engine could give it (no cap was set)'
-        : this.fm.dense && this.limits.maxMemoryBytes === undefined
-          ? `the ${fmtBytes(cap * 65536)} a dense instance gets when no cap is set (twice its initial memory, at least 8 MiB more)`
-          : `its memory cap of ${fmtBytes(cap * 65536)}`
-      return new EdgelessError('trap', `${this.label} ran out of memory in handle_${handler}: it asked to grow its ${fmtBytes(size)} of linear memory by ${fmtBytes(pages * 65536)}, beyond ${beyond}, and failed (${(e as Error).message}). The instance crashed; its supervisor restarts it or gives up according to its restart type. If it needs the memory, raise the cap: SpawnOptions.maxMemoryBytes or RuntimeOptions.maxMemoryBytes, or the workflow annotation "max-memory"; otherwise fix the function's memory use.`, { name, handler, trap: 'out-of-memory', memoryBytes: size, requestedBytes: pages * 65536, ...(cap !== undefined ? { maxMemoryBytes: cap * 65536 } : {}) }, { cause: e })
+      const beyond =
+        cap === undefined
+          ? 'what the engine could give it (no cap was set)'
+          : this.fm.dense && this.limits.maxMemoryBytes === undefined
+            ? `the ${fmtBytes(cap * 65536)} a dense instance gets when no cap is set (twice its initial memory, at least 8 MiB more)`
+            : `its memory cap of ${fmtBytes(cap * 65536)}`
+      return new EdgelessError(
+        'trap',
+        `${this.label} ran out of memory in handle_${handler}: it asked to grow its ${fmtBytes(size)} of linear memory by ${fmtBytes(pages * 65536)}, beyond ${beyond}, and failed (${(e as Error).message}). The instance crashed; its supervisor restarts it or gives up according to its restart type. If it needs the memory, raise the cap: SpawnOptions.maxMemoryBytes or RuntimeOptions.maxMemoryBytes, or the workflow annotation "max-memory"; otherwise fix the function's memory use.`,
+        {
+          name,
+          handler,
+          trap: 'out-of-memory',
+          memoryBytes: size,
+          requestedBytes: pages * 65536,
+          ...(cap !== undefined ? { maxMemoryBytes: cap * 65536 } : {}),
+        },
+        { cause: e },
+      )
     }
     return this.explainUnwindTrap(e)
   }
@@ -307,7 +330,10 @@ export class WasmGuest implements Guest {
   }
 
   private fault(message: string, details: Record<string, unknown> = {}): EdgelessError {
-    return new EdgelessError('guest-fault', `${this.label}: ${message}. This is a bug in the guest; the invocation was stopped.`, { name: this.host.name, ...details })
+    return new EdgelessError('guest-fault', `${this.label}: ${message}. This is a bug in the guest; the invocation was stopped.`, {
+      name: this.host.name,
+      ...details,
+    })
   }
 
   /** Check that [ptr, ptr+len) lies in guest memory; a guest passing garbage is its own fault. */
@@ -521,7 +547,9 @@ export class WasmGuest implements Guest {
   /** A trap while unwinding means the stack did not fit the suspension buffer; say so. */
   private explainUnwindTrap(e: unknown): unknown {
     if (this.suspension && e instanceof WebAssembly.RuntimeError) {
-      return this.fault(`its stack did not fit the ${this.suspendBufferBytes}-byte suspension buffer while waiting for a call; raise the runtime option suspendBufferBytes`)
+      return this.fault(
+        `its stack did not fit the ${this.suspendBufferBytes}-byte suspension buffer while waiting for a call; raise the runtime option suspendBufferBytes`,
+      )
     }
     return e
   }
@@ -553,7 +581,11 @@ export class WasmGuest implements Guest {
     } catch (e) {
       throw this.failed(e, 'init')
     }
-    return this.resume(run).then(finish).catch((e: unknown) => { throw this.failed(e, 'init') })
+    return this.resume(run)
+      .then(finish)
+      .catch((e: unknown) => {
+        throw this.failed(e, 'init')
+      })
   }
 
   cast(_src: InstanceId, srcBytes: Uint8Array, msg: Uint8Array): void | Promise<void> {
@@ -580,7 +612,9 @@ export class WasmGuest implements Guest {
     const ex = this.ex
     return this.resume(() => ex.handle_cast_asm(ids, ids + 16, p, len))
       .then(() => this.freeMsg(ids, p, len))
-      .catch((e: unknown) => { throw this.failed(e, 'cast') })
+      .catch((e: unknown) => {
+        throw this.failed(e, 'cast')
+      })
   }
 
   call(_src: InstanceId, srcBytes: Uint8Array, msg: Uint8Array): CallResult | Promise<CallResult> {
@@ -610,7 +644,9 @@ export class WasmGuest implements Guest {
     const ex = this.ex
     return this.resume(() => ex.handle_call_asm(ids, ids + 16, p, len, ids + 32, ids + 36))
       .then((rc) => this.finishCall(rc, ids, p, len, false))
-      .catch((e: unknown) => { throw this.failed(e, 'call') })
+      .catch((e: unknown) => {
+        throw this.failed(e, 'call')
+      })
   }
 
   stop(): void | Promise<void> {
@@ -623,7 +659,9 @@ export class WasmGuest implements Guest {
     } catch (e) {
       throw this.failed(e, 'stop')
     }
-    return this.resume(run).catch((e: unknown) => { throw this.failed(e, 'stop') })
+    return this.resume(run).catch((e: unknown) => {
+      throw this.failed(e, 'stop')
+    })
   }
 
   /**

@@ -78,7 +78,9 @@ export class FunctionModule {
     this.maxPages = dense ? dense.maxPages : variant?.maxPages
     this.dense = dense
     this.variant = variant
-    this.instrumented = variant ? variant.metered || variant.maxPages !== undefined || variant.dense : exports!.some((e) => e.name === RESET_EXPORT && e.kind === 'function')
+    this.instrumented = variant
+      ? variant.metered || variant.maxPages !== undefined || variant.dense
+      : exports!.some((e) => e.name === RESET_EXPORT && e.kind === 'function')
   }
 
   /** @internal The module was rewritten for limits: it exports the reset function and the failed-growth flag (lib/wasm/meter.ts). */
@@ -96,7 +98,11 @@ export class FunctionModule {
 }
 
 /** How a module is prepared: a fuel meter or not, the memory cap asked for, dense memory or not. */
-interface Variant { metered: boolean; maxPages: number | undefined; dense: boolean }
+interface Variant {
+  metered: boolean
+  maxPages: number | undefined
+  dense: boolean
+}
 
 /** The instrumentation `limits` ask for: a fuel meter unless the fuel is infinite, a cap in pages. */
 function variantOf(limits: GuestLimits, dense: boolean): Variant {
@@ -111,10 +117,18 @@ function variantOf(limits: GuestLimits, dense: boolean): Variant {
 function checkLimits(limits: GuestLimits, label: string): void {
   const { fuel, maxMemoryBytes: mem } = limits
   if (typeof fuel !== 'number' || Number.isNaN(fuel) || fuel <= 0) {
-    throw new EdgelessError('invalid-argument', `The fuel of ${label} must be a positive number of fuel units per invocation, or Infinity to turn metering off; got ${String(fuel)}.`, { fuel })
+    throw new EdgelessError(
+      'invalid-argument',
+      `The fuel of ${label} must be a positive number of fuel units per invocation, or Infinity to turn metering off; got ${String(fuel)}.`,
+      { fuel },
+    )
   }
   if (mem !== undefined && (typeof mem !== 'number' || !Number.isFinite(mem) || mem < 65536)) {
-    throw new EdgelessError('invalid-argument', `The memory cap (maxMemoryBytes) of ${label} must be a number of bytes, at least 65536 (one wasm page); got ${String(mem)}. Leave it out for no cap.`, { maxMemoryBytes: mem })
+    throw new EdgelessError(
+      'invalid-argument',
+      `The memory cap (maxMemoryBytes) of ${label} must be a number of bytes, at least 65536 (one wasm page); got ${String(mem)}. Leave it out for no cap.`,
+      { maxMemoryBytes: mem },
+    )
   }
 }
 
@@ -134,7 +148,11 @@ export function clearModuleCache(): void {
 export const fetchLoader: SourceLoader = async (ref) => {
   const url = typeof ref === 'string' ? ref : ref.href
   if (typeof ref === 'string' && !/^[a-z][a-z0-9+.-]*:/i.test(ref) && typeof (globalThis as { location?: unknown }).location === 'undefined') {
-    throw new EdgelessError('load-failed', `Cannot load "${ref}": this build of edgeless has no file access. In Node import from 'edgeless' (its Node entry reads files), pass the bytes, or give the Runtime a \`loadSource\` function.`, { source: ref })
+    throw new EdgelessError(
+      'load-failed',
+      `Cannot load "${ref}": this build of edgeless has no file access. In Node import from 'edgeless' (its Node entry reads files), pass the bytes, or give the Runtime a \`loadSource\` function.`,
+      { source: ref },
+    )
   }
   const res = await fetch(url)
   if (!res.ok) throw new EdgelessError('load-failed', `Fetching ${url} answered HTTP ${res.status}. Check the URL.`, { source: url, status: res.status })
@@ -154,7 +172,13 @@ function describe(source: ModuleSource): string {
  * A precompiled `WebAssembly.Module` cannot be rewritten: it runs as it is (and cannot be dense).
  * `dense`: rewrite it so that its instances share memories (lib/wasm/dense.ts).
  */
-export async function loadFunctionModule(source: ModuleSource, loader: SourceLoader, label = describe(source), limits: GuestLimits = UNLIMITED, dense = false): Promise<FunctionModule> {
+export async function loadFunctionModule(
+  source: ModuleSource,
+  loader: SourceLoader,
+  label = describe(source),
+  limits: GuestLimits = UNLIMITED,
+  dense = false,
+): Promise<FunctionModule> {
   checkLimits(limits, label)
   const want = variantOf(limits, dense)
   if (source instanceof FunctionModule) {
@@ -191,7 +215,11 @@ export async function loadFunctionModule(source: ModuleSource, loader: SourceLoa
 }
 
 function precompiledDense(label: string): EdgelessError {
-  return new EdgelessError('invalid-argument', `${label} is a precompiled WebAssembly.Module, which cannot be rewritten for dense memory. Pass its bytes (or a path or URL) instead, or spawn it without \`dense\`.`, {})
+  return new EdgelessError(
+    'invalid-argument',
+    `${label} is a precompiled WebAssembly.Module, which cannot be rewritten for dense memory. Pass its bytes (or a path or URL) instead, or spawn it without \`dense\`.`,
+    {},
+  )
 }
 
 function cached(bytes: Uint8Array, hash: string, label: string, want: Variant): Promise<FunctionModule> {
@@ -201,24 +229,39 @@ function cached(bytes: Uint8Array, hash: string, label: string, want: Variant): 
     entry = compile(bytes, hash, label, want)
     cache.set(key, entry)
     // A failed compile must not stay cached: the next attempt reports afresh.
-    entry.catch(() => { if (cache.get(key) === entry) cache.delete(key) })
+    entry.catch(() => {
+      if (cache.get(key) === entry) cache.delete(key)
+    })
   }
   return entry
 }
 
 async function compile(bytes: Uint8Array, hash: string, label: string, want: Variant): Promise<FunctionModule> {
   if (bytes.length < 8 || bytes[0] !== 0 || bytes[1] !== 0x61 || bytes[2] !== 0x73 || bytes[3] !== 0x6d) {
-    throw new EdgelessError('invalid-module', `${label} is not a WebAssembly module (${bytes.length} bytes, no "\\0asm" header). Point to the .wasm file built for wasm32-unknown-unknown.`, { source: label, size: bytes.length })
+    throw new EdgelessError(
+      'invalid-module',
+      `${label} is not a WebAssembly module (${bytes.length} bytes, no "\\0asm" header). Point to the .wasm file built for wasm32-unknown-unknown.`,
+      { source: label, size: bytes.length },
+    )
   }
   if (bytes[4] !== 1 || bytes[5] !== 0 || bytes[6] !== 0 || bytes[7] !== 0) {
-    throw new EdgelessError('invalid-module', `${label} is a WebAssembly component or an unsupported binary version; EDGELESS functions are core modules (version 1). Build for wasm32-unknown-unknown.`, { source: label })
+    throw new EdgelessError(
+      'invalid-module',
+      `${label} is a WebAssembly component or an unsupported binary version; EDGELESS functions are core modules (version 1). Build for wasm32-unknown-unknown.`,
+      { source: label },
+    )
   }
   // Validating is cheaper than compiling; a compile runs only for the engine's message.
   if (!WebAssembly.validate(bytes as Uint8Array<ArrayBuffer>)) {
     try {
       await WebAssembly.compile(bytes as Uint8Array<ArrayBuffer>)
     } catch (e) {
-      throw new EdgelessError('invalid-module', `${label} failed to compile: ${(e as Error).message}. The file may be truncated or corrupt; rebuild it.`, { source: label }, { cause: e })
+      throw new EdgelessError(
+        'invalid-module',
+        `${label} failed to compile: ${(e as Error).message}. The file may be truncated or corrupt; rebuild it.`,
+        { source: label },
+        { cause: e },
+      )
     }
   }
   const shape = parseModuleShape(bytes)
@@ -236,8 +279,19 @@ async function compile(bytes: Uint8Array, hash: string, label: string, want: Var
   try {
     module = await WebAssembly.compile(code as Uint8Array<ArrayBuffer>)
   } catch (e) {
-    if (code === bytes) throw new EdgelessError('invalid-module', `${label} failed to compile: ${(e as Error).message}. The file may be truncated or corrupt; rebuild it.`, { source: label }, { cause: e })
-    throw new EdgelessError('invalid-module', `${label} failed to compile after being prepared for its limits and calls: ${(e as Error).message}. This is a bug in edgeless; spawn it with \`fuel: Infinity\` and no memory cap to run it as it is.`, { source: label }, { cause: e })
+    if (code === bytes)
+      throw new EdgelessError(
+        'invalid-module',
+        `${label} failed to compile: ${(e as Error).message}. The file may be truncated or corrupt; rebuild it.`,
+        { source: label },
+        { cause: e },
+      )
+    throw new EdgelessError(
+      'invalid-module',
+      `${label} failed to compile after being prepared for its limits and calls: ${(e as Error).message}. This is a bug in edgeless; spawn it with \`fuel: Infinity\` and no memory cap to run it as it is.`,
+      { source: label },
+      { cause: e },
+    )
   }
   return new FunctionModule(module, shape, hash, usesCalls, usesCalls, bytes, want, layout, exportsEmptyFunction(bytes, 'edgeless_mem_clear'))
 }

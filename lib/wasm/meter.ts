@@ -97,8 +97,14 @@ const BULK_SHIFT = 2
 /** Sub-opcode (after 0xfc) -> the shift applied to the length of a bulk instruction; undefined: not one. */
 function bulkShift(sub: number): number | undefined {
   switch (sub) {
-    case 8: case 10: case 11: return BULK_SHIFT // memory.init, memory.copy, memory.fill: bytes
-    case 12: case 14: case 17: return 0 // table.init, table.copy, table.fill: one unit per element
+    case 8:
+    case 10:
+    case 11:
+      return BULK_SHIFT // memory.init, memory.copy, memory.fill: bytes
+    case 12:
+    case 14:
+    case 17:
+      return 0 // table.init, table.copy, table.fill: one unit per element
   }
   return undefined
 }
@@ -179,7 +185,10 @@ interface Plan {
   folded(fn: number): number
 }
 
-interface Body { code: number; end: number }
+interface Body {
+  code: number
+  end: number
+}
 
 /** Most instructions a function without checks may run per call, its unchecked callees included. */
 const UNCHECKED_LIMIT = 10_000
@@ -199,8 +208,16 @@ function makePlan(bytes: Uint8Array, bodies: Body[], imported: number, escaping:
     let ind = 0
     while (c.pos < c.end) {
       const op = c.byte()
-      if (op === OP.call || op === 0x12) { direct.push(c.u32()); count++; continue }
-      if (op === 0xd2) { refs.add(c.u32()); count++; continue }
+      if (op === OP.call || op === 0x12) {
+        direct.push(c.u32())
+        count++
+        continue
+      }
+      if (op === 0xd2) {
+        refs.add(c.u32())
+        count++
+        continue
+      }
       // A bulk instruction is charged by its length at run time, which only a checked function does.
       if (op === 0xfc && bulkShift(peekSub(c)) !== undefined) loop = true
       immediates(c, op)
@@ -230,7 +247,10 @@ function makePlan(bytes: Uint8Array, bodies: Body[], imported: number, escaping:
     let touches = indirect[v]! > 0
     for (const callee of calls[v]!) {
       const w = callee - imported
-      if (w < 0 || w >= n) { touches = true; continue } // an import: the host may call an export back
+      if (w < 0 || w >= n) {
+        touches = true
+        continue
+      } // an import: the host may call an export back
       total += foldedOf[w]!
       touches ||= touchesOf[w]!
     }
@@ -249,7 +269,8 @@ function makePlan(bytes: Uint8Array, bodies: Body[], imported: number, escaping:
       if (index[root] !== -1) continue
       const work: Array<[number, number]> = [[root, 0]]
       index[root] = low[root] = next++
-      stack.push(root); onStack[root] = true
+      stack.push(root)
+      onStack[root] = true
       while (work.length) {
         const top = work[work.length - 1]!
         const [v, i] = top
@@ -258,10 +279,14 @@ function makePlan(bytes: Uint8Array, bodies: Body[], imported: number, escaping:
           top[1]++
           const w = edges[i]! - imported
           if (w < 0 || w >= n) continue
-          if (w === v) { inCycle[v] = true; continue }
+          if (w === v) {
+            inCycle[v] = true
+            continue
+          }
           if (index[w] === -1) {
             index[w] = low[w] = next++
-            stack.push(w); onStack[w] = true
+            stack.push(w)
+            onStack[w] = true
             work.push([w, 0])
           } else if (onStack[w]) {
             low[v] = Math.min(low[v]!, index[w]!)
@@ -269,11 +294,18 @@ function makePlan(bytes: Uint8Array, bodies: Body[], imported: number, escaping:
           continue
         }
         work.pop()
-        if (work.length) { const u = work[work.length - 1]![0]; low[u] = Math.min(low[u]!, low[v]!) }
+        if (work.length) {
+          const u = work[work.length - 1]![0]
+          low[u] = Math.min(low[u]!, low[v]!)
+        }
         if (low[v] === index[v]) {
           const comp: number[] = []
           let w: number
-          do { w = stack.pop()!; onStack[w] = false; comp.push(w) } while (w !== v)
+          do {
+            w = stack.pop()!
+            onStack[w] = false
+            comp.push(w)
+          } while (w !== v)
           if (comp.length > 1) for (const x of comp) inCycle[x] = true
         } else {
           inCycle[v] = true
@@ -299,7 +331,10 @@ function escapingFunctions(bytes: Uint8Array, find: (id: number) => Section | un
   const exprRefs = (c: Cursor) => {
     for (;;) {
       const op = c.byte()
-      if (op === 0xd2) { out.add(c.u32()); continue }
+      if (op === 0xd2) {
+        out.add(c.u32())
+        continue
+      }
       immediates(c, op)
       if (op === OP.end) return
     }
@@ -307,7 +342,12 @@ function escapingFunctions(bytes: Uint8Array, find: (id: number) => Section | un
   const exp = find(7)
   if (exp) {
     const c = new Cursor(bytes, exp.start, exp.end)
-    for (let k = c.u32(); k > 0; k--) { c.name(); const kind = c.byte(); const idx = c.u32(); if (kind === 0) out.add(idx) }
+    for (let k = c.u32(); k > 0; k--) {
+      c.name()
+      const kind = c.byte()
+      const idx = c.u32()
+      if (kind === 0) out.add(idx)
+    }
   }
   const start = find(8)
   if (start) out.add(new Cursor(bytes, start.start, start.end).u32())
@@ -330,7 +370,10 @@ function escapingFunctions(bytes: Uint8Array, find: (id: number) => Section | un
       if (flags === 2 || flags === 6) c.u32() // table index
       if ((flags & 1) === 0) exprRefs(c) // active: the offset expression
       if (flags & 4) {
-        if (flags & 3) { const t = c.byte(); if (t === 0x63 || t === 0x64) c.leb() } // reftype
+        if (flags & 3) {
+          const t = c.byte()
+          if (t === 0x63 || t === 0x64) c.leb()
+        } // reftype
         for (let m = c.u32(); m > 0; m--) exprRefs(c)
       } else {
         if (flags & 3) c.byte() // elemkind
@@ -352,9 +395,19 @@ export function instrumentModule(bytes: Uint8Array, opts: MeterOptions, label: s
   } catch (e) {
     if (e instanceof EdgelessError) throw e
     if (e instanceof UnknownOpcode) {
-      throw new EdgelessError('invalid-module', `${label} uses an instruction (opcode ${e.message}) that the fuel meter does not know, so it cannot be metered. Spawn it with \`fuel: Infinity\` (or the workflow annotation fuel "Infinity") to run it unmetered.`, { opcode: e.message }, { cause: e })
+      throw new EdgelessError(
+        'invalid-module',
+        `${label} uses an instruction (opcode ${e.message}) that the fuel meter does not know, so it cannot be metered. Spawn it with \`fuel: Infinity\` (or the workflow annotation fuel "Infinity") to run it unmetered.`,
+        { opcode: e.message },
+        { cause: e },
+      )
     }
-    throw new EdgelessError('invalid-module', `${label} could not be instrumented for its limits (${(e as Error).message}). Spawn it with \`fuel: Infinity\` and no memory cap to run it as it is.`, {}, { cause: e })
+    throw new EdgelessError(
+      'invalid-module',
+      `${label} could not be instrumented for its limits (${(e as Error).message}). Spawn it with \`fuel: Infinity\` and no memory cap to run it as it is.`,
+      {},
+      { cause: e },
+    )
   }
 }
 
@@ -370,7 +423,10 @@ function rewrite(bytes: Uint8Array, opts: MeterOptions, label: string): Uint8Arr
 
   const exportNames = table.exportNames()
   for (const name of [FUEL_EXPORT, GROW_EXPORT, RESET_EXPORT]) {
-    if (exportNames.has(name)) throw new EdgelessError('invalid-module', `${label} already exports "${name}", a name the host's fuel meter reserves. Rename that export.`, { export: name })
+    if (exportNames.has(name))
+      throw new EdgelessError('invalid-module', `${label} already exports "${name}", a name the host's fuel meter reserves. Rename that export.`, {
+        export: name,
+      })
   }
 
   // Without fuel only the growth flag is added (and exported).
@@ -386,10 +442,16 @@ function rewrite(bytes: Uint8Array, opts: MeterOptions, label: string): Uint8Arr
   const replaced = new Map<number, Uint8Array | null>()
 
   // Types: append (i32) -> i32 for the grow helper, (f64) -> () for the reset function.
-  replaced.set(1, table.appended(1, 2, (o) => o.bytes(Uint8Array.of(0x60, 1, 0x7f, 1, 0x7f)).bytes(Uint8Array.of(0x60, 1, 0x7c, 0))))
+  replaced.set(
+    1,
+    table.appended(1, 2, (o) => o.bytes(Uint8Array.of(0x60, 1, 0x7f, 1, 0x7f)).bytes(Uint8Array.of(0x60, 1, 0x7c, 0))),
+  )
 
   // Functions: append the grow helper and the reset function.
-  replaced.set(3, table.appended(3, 2, (o) => o.u32(growType).u32(resetType)))
+  replaced.set(
+    3,
+    table.appended(3, 2, (o) => o.u32(growType).u32(resetType)),
+  )
 
   // Memory: lower the maximum to the cap.
   const mem = find(5)
@@ -402,26 +464,40 @@ function rewrite(bytes: Uint8Array, opts: MeterOptions, label: string): Uint8Arr
       const max = flags & 1 ? c.u32() : undefined
       const cap = opts.maxPages
       if (min > cap) {
-        throw new EdgelessError('invalid-module', `${label} starts with ${min} pages (${fmtBytes(min * 65536)}) of memory, more than its memory cap of ${fmtBytes(cap * 65536)} (${cap} pages). Raise the cap (SpawnOptions.maxMemoryBytes, RuntimeOptions.maxMemoryBytes or the workflow annotation "max-memory") to at least ${min * 65536} bytes.`, { initialPages: min, maxPages: cap })
+        throw new EdgelessError(
+          'invalid-module',
+          `${label} starts with ${min} pages (${fmtBytes(min * 65536)}) of memory, more than its memory cap of ${fmtBytes(cap * 65536)} (${cap} pages). Raise the cap (SpawnOptions.maxMemoryBytes, RuntimeOptions.maxMemoryBytes or the workflow annotation "max-memory") to at least ${min * 65536} bytes.`,
+          { initialPages: min, maxPages: cap },
+        )
       }
-      const o = new Out().u32(n).byte(flags | 1).u32(min).u32(max === undefined ? cap : Math.min(max, cap))
+      const o = new Out()
+        .u32(n)
+        .byte(flags | 1)
+        .u32(min)
+        .u32(max === undefined ? cap : Math.min(max, cap))
       o.bytes(bytes.subarray(c.pos, mem.end))
       replaced.set(5, o.result())
     }
   }
 
   // Globals: the fuel (mut i64) and the failed-growth flag (mut i32).
-  replaced.set(6, table.appended(6, added, (o) => {
-    if (opts.fuel) o.byte(0x7e).byte(1).byte(0x42).s64(Number(START_FUEL)).byte(0x0b)
-    o.byte(0x7f).byte(1).byte(0x41).byte(0).byte(0x0b)
-  }))
+  replaced.set(
+    6,
+    table.appended(6, added, (o) => {
+      if (opts.fuel) o.byte(0x7e).byte(1).byte(0x42).s64(Number(START_FUEL)).byte(0x0b)
+      o.byte(0x7f).byte(1).byte(0x41).byte(0).byte(0x0b)
+    }),
+  )
 
   // Exports: the globals and the reset function.
-  replaced.set(7, table.appended(7, added + 1, (o) => {
-    if (opts.fuel) o.name(FUEL_EXPORT).byte(3).u32(fuelGlobal)
-    o.name(GROW_EXPORT).byte(3).u32(growGlobal)
-    o.name(RESET_EXPORT).byte(0).u32(resetFunc)
-  }))
+  replaced.set(
+    7,
+    table.appended(7, added + 1, (o) => {
+      if (opts.fuel) o.name(FUEL_EXPORT).byte(3).u32(fuelGlobal)
+      o.name(GROW_EXPORT).byte(3).u32(growGlobal)
+      o.name(RESET_EXPORT).byte(0).u32(resetFunc)
+    }),
+  )
 
   // Code: meter every body, reroute memory.grow, append the grow helper.
   {
@@ -436,7 +512,11 @@ function rewrite(bytes: Uint8Array, opts: MeterOptions, label: string): Uint8Arr
         const size = c.u32()
         const start = c.pos
         const end = start + size
-        for (let k = c.u32(); k > 0; k--) { c.u32(); const t = c.byte(); if (t === 0x63 || t === 0x64) c.leb() }
+        for (let k = c.u32(); k > 0; k--) {
+          c.u32()
+          const t = c.byte()
+          if (t === 0x63 || t === 0x64) c.leb()
+        }
         bodies.push({ start, code: c.pos, end })
         c.pos = end
       }
@@ -456,10 +536,28 @@ function rewrite(bytes: Uint8Array, opts: MeterOptions, label: string): Uint8Arr
     //   (if (i32.eq (i32.const -1)) (then (global.set $grow_failed (local.get $delta))))
     //   (local.get $r))
     const helper = Uint8Array.of(
-      1, 1, 0x7f,
-      0x20, 0, 0x40, 0, 0x22, 1, 0x41, 0x7f, 0x46,
-      0x04, 0x40, 0x20, 0, 0x24, ...new Out().u32(growGlobal).result(), 0x0b,
-      0x20, 1, 0x0b,
+      1,
+      1,
+      0x7f,
+      0x20,
+      0,
+      0x40,
+      0,
+      0x22,
+      1,
+      0x41,
+      0x7f,
+      0x46,
+      0x04,
+      0x40,
+      0x20,
+      0,
+      0x24,
+      ...new Out().u32(growGlobal).result(),
+      0x0b,
+      0x20,
+      1,
+      0x0b,
     )
     o.u32(helper.length).bytes(helper)
     // (func (param $budget f64)
@@ -501,7 +599,10 @@ function meterBody(bytes: Uint8Array, start: number, end: number, o: Out, m: Bod
   const { costs, bulk } = regionCosts(new Cursor(bytes, code, end), plan.folded)
   /** The locals: the same entries, then the added ones (none, when there is nothing to add). */
   const locals = (added: number[]) => {
-    if (added.length === 0) { o.bytes(bytes.subarray(start, code)); return }
+    if (added.length === 0) {
+      o.bytes(bytes.subarray(start, code))
+      return
+    }
     o.u32(entries + added.length).bytes(bytes.subarray(start + lebSize(bytes, start), code))
     for (const t of added) o.byte(1).byte(t)
   }
@@ -517,21 +618,34 @@ function meterBody(bytes: Uint8Array, start: number, end: number, o: Out, m: Bod
     locals(bulk ? [0x7f] : [])
     o.byte(0x23).u32(g).byte(0x42).s64(costs[0]!).byte(0x7d).byte(0x24).u32(g) // fuel -= cost
     o.byte(0x23).u32(g).byte(0x42).byte(0).byte(0x53).byte(0x04).byte(0x40).byte(0x00).byte(0x0b) // if fuel < 0: unreachable
-    rerouteGrow(bytes, c, end, o, m.growFunc, bulk ? (shift) => {
-      o.byte(0x21).u32(n).byte(0x23).u32(g) // local.set $n, global.get $fuel
-      bulkCost(n, shift)
-      o.byte(0x7d).byte(0x24).u32(g) // i64.sub, global.set $fuel
-      o.byte(0x23).u32(g).byte(0x42).byte(0).byte(0x53).byte(0x04).byte(0x40).byte(0x00).byte(0x0b) // if fuel < 0: unreachable
-      o.byte(0x20).u32(n) // local.get $n: the length, for the instruction
-    } : undefined)
+    rerouteGrow(
+      bytes,
+      c,
+      end,
+      o,
+      m.growFunc,
+      bulk
+        ? (shift) => {
+            o.byte(0x21).u32(n).byte(0x23).u32(g) // local.set $n, global.get $fuel
+            bulkCost(n, shift)
+            o.byte(0x7d).byte(0x24).u32(g) // i64.sub, global.set $fuel
+            o.byte(0x23).u32(g).byte(0x42).byte(0).byte(0x53).byte(0x04).byte(0x40).byte(0x00).byte(0x0b) // if fuel < 0: unreachable
+            o.byte(0x20).u32(n) // local.get $n: the length, for the instruction
+          }
+        : undefined,
+    )
     return
   }
   const f = m.params + declared // the added local
   const n = f + 1 // $n, when there is a bulk instruction
   // Locals: the same entries, then one i64 for the fuel (and an i32 for a bulk length).
   locals(bulk ? [0x7e, 0x7f] : [0x7e])
-  const store = () => { o.byte(0x20).u32(f).byte(0x24).u32(g) }
-  const load = () => { o.byte(0x23).u32(g).byte(0x21).u32(f) }
+  const store = () => {
+    o.byte(0x20).u32(f).byte(0x24).u32(g)
+  }
+  const load = () => {
+    o.byte(0x23).u32(g).byte(0x21).u32(f)
+  }
   const test = () => {
     o.byte(0x22).u32(f) // local.tee $f
     o.byte(0x42).byte(0).byte(0x53).byte(0x04).byte(0x40) // i64.const 0, i64.lt_s, if
@@ -547,7 +661,10 @@ function meterBody(bytes: Uint8Array, start: number, end: number, o: Out, m: Bod
   let loops = 0
   let depth = 0 // open control frames inside the function body
   let copied = code
-  const flush = (to: number) => { o.bytes(bytes.subarray(copied, to)); copied = to }
+  const flush = (to: number) => {
+    o.bytes(bytes.subarray(copied, to))
+    copied = to
+  }
   while (c.pos < end) {
     const at = c.pos
     const op = c.byte()
@@ -559,19 +676,25 @@ function meterBody(bytes: Uint8Array, start: number, end: number, o: Out, m: Bod
         o.byte(0x20).u32(f)
         check(costs[++loops]!)
         continue
-      case OP.block: case OP.if: case OP.try:
+      case OP.block:
+      case OP.if:
+      case OP.try:
         immediates(c, op)
         depth++
         continue
       case OP.end:
-        if (depth === 0) { flush(at); store() } // the function's own end
+        if (depth === 0) {
+          flush(at)
+          store()
+        } // the function's own end
         depth--
         continue
       case OP.delegate:
         immediates(c, op)
         depth--
         continue
-      case 0x07: case 0x19: // catch, catch_all: a callee may have used fuel before throwing
+      case 0x07:
+      case 0x19: // catch, catch_all: a callee may have used fuel before throwing
         immediates(c, op)
         flush(c.pos)
         load()
@@ -580,19 +703,30 @@ function meterBody(bytes: Uint8Array, start: number, end: number, o: Out, m: Bod
         flush(at)
         store()
         continue
-      case 0x0c: case 0x0d: { // br, br_if
+      case 0x0c:
+      case 0x0d: {
+        // br, br_if
         const label = c.u32()
-        if (label === depth) { flush(at); store() }
+        if (label === depth) {
+          flush(at)
+          store()
+        }
         continue
       }
-      case 0x0e: { // br_table
+      case 0x0e: {
+        // br_table
         let exits = false
         const count = c.u32()
         for (let i = 0; i <= count; i++) if (c.u32() === depth) exits = true // count labels, then the default
-        if (exits) { flush(at); store() }
+        if (exits) {
+          flush(at)
+          store()
+        }
         continue
       }
-      case OP.call: case 0x11: { // call, call_indirect
+      case OP.call:
+      case 0x11: {
+        // call, call_indirect
         const callee = c.u32()
         if (op === 0x11) c.u32()
         if (op === OP.call && (callee === m.growFunc || !plan.touches(callee))) continue
@@ -602,14 +736,19 @@ function meterBody(bytes: Uint8Array, start: number, end: number, o: Out, m: Bod
         load()
         continue
       }
-      case 0x12: case 0x13: // return_call, return_call_indirect: the callee continues with the fuel
+      case 0x12:
+      case 0x13: // return_call, return_call_indirect: the callee continues with the fuel
         immediates(c, op)
         flush(at)
         store()
         continue
       case OP.memoryGrow:
         immediates(c, op)
-        if (c.pos === at + 2 && bytes[at + 1] === 0) { flush(at); o.byte(OP.call).u32(m.growFunc); copied = c.pos }
+        if (c.pos === at + 2 && bytes[at + 1] === 0) {
+          flush(at)
+          o.byte(OP.call).u32(m.growFunc)
+          copied = c.pos
+        }
         continue
       case 0xfc: {
         const shift = bulkShift(peekSub(c))

@@ -45,7 +45,10 @@ export function parseModuleShape(bytes: Uint8Array): ModuleShape {
         const n = r.u32()
         for (let i = 0; i < n; i++) {
           const form = r.byte()
-          if (form !== 0x60) { shape.signaturesKnown = false; break }
+          if (form !== 0x60) {
+            shape.signaturesKnown = false
+            break
+          }
           const params: string[] = []
           const results: string[] = []
           for (let k = r.u32(); k > 0; k--) params.push(VALTYPES[r.byte()] ?? 'other')
@@ -65,10 +68,19 @@ export function parseModuleShape(bytes: Uint8Array): ModuleShape {
             funcTypes.push(t)
             shape.imports.push({ module, name, kind, ...(types[t] ? { sig: types[t] } : {}) })
           } else {
-            if (kind === 'table') { r.byte(); r.limits() }
-            else if (kind === 'memory') { const lim = r.limits(); shape.memory ??= lim }
-            else if (kind === 'global') { r.byte(); r.byte() }
-            else { r.byte(); r.u32() }
+            if (kind === 'table') {
+              r.byte()
+              r.limits()
+            } else if (kind === 'memory') {
+              const lim = r.limits()
+              shape.memory ??= lim
+            } else if (kind === 'global') {
+              r.byte()
+              r.byte()
+            } else {
+              r.byte()
+              r.u32()
+            }
             shape.imports.push({ module, name, kind })
           }
         }
@@ -76,7 +88,10 @@ export function parseModuleShape(bytes: Uint8Array): ModuleShape {
         for (let n = r.u32(); n > 0; n--) funcTypes.push(r.u32())
       } else if (id === 5) {
         const n = r.u32()
-        if (n > 0) { const lim = r.limits(); shape.memory ??= lim }
+        if (n > 0) {
+          const lim = r.limits()
+          shape.memory ??= lim
+        }
       } else if (id === 7) {
         const n = r.u32()
         for (let i = 0; i < n; i++) {
@@ -92,7 +107,12 @@ export function parseModuleShape(bytes: Uint8Array): ModuleShape {
       r.pos = end
     }
   } catch (e) {
-    throw new EdgelessError('invalid-module', `Could not read the module's sections (${(e as Error).message}). Rebuild it for wasm32 (core WebAssembly, no component model).`, {}, { cause: e })
+    throw new EdgelessError(
+      'invalid-module',
+      `Could not read the module's sections (${(e as Error).message}). Rebuild it for wasm32 (core WebAssembly, no component model).`,
+      {},
+      { cause: e },
+    )
   }
   return shape
 }

@@ -38,7 +38,10 @@ class RegionPool {
   private perChunk = 0
   private pages = CHUNK_PAGES
 
-  constructor(private readonly stride: number, private readonly shared: boolean) {}
+  constructor(
+    private readonly stride: number,
+    private readonly shared: boolean,
+  ) {}
 
   take(): Region {
     if (this.chunk === null || this.next === this.perChunk) this.newChunk()
@@ -52,14 +55,19 @@ class RegionPool {
     // long as it still holds a region.
     for (;;) {
       try {
-        this.chunk = new WebAssembly.Memory(this.shared
-          ? { initial: this.pages, maximum: this.pages, shared: true }
-          : { initial: this.pages, maximum: this.pages })
+        this.chunk = new WebAssembly.Memory(
+          this.shared ? { initial: this.pages, maximum: this.pages, shared: true } : { initial: this.pages, maximum: this.pages },
+        )
         break
       } catch (e) {
         const smaller = this.pages >> 1
         if (smaller * 65536 < this.stride) {
-          throw new EdgelessError('resource-failed', `Could not allocate a memory chunk for dense instances (${(e as Error).message}); even ${this.pages} pages failed. The process is out of memory or address space; spawn fewer instances or without \`dense\`.`, { pages: this.pages }, { cause: e })
+          throw new EdgelessError(
+            'resource-failed',
+            `Could not allocate a memory chunk for dense instances (${(e as Error).message}); even ${this.pages} pages failed. The process is out of memory or address space; spawn fewer instances or without \`dense\`.`,
+            { pages: this.pages },
+            { cause: e },
+          )
         }
         this.pages = smaller
       }

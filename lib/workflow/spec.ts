@@ -66,7 +66,22 @@ export interface WorkflowResourceSpec {
 export const PLACEMENT_ANNOTATIONS: readonly string[] = ['max_instances', 'node_id_match_any', 'label_match_all', 'resource_match_all', 'tee', 'tpm']
 
 /** The annotations this runtime acts on. */
-export const KNOWN_ANNOTATIONS: readonly string[] = ['init-payload', 'state-id', 'restart', 'mailbox-capacity', 'mailbox-overflow', 'fuel', 'max-memory', 'max-invocation-ms', 'state-policy', 'state-sync', 'isolation', 'deadline-ms', 'passivate', 'dense']
+export const KNOWN_ANNOTATIONS: readonly string[] = [
+  'init-payload',
+  'state-id',
+  'restart',
+  'mailbox-capacity',
+  'mailbox-overflow',
+  'fuel',
+  'max-memory',
+  'max-invocation-ms',
+  'state-policy',
+  'state-sync',
+  'isolation',
+  'deadline-ms',
+  'passivate',
+  'dense',
+]
 
 /** Workflow-level annotations this runtime acts on (supervision of the workflow's instances). */
 export const WORKFLOW_ANNOTATIONS: readonly string[] = ['restart-strategy', 'max-restarts', 'restart-period-ms']
@@ -113,7 +128,11 @@ export function parseWorkflow(input: unknown, problems: WorkflowProblem[], file?
   const out: ParsedWorkflow = { functions: [], resources: [], annotations: {} }
   const at = (p: Omit<WorkflowProblem, 'file'>) => problems.push(boundProblem(file === undefined ? p : { file, ...p }))
   if (!isObject(input)) {
-    at({ entity: 'workflow', field: '(root)', message: `a workflow must be a JSON object with "functions" and "resources" arrays, got ${Array.isArray(input) ? 'an array' : typeof input}` })
+    at({
+      entity: 'workflow',
+      field: '(root)',
+      message: `a workflow must be a JSON object with "functions" and "resources" arrays, got ${Array.isArray(input) ? 'an array' : typeof input}`,
+    })
     return out
   }
   out.annotations = strings(input['annotations'], (field, message) => at({ entity: 'workflow', field: `annotations${field}`, message }))
@@ -135,7 +154,12 @@ export function parseWorkflow(input: unknown, problems: WorkflowProblem[], file?
     }
     const prev = seen.get(n)
     if (prev) {
-      at({ entity, name: n, field: 'name', message: `the name "${n}" is already used by a ${prev}; names must be unique across functions and resources — rename one`, })
+      at({
+        entity,
+        name: n,
+        field: 'name',
+        message: `the name "${n}" is already used by a ${prev}; names must be unique across functions and resources — rename one`,
+      })
       return undefined
     }
     seen.set(n, entity)
@@ -157,7 +181,11 @@ export function parseWorkflow(input: unknown, problems: WorkflowProblem[], file?
     }
     const ft = cs['function_type']
     if (typeof ft !== 'string') problem('class_specification.function_type', 'is required: set it to "RUST_WASM"')
-    else if (ft !== 'RUST_WASM') problem('class_specification.function_type', `"${ft}" is not supported here: this runtime runs WebAssembly functions only ("RUST_WASM"). Build the function as a .wasm module (function_type "RUST_WASM", "code" its path), or stand a JS function in for it with startWorkflow(file, { replace: { ${JSON.stringify(name ?? label)}: fn } }) (docs/workflows.md, "Container functions")`)
+    else if (ft !== 'RUST_WASM')
+      problem(
+        'class_specification.function_type',
+        `"${ft}" is not supported here: this runtime runs WebAssembly functions only ("RUST_WASM"). Build the function as a .wasm module (function_type "RUST_WASM", "code" its path), or stand a JS function in for it with startWorkflow(file, { replace: { ${JSON.stringify(name ?? label)}: fn } }) (docs/workflows.md, "Container functions")`,
+      )
     const code = cs['code']
     const rawBinary = cs['binary']
     let binary: Uint8Array | undefined
@@ -165,22 +193,30 @@ export function parseWorkflow(input: unknown, problems: WorkflowProblem[], file?
       binary = decodeBinary(rawBinary)
       if (!binary) problem('class_specification.binary', 'must be the module bytes as a JSON array of integers 0..255, or a base64 string')
     }
-    if (code !== undefined && code !== null && typeof code !== 'string') problem('class_specification.code', 'must be a string: the path of the .wasm file, relative to the workflow file')
-    if ((code === undefined || code === null || code === '') && rawBinary === undefined) problem('class_specification.code', 'is missing: give the path of the .wasm file (relative to the workflow file) or an inline "binary"')
+    if (code !== undefined && code !== null && typeof code !== 'string')
+      problem('class_specification.code', 'must be a string: the path of the .wasm file, relative to the workflow file')
+    if ((code === undefined || code === null || code === '') && rawBinary === undefined)
+      problem('class_specification.code', 'is missing: give the path of the .wasm file (relative to the workflow file) or an inline "binary"')
     const outputsRaw = cs['outputs']
     let outputs: string[] = []
     if (outputsRaw !== undefined && outputsRaw !== null) {
-      if (!Array.isArray(outputsRaw) || outputsRaw.some((o) => typeof o !== 'string')) problem('class_specification.outputs', 'must be an array of alias names (strings)')
+      if (!Array.isArray(outputsRaw) || outputsRaw.some((o) => typeof o !== 'string'))
+        problem('class_specification.outputs', 'must be an array of alias names (strings)')
       else outputs = outputsRaw as string[]
     }
     const mapping = strings(item['output_mapping'], (field, message) => problem(`output_mapping${field}`, message))
     const annotations = strings(item['annotations'], (field, message) => problem(`annotations${field}`, message))
     if (name === undefined) return
     out.functions.push({
-      name, index: i, classId: typeof cs['id'] === 'string' ? cs['id'] : '', functionType: typeof ft === 'string' ? ft : '',
+      name,
+      index: i,
+      classId: typeof cs['id'] === 'string' ? cs['id'] : '',
+      functionType: typeof ft === 'string' ? ft : '',
       ...(typeof code === 'string' && code !== '' ? { code } : {}),
       ...(binary ? { binary } : {}),
-      outputs, mapping, annotations,
+      outputs,
+      mapping,
+      annotations,
     })
   })
 
@@ -201,11 +237,19 @@ export function parseWorkflow(input: unknown, problems: WorkflowProblem[], file?
   })
 
   // Output mappings may only point inside this workflow (that is what isolates workflows).
-  for (const [entity, items] of [['function', out.functions], ['resource', out.resources]] as const) {
+  for (const [entity, items] of [
+    ['function', out.functions],
+    ['resource', out.resources],
+  ] as const) {
     for (const it of items) {
       for (const [alias, target] of Object.entries(it.mapping)) {
         if (!seen.has(target)) {
-          at({ entity, name: it.name, field: `output_mapping.${alias}`, message: `maps alias "${alias}" to "${target}", which is no function or resource of this workflow (it has: ${[...seen.keys()].join(', ') || 'none'}); fix the name or add it` })
+          at({
+            entity,
+            name: it.name,
+            field: `output_mapping.${alias}`,
+            message: `maps alias "${alias}" to "${target}", which is no function or resource of this workflow (it has: ${[...seen.keys()].join(', ') || 'none'}); fix the name or add it`,
+          })
         }
       }
     }
@@ -225,14 +269,18 @@ const MAX_MESSAGE_CHARS = 2000
 export function describeValue(v: unknown, depth = 0): string {
   if (typeof v === 'string') return v.length <= 100 ? JSON.stringify(v) : `${JSON.stringify(v.slice(0, 100))}… (${v.length} characters)`
   if (v === null || typeof v !== 'object') return String(v)
-  const inner = (x: unknown) => (depth >= 2 ? (Array.isArray(x) ? '[…]' : x !== null && typeof x === 'object' ? '{…}' : describeValue(x, depth + 1)) : describeValue(x, depth + 1))
+  const inner = (x: unknown) =>
+    depth >= 2 ? (Array.isArray(x) ? '[…]' : x !== null && typeof x === 'object' ? '{…}' : describeValue(x, depth + 1)) : describeValue(x, depth + 1)
   if (Array.isArray(v)) {
     const head = v.slice(0, 5).map(inner).join(', ')
     const shown = `[${head}${v.length > 5 ? ', …' : ''}]`
     return depth === 0 ? `an array of ${v.length} item${v.length === 1 ? '' : 's'} ${shown}` : shown
   }
   const keys = Object.keys(v)
-  const head = keys.slice(0, 5).map((k) => `${JSON.stringify(k.length > 40 ? `${k.slice(0, 40)}…` : k)}: ${inner((v as Record<string, unknown>)[k])}`).join(', ')
+  const head = keys
+    .slice(0, 5)
+    .map((k) => `${JSON.stringify(k.length > 40 ? `${k.slice(0, 40)}…` : k)}: ${inner((v as Record<string, unknown>)[k])}`)
+    .join(', ')
   const shown = `{${head}${keys.length > 5 ? ', …' : ''}}`
   return depth === 0 ? `an object of ${keys.length} key${keys.length === 1 ? '' : 's'} ${shown}` : shown
 }

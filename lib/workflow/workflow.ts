@@ -12,7 +12,17 @@ import type { GuestLimits } from '../wasm/limits'
 import { loadFunctionModule } from '../wasm/loader'
 import { denseFor } from '../wasm/dense'
 import type { EdgeFunction } from '../js-function'
-import { annotationOptions, annotationProblems, FUNCTION_ANNOTATIONS, memoryCapFor, WORKFLOW_ANNOTATIONS, type InstanceInfo, type SpawnOptions, type StopOptions, type SupervisionOptions } from '../options'
+import {
+  annotationOptions,
+  annotationProblems,
+  FUNCTION_ANNOTATIONS,
+  memoryCapFor,
+  WORKFLOW_ANNOTATIONS,
+  type InstanceInfo,
+  type SpawnOptions,
+  type StopOptions,
+  type SupervisionOptions,
+} from '../options'
 import type { ActorRef, RefOwner } from '../runtime/actor-ref'
 import type { PreparedSpawn, Spawner } from '../runtime/spawner'
 import { resolveSupervision, Supervisor, type SupervisorEnv } from '../supervision/supervisor'
@@ -100,42 +110,51 @@ export interface WorkflowEnv {
  * problems; an empty list means the workflow can start.
  * @internal
  */
-export async function checkWorkflow(env: WorkflowEnv, spec: unknown, options: WorkflowOptions, file: string | undefined): Promise<{ problems: WorkflowProblem[]; validated: ValidatedWorkflow }> {
+export async function checkWorkflow(
+  env: WorkflowEnv,
+  spec: unknown,
+  options: WorkflowOptions,
+  file: string | undefined,
+): Promise<{ problems: WorkflowProblem[]; validated: ValidatedWorkflow }> {
   const problems: WorkflowProblem[] = []
   const parsed = parseWorkflow(spec, problems, file)
   // A function a JS stand-in replaces runs none of its own code, so its type (upstream's
   // CONTAINER, say) is no obstacle: that is the documented way to run such a workflow here.
   const replacedType = (p: WorkflowProblem) =>
-    p.entity === 'function' && p.field === 'class_specification.function_type' && options.replace?.[p.name ?? ''] !== undefined &&
+    p.entity === 'function' &&
+    p.field === 'class_specification.function_type' &&
+    options.replace?.[p.name ?? ''] !== undefined &&
     parsed.functions.some((f) => f.name === p.name && f.functionType !== '')
   problems.splice(0, problems.length, ...problems.filter((p) => !replacedType(p)))
   // Bounded: messages echo the workflow's own values, which may be megabytes long.
   const at = (p: Omit<WorkflowProblem, 'file'>) => problems.push(boundProblem(file === undefined ? p : { file, ...p }))
   const modules = new Map<string, FunctionModule>()
-  await Promise.all(parsed.functions.map(async (f) => {
-    // Functions whose type or code field is already reported are not loaded (one problem each),
-    // nor are those a test replaces.
-    if (f.functionType !== 'RUST_WASM' || (f.code === undefined && f.binary === undefined) || options.replace?.[f.name]) return
-    const field = f.binary ? 'class_specification.binary' : 'class_specification.code'
-    let source: Uint8Array | string
-    try {
-      source = f.binary ?? env.resolveRef(f.code!, options.base)
-    } catch (e) {
-      at({ entity: 'function', name: f.name, field, message: `cannot resolve "${f.code}": ${(e as Error).message}` })
-      return
-    }
-    try {
-      // Loaded with the limits it will run under, so the spawn reuses this compile.
-      const own = annotatedLimits(f.annotations)
-      const dv = f.annotations['dense']
-      const dense = denseFor(dv === undefined ? undefined : dv === 'true', env.dense, f.annotations['isolation'])
-      const limits = { fuel: own.fuel ?? env.limits.fuel, maxMemoryBytes: memoryCapFor(own.maxMemoryBytes, env.limits.maxMemoryBytes, dense) }
-      modules.set(f.name, await loadFunctionModule(source, env.loader, `function "${f.name}"`, limits, dense))
-    } catch (e) {
-      const msg = (e as Error).message
-      at({ entity: 'function', name: f.name, field, message: e instanceof EdgelessError && e.code === 'load-failed' ? `cannot read the code: ${msg}` : msg })
-    }
-  }))
+  await Promise.all(
+    parsed.functions.map(async (f) => {
+      // Functions whose type or code field is already reported are not loaded (one problem each),
+      // nor are those a test replaces.
+      if (f.functionType !== 'RUST_WASM' || (f.code === undefined && f.binary === undefined) || options.replace?.[f.name]) return
+      const field = f.binary ? 'class_specification.binary' : 'class_specification.code'
+      let source: Uint8Array | string
+      try {
+        source = f.binary ?? env.resolveRef(f.code!, options.base)
+      } catch (e) {
+        at({ entity: 'function', name: f.name, field, message: `cannot resolve "${f.code}": ${(e as Error).message}` })
+        return
+      }
+      try {
+        // Loaded with the limits it will run under, so the spawn reuses this compile.
+        const own = annotatedLimits(f.annotations)
+        const dv = f.annotations['dense']
+        const dense = denseFor(dv === undefined ? undefined : dv === 'true', env.dense, f.annotations['isolation'])
+        const limits = { fuel: own.fuel ?? env.limits.fuel, maxMemoryBytes: memoryCapFor(own.maxMemoryBytes, env.limits.maxMemoryBytes, dense) }
+        modules.set(f.name, await loadFunctionModule(source, env.loader, `function "${f.name}"`, limits, dense))
+      } catch (e) {
+        const msg = (e as Error).message
+        at({ entity: 'function', name: f.name, field, message: e instanceof EdgelessError && e.code === 'load-failed' ? `cannot read the code: ${msg}` : msg })
+      }
+    }),
+  )
   const classes = new Map<string, ResourceClass>()
   const configs = new Map<string, Record<string, string>>()
   for (const name of Object.keys(options.replace ?? {})) {
@@ -148,29 +167,45 @@ export async function checkWorkflow(env: WorkflowEnv, spec: unknown, options: Wo
     const cls = env.resourceClass(r.classType)
     if (!cls) {
       const upstreamOnly = UPSTREAM_ONLY_CLASSES[r.classType]
-      const hint = upstreamOnly === undefined
-        ? 'fix the name or register the class with runtime.registerResource()'
-        : `it is upstream's ${upstreamOnly}, which this runtime does not implement: register a class of that name with runtime.registerResource(), or stand a JS function in for the resource with startWorkflow(file, { replace: { ${JSON.stringify(r.name)}: fn } }) (docs/workflows.md, "Container functions")`
-      at({ entity: 'resource', name: r.name, field: 'class_type', message: `"${r.classType}" is not a resource class of this runtime (known: ${env.resourceClasses().join(', ')}); ${hint}` })
+      const hint =
+        upstreamOnly === undefined
+          ? 'fix the name or register the class with runtime.registerResource()'
+          : `it is upstream's ${upstreamOnly}, which this runtime does not implement: register a class of that name with runtime.registerResource(), or stand a JS function in for the resource with startWorkflow(file, { replace: { ${JSON.stringify(r.name)}: fn } }) (docs/workflows.md, "Container functions")`
+      at({
+        entity: 'resource',
+        name: r.name,
+        field: 'class_type',
+        message: `"${r.classType}" is not a resource class of this runtime (known: ${env.resourceClasses().join(', ')}); ${hint}`,
+      })
       continue
     }
     classes.set(r.name, cls)
     const config = { ...env.resourceConfig[r.classType], ...options.resourceConfig?.[r.classType], ...r.config }
     configs.set(r.name, config)
     for (const key of cls.required ?? []) {
-      if (config[key] === undefined || config[key] === '') at({ entity: 'resource', name: r.name, field: `configurations.${key}`, message: `is required by "${r.classType}"; add it to the resource's configurations` })
+      if (config[key] === undefined || config[key] === '')
+        at({
+          entity: 'resource',
+          name: r.name,
+          field: `configurations.${key}`,
+          message: `is required by "${r.classType}"; add it to the resource's configurations`,
+        })
     }
-    for (const p of cls.validate?.(config) ?? []) at({ entity: 'resource', name: r.name, field: p.field.startsWith('configurations.') ? p.field : `configurations.${p.field}`, message: p.message })
+    for (const p of cls.validate?.(config) ?? [])
+      at({ entity: 'resource', name: r.name, field: p.field.startsWith('configurations.') ? p.field : `configurations.${p.field}`, message: p.message })
   }
   checkAnnotations(parsed, at)
   // Problems are reported in the order of the file, not the order loads finished.
   const order = (p: WorkflowProblem) => {
     const fi = parsed.functions.findIndex((f) => f.name === p.name)
     const ri = parsed.resources.findIndex((r) => r.name === p.name)
-    return p.entity === 'workflow' ? -1 : p.entity === 'function' ? (Math.max(fi , 0)) : 10_000 + (Math.max(ri , 0))
+    return p.entity === 'workflow' ? -1 : p.entity === 'function' ? Math.max(fi, 0) : 10_000 + Math.max(ri, 0)
   }
   problems.sort((a, b) => order(a) - order(b))
-  return { problems, validated: { parsed, modules, classes, configs, ...(file !== undefined ? { file } : {}), name: options.name ?? defaultName(parsed, file) } }
+  return {
+    problems,
+    validated: { parsed, modules, classes, configs, ...(file !== undefined ? { file } : {}), name: options.name ?? defaultName(parsed, file) },
+  }
 }
 
 /** The guest limits a function's `fuel` / `max-memory` annotations set (valid values only; validation reports the rest). */
@@ -183,7 +218,8 @@ function annotatedLimits(a: Record<string, string>): { fuel?: number; maxMemoryB
 function checkAnnotations(parsed: ParsedWorkflow, at: (p: Omit<WorkflowProblem, 'file'>) => void): void {
   for (const [key, message] of annotationProblems(parsed.annotations, WORKFLOW_ANNOTATIONS)) at({ entity: 'workflow', field: `annotations.${key}`, message })
   for (const f of parsed.functions) {
-    for (const [key, message] of annotationProblems(f.annotations, FUNCTION_ANNOTATIONS)) at({ entity: 'function', name: f.name, field: `annotations.${key}`, message })
+    for (const [key, message] of annotationProblems(f.annotations, FUNCTION_ANNOTATIONS))
+      at({ entity: 'function', name: f.name, field: `annotations.${key}`, message })
   }
 }
 
@@ -195,7 +231,11 @@ export function workflowSupervision(parsed: ParsedWorkflow, options: WorkflowOpt
 /** A stable name: the file's folder and stem, or a hash of the workflow's names. */
 function defaultName(parsed: ParsedWorkflow, file: string | undefined): string {
   if (file !== undefined) {
-    const parts = file.replace(/\\/g, '/').replace(/\.json$/i, '').split('/').filter((s) => s !== '' && s !== '.')
+    const parts = file
+      .replace(/\\/g, '/')
+      .replace(/\.json$/i, '')
+      .split('/')
+      .filter((s) => s !== '' && s !== '.')
     return parts.slice(-2).join('/') || 'workflow'
   }
   const key = [...parsed.functions.map((f) => `f:${f.name}`), ...parsed.resources.map((r) => `r:${r.name}:${r.classType}`)].join('|')
@@ -237,12 +277,20 @@ export class WorkflowHandle {
   supervisor!: Supervisor
 
   /** @internal */
-  constructor(private readonly rt: RefOwner, nodeId: string, v: ValidatedWorkflow, id: string, private readonly onStopped: () => void) {
+  constructor(
+    private readonly rt: RefOwner,
+    nodeId: string,
+    v: ValidatedWorkflow,
+    id: string,
+    private readonly onStopped: () => void,
+  ) {
     this.id = id
     this.name = v.name
     this.file = v.file
-    for (const f of v.parsed.functions) this.members.set(f.name, { name: f.name, kind: 'function', classType: f.classId, id: { node: nodeId, function: randomUuid() }, ref: null })
-    for (const r of v.parsed.resources) this.members.set(r.name, { name: r.name, kind: 'resource', classType: r.classType, id: { node: nodeId, function: randomUuid() }, ref: null })
+    for (const f of v.parsed.functions)
+      this.members.set(f.name, { name: f.name, kind: 'function', classType: f.classId, id: { node: nodeId, function: randomUuid() }, ref: null })
+    for (const r of v.parsed.resources)
+      this.members.set(r.name, { name: r.name, kind: 'resource', classType: r.classType, id: { node: nodeId, function: randomUuid() }, ref: null })
   }
 
   /** @internal */
@@ -303,12 +351,28 @@ export class WorkflowHandle {
   patch(name: string, mapping: Record<string, string>): void {
     const m = this.members.get(name)
     const problems: WorkflowProblem[] = []
-    if (!m) problems.push({ entity: 'workflow', field: 'patch', message: `"${name}" is no function or resource of workflow "${this.name}" (it has: ${[...this.members.keys()].join(', ')})` })
+    if (!m)
+      problems.push({
+        entity: 'workflow',
+        field: 'patch',
+        message: `"${name}" is no function or resource of workflow "${this.name}" (it has: ${[...this.members.keys()].join(', ')})`,
+      })
     for (const [alias, target] of Object.entries(mapping ?? {})) {
-      if (typeof target !== 'string' || !this.members.has(target)) problems.push({ entity: m?.kind ?? 'function', name, field: `output_mapping.${alias}`, message: `"${String(target)}" is no function or resource of this workflow; patch to one of: ${[...this.members.keys()].join(', ')}` })
+      if (typeof target !== 'string' || !this.members.has(target))
+        problems.push({
+          entity: m?.kind ?? 'function',
+          name,
+          field: `output_mapping.${alias}`,
+          message: `"${String(target)}" is no function or resource of this workflow; patch to one of: ${[...this.members.keys()].join(', ')}`,
+        })
     }
     if (problems.length) throw workflowError(problems, `Patching workflow "${this.name}"`)
-    if (!this.rt.inspect(m!.id)) throw new EdgelessError('unknown-instance', `"${name}" of workflow "${this.name}" is not running (the workflow stopped, or the instance failed and was removed).`, { name })
+    if (!this.rt.inspect(m!.id))
+      throw new EdgelessError(
+        'unknown-instance',
+        `"${name}" of workflow "${this.name}" is not running (the workflow stopped, or the instance failed and was removed).`,
+        { name },
+      )
     const current = this.rt.inspect(m!.id)!.outputs
     for (const alias of Object.keys(current)) if (!(alias in mapping)) this.rt.setOutput(m!.id, alias, null)
     for (const [alias, target] of Object.entries(mapping)) this.rt.setOutput(m!.id, alias, this.members.get(target)!.id)
@@ -345,17 +409,30 @@ export class WorkflowHandle {
  * running are stopped and the error is thrown.
  * @internal
  */
-export async function launchWorkflow(spawner: Spawner, owner: RefOwner, sys: SupervisorEnv, nodeId: string, v: ValidatedWorkflow, options: WorkflowOptions, onStopped: (h: WorkflowHandle) => void): Promise<WorkflowHandle> {
+export async function launchWorkflow(
+  spawner: Spawner,
+  owner: RefOwner,
+  sys: SupervisorEnv,
+  nodeId: string,
+  v: ValidatedWorkflow,
+  options: WorkflowOptions,
+  onStopped: (h: WorkflowHandle) => void,
+): Promise<WorkflowHandle> {
   const id = randomUuid()
   let handle: WorkflowHandle | undefined
   handle = new WorkflowHandle(owner, nodeId, v, id, () => onStopped(handle!))
   const h = handle
   // Escalation (restart intensity exceeded) stops the whole workflow, as an OTP supervisor
   // that gives up takes its children down with it.
-  h.supervisor = new Supervisor(sys, v.name, resolveSupervision(workflowSupervision(v.parsed, options), `workflow "${v.name}" supervision`), (reason, history, child) => {
-    sys.emit('escalation', { workflow: v.name, name: child.name, instance: child.id, reason, history })
-    void h.stop()
-  })
+  h.supervisor = new Supervisor(
+    sys,
+    v.name,
+    resolveSupervision(workflowSupervision(v.parsed, options), `workflow "${v.name}" supervision`),
+    (reason, history, child) => {
+      sys.emit('escalation', { workflow: v.name, name: child.name, instance: child.id, reason, history })
+      void h.stop()
+    },
+  )
   const outputs = (mapping: Record<string, string>) => Object.fromEntries(Object.entries(mapping).map(([alias, target]) => [alias, h.idOf(target)!]))
   const prepared: Array<{ name: string; p: PreparedSpawn }> = []
   const label = `workflow "${v.name}"`
@@ -366,8 +443,11 @@ export async function launchWorkflow(spawner: Spawner, owner: RefOwner, sys: Sup
       prepared.push({ name: f.name, p: await spawner.prepare(spec) })
     }
     for (const r of v.parsed.resources) {
-      const fn = options.replace?.[r.name] ?? await createResource(sys, r, v, h)
-      prepared.push({ name: r.name, p: await spawner.prepare({ name: r.name, fn, functionId: h.idOf(r.name)!.function, outputs: outputs(r.mapping), stateId: `${v.name}/${r.name}` }) })
+      const fn = options.replace?.[r.name] ?? (await createResource(sys, r, v, h))
+      prepared.push({
+        name: r.name,
+        p: await spawner.prepare({ name: r.name, fn, functionId: h.idOf(r.name)!.function, outputs: outputs(r.mapping), stateId: `${v.name}/${r.name}` }),
+      })
     }
   } catch (e) {
     for (const { p } of prepared) p.actor.discard()
@@ -388,7 +468,14 @@ export async function launchWorkflow(spawner: Spawner, owner: RefOwner, sys: Sup
   return h
 }
 
-function functionSpawn(f: ParsedFunction, v: ValidatedWorkflow, h: WorkflowHandle, outputs: Record<string, InstanceId>, options: WorkflowOptions, stub?: EdgeFunction | (() => EdgeFunction)): SpawnOptions {
+function functionSpawn(
+  f: ParsedFunction,
+  v: ValidatedWorkflow,
+  h: WorkflowHandle,
+  outputs: Record<string, InstanceId>,
+  options: WorkflowOptions,
+  stub?: EdgeFunction | (() => EdgeFunction),
+): SpawnOptions {
   const init = f.annotations['init-payload']
   const code = stub ? { fn: stub } : { module: v.modules.get(f.name)! }
   return {
@@ -421,13 +508,23 @@ async function createResource(sys: SupervisorEnv, r: ParsedResource, v: Validate
     })
   } catch (e) {
     if (e instanceof EdgelessError) throw e
-    throw new EdgelessError('resource-failed', `Resource "${r.name}" (${r.classType}) could not be created: ${(e as Error)?.message ?? e}.`, { name: r.name }, { cause: e })
+    throw new EdgelessError(
+      'resource-failed',
+      `Resource "${r.name}" (${r.classType}) could not be created: ${(e as Error)?.message ?? e}.`,
+      { name: r.name },
+      { cause: e },
+    )
   }
 }
 
 function startError(e: unknown, label: string, name?: string): EdgelessError {
   if (e instanceof EdgelessError) {
-    return new EdgelessError(e.code, `Starting ${label} failed${name ? ` at "${name}"` : ''}: ${e.message}`, { ...e.details, ...(name ? { instance: name } : {}) }, { cause: e })
+    return new EdgelessError(
+      e.code,
+      `Starting ${label} failed${name ? ` at "${name}"` : ''}: ${e.message}`,
+      { ...e.details, ...(name ? { instance: name } : {}) },
+      { cause: e },
+    )
   }
   return new EdgelessError('resource-failed', `Starting ${label} failed${name ? ` at "${name}"` : ''}: ${(e as Error)?.message ?? e}`, {}, { cause: e })
 }

@@ -36,7 +36,11 @@ export interface InspectorNode {
 }
 
 /** An output-mapping alias: `from` casts or calls `to` as `alias`. */
-export interface InspectorEdge { from: string; to: string; alias: string }
+export interface InspectorEdge {
+  from: string
+  to: string
+  alias: string
+}
 
 /** A workflow (or the instances spawned outside workflows, with `id` ''). */
 export interface InspectorGraph {
@@ -96,7 +100,13 @@ function cut(text: string, max = MAX_TEXT_CHARS): string {
 const encoder = new TextEncoder()
 const decoder = new TextDecoder()
 
-interface Counter { messages: number; crashes: number; last: number; lastAt: number; rate: number }
+interface Counter {
+  messages: number
+  crashes: number
+  last: number
+  lastAt: number
+  rate: number
+}
 
 /** Keep the last `max` items of a list (amortised: trims in chunks). */
 function pushBounded<T>(list: T[], item: T, max: number): void {
@@ -143,11 +153,27 @@ export class InspectorModel {
       case 'actor-crashed':
         this.counter(e.instance.function).crashes++
         this.totals.crashes++
-        pushBounded(this.crashes, { time: e.time, name: cut(e.name, MAX_NAME_CHARS), handler: e.handler, trap: e.trap, message: cut(e.error.message), trace: e.trace }, MAX_CRASHES)
+        pushBounded(
+          this.crashes,
+          { time: e.time, name: cut(e.name, MAX_NAME_CHARS), handler: e.handler, trap: e.trap, message: cut(e.error.message), trace: e.trace },
+          MAX_CRASHES,
+        )
         break
       case 'log':
         this.totals.logs++
-        pushBounded(this.logs, { time: e.time, name: cut(e.name, MAX_NAME_CHARS), level: e.level, levelName: e.levelName, target: cut(e.target, MAX_NAME_CHARS), text: cut(e.text), trace: e.trace }, MAX_LOGS)
+        pushBounded(
+          this.logs,
+          {
+            time: e.time,
+            name: cut(e.name, MAX_NAME_CHARS),
+            level: e.level,
+            levelName: e.levelName,
+            target: cut(e.target, MAX_NAME_CHARS),
+            text: cut(e.text),
+            trace: e.trace,
+          },
+          MAX_LOGS,
+        )
         break
       case 'lifecycle':
         this.act({ time: e.time, name: e.name, type: 'lifecycle', text: `${e.from} → ${e.to}` })
@@ -210,10 +236,19 @@ export class InspectorModel {
   private node(i: InstanceInfo, kind: InspectorNode['kind'], classType?: string): InspectorNode {
     const c = this.counters.get(i.id.function)
     return {
-      name: i.name, id: i.id.function, kind, ...(classType !== undefined ? { classType } : {}),
-      status: i.status, busy: i.busy, mailbox: i.mailbox, mailboxCapacity: i.mailboxCapacity,
-      restarts: i.restarts, timers: i.timers,
-      messages: c?.messages ?? 0, rate: Math.round((c?.rate ?? 0) * 10) / 10, crashes: c?.crashes ?? 0,
+      name: i.name,
+      id: i.id.function,
+      kind,
+      ...(classType !== undefined ? { classType } : {}),
+      status: i.status,
+      busy: i.busy,
+      mailbox: i.mailbox,
+      mailboxCapacity: i.mailboxCapacity,
+      restarts: i.restarts,
+      timers: i.timers,
+      messages: c?.messages ?? 0,
+      rate: Math.round((c?.rate ?? 0) * 10) / 10,
+      crashes: c?.crashes ?? 0,
       ...(i.waitingOn !== undefined ? { waitingOn: i.waitingOn } : {}),
       ...(i.lastError !== undefined ? { lastError: cut(i.lastError.message) } : {}),
     }
@@ -234,7 +269,13 @@ export class InspectorModel {
           if (to !== undefined) edges.push({ from: m.name, to, alias })
         }
       }
-      graphs.push({ name: wf.name, id: wf.id, ...(wf.file !== undefined ? { file: wf.file } : {}), nodes: members.map((m) => this.node(m, m.kind, m.classType)), edges })
+      graphs.push({
+        name: wf.name,
+        id: wf.id,
+        ...(wf.file !== undefined ? { file: wf.file } : {}),
+        nodes: members.map((m) => this.node(m, m.kind, m.classType)),
+        edges,
+      })
     }
     const rest = this.rt.instances().filter((i) => !inWorkflow.has(i.id.function))
     if (rest.length > 0) {
@@ -271,10 +312,15 @@ export class InspectorModel {
 function functionsOf(s: MetricsSnapshot): InspectorFunction[] {
   return Object.entries(s.functions).map(([name, m]) => ({
     name,
-    casts: m.messages.cast, calls: m.messages.call,
-    castP50: m.handlers.cast.p50, castP99: m.handlers.cast.p99,
-    callP50: m.handlers.call.p50, callP99: m.handlers.call.p99,
+    casts: m.messages.cast,
+    calls: m.messages.call,
+    castP50: m.handlers.cast.p50,
+    castP99: m.handlers.cast.p99,
+    callP50: m.handlers.call.p50,
+    callP99: m.handlers.call.p99,
     initP50: m.handlers.init.p50,
-    crashes: m.crashes, restarts: m.restarts, deadLetters: m.deadLetters,
+    crashes: m.crashes,
+    restarts: m.restarts,
+    deadLetters: m.deadLetters,
   }))
 }

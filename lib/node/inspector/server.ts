@@ -49,7 +49,9 @@ function stateJson(model: InspectorModel): { json: string } | { error: string } 
   try {
     return { json: JSON.stringify(model.state()) }
   } catch (e) {
-    return { error: `The inspector could not serialise its state: ${(e as Error)?.message ?? String(e)}. This is a bug in edgeless (guest data is bounded before it is kept); the inspector keeps serving.\n` }
+    return {
+      error: `The inspector could not serialise its state: ${(e as Error)?.message ?? String(e)}. This is a bug in edgeless (guest data is bounded before it is kept); the inspector keeps serving.\n`,
+    }
   }
 }
 
@@ -71,7 +73,8 @@ export async function startInspector(runtime: Runtime, options: InspectorOptions
   const port = options.port ?? 0
   const host = options.host ?? '127.0.0.1'
   const intervalMs = options.intervalMs ?? 500
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new EdgelessError('invalid-argument', `startInspector: port must be an integer from 0 to 65535, got ${port}.`)
+  if (!Number.isInteger(port) || port < 0 || port > 65535)
+    throw new EdgelessError('invalid-argument', `startInspector: port must be an integer from 0 to 65535, got ${port}.`)
   if (!(intervalMs >= 50)) throw new EdgelessError('invalid-argument', `startInspector: intervalMs must be at least 50, got ${intervalMs}.`)
   const loopbackOnly = LOOPBACK.has(host)
   const model = new InspectorModel(runtime)
@@ -102,7 +105,8 @@ export async function startInspector(runtime: Runtime, options: InspectorOptions
     // that rebinds its DNS name to 127.0.0.1 must not read the state.
     if (loopbackOnly) {
       const hostHeader = (req.headers.host ?? '').replace(/:\d+$/, '').toLowerCase()
-      if (!LOOPBACK.has(hostHeader)) return send(res, 403, 'text/plain; charset=utf-8', 'Forbidden: the inspector answers requests for localhost / 127.0.0.1 only.\n')
+      if (!LOOPBACK.has(hostHeader))
+        return send(res, 403, 'text/plain; charset=utf-8', 'Forbidden: the inspector answers requests for localhost / 127.0.0.1 only.\n')
     }
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.setHeader('allow', 'GET, HEAD')
@@ -121,7 +125,12 @@ export async function startInspector(runtime: Runtime, options: InspectorOptions
       case '/metrics':
         return send(res, 200, PROMETHEUS_CONTENT_TYPE, toPrometheus(model.metrics.snapshot()), req.method === 'HEAD')
       case '/events': {
-        res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', connection: 'keep-alive', 'x-content-type-options': 'nosniff' })
+        res.writeHead(200, {
+          'content-type': 'text/event-stream; charset=utf-8',
+          'cache-control': 'no-store',
+          connection: 'keep-alive',
+          'x-content-type-options': 'nosniff',
+        })
         if (req.method === 'HEAD') return res.end()
         const first = stateJson(model)
         res.write(`retry: 1000\n\n${'json' in first ? `data: ${first.json}` : `: ${first.error.replace(/\n/g, ' ')}`}\n\n`)
@@ -158,16 +167,19 @@ export async function startInspector(runtime: Runtime, options: InspectorOptions
     const code = (e as NodeJS.ErrnoException).code
     const cli = options.portSetting === 'cli'
     const pick = cli ? '--inspect <port>, or --inspect 0 for any free port' : 'the `port` option of startInspector, or port: 0 for any free port'
-    const message = code === 'EADDRINUSE'
-      ? `The inspector cannot listen on ${host}:${port}: the port is in use. Pick another port (${pick}), or stop the program that uses it.`
-      : code === 'EACCES'
-        ? `The inspector has no permission to listen on ${host}:${port}; use a port above 1023 (${cli ? '--inspect <port>' : 'the `port` option'}).`
-        : code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND'
-          ? `The inspector cannot listen on address ${host} (${code}); use an address of this machine, e.g. 127.0.0.1.`
-          : `The inspector cannot listen on ${host}:${port}: ${(e as Error).message}`
+    const message =
+      code === 'EADDRINUSE'
+        ? `The inspector cannot listen on ${host}:${port}: the port is in use. Pick another port (${pick}), or stop the program that uses it.`
+        : code === 'EACCES'
+          ? `The inspector has no permission to listen on ${host}:${port}; use a port above 1023 (${cli ? '--inspect <port>' : 'the `port` option'}).`
+          : code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND'
+            ? `The inspector cannot listen on address ${host} (${code}); use an address of this machine, e.g. 127.0.0.1.`
+            : `The inspector cannot listen on ${host}:${port}: ${(e as Error).message}`
     throw new EdgelessError('resource-failed', message, { host, port, code }, { cause: e })
   }
-  server.on('error', () => { /* a failing connection must not crash the host */ })
+  server.on('error', () => {
+    /* a failing connection must not crash the host */
+  })
   const bound = server.address() as AddressInfo
   const shown = bound.family === 'IPv6' ? `[${bound.address}]` : bound.address
   const url = `http://${shown}:${bound.port}/`

@@ -230,16 +230,22 @@ export function fileLog(options: FileLogOptions = {}): ResourceClass {
   const logRoot = options.logRoot
   return {
     classType: 'file-log',
-    description: 'Appends each message it receives to a file as one line, optionally prefixed by a timestamp and the sender\'s instance id.',
+    description: "Appends each message it receives to a file as one line, optionally prefixed by a timestamp and the sender's instance id.",
     required: ['filename'],
     validate: (config) => checkConfig(config, logRoot),
     create(init): EdgeFunction {
-      const problem = init.config['filename'] === undefined
-        ? { field: 'filename', message: 'is required: set it to the file to append to' }
-        : checkConfig(init.config, logRoot)[0]
-      if (problem) throw new EdgelessError('resource-failed', `file-log "${init.name}": configurations.${problem.field} ${problem.message}.`, { name: init.name, field: problem.field })
-      const escape = escapes(init.config['filename']!, logRoot, init.baseDir)
-      if (escape) throw new EdgelessError('resource-failed', `file-log "${init.name}": configurations.filename ${escape}.`, { name: init.name, field: 'filename' })
+      const problem =
+        init.config['filename'] === undefined
+          ? { field: 'filename', message: 'is required: set it to the file to append to' }
+          : checkConfig(init.config, logRoot)[0]
+      if (problem)
+        throw new EdgelessError('resource-failed', `file-log "${init.name}": configurations.${problem.field} ${problem.message}.`, {
+          name: init.name,
+          field: problem.field,
+        })
+      const outside = escapes(init.config['filename']!, logRoot, init.baseDir)
+      if (outside)
+        throw new EdgelessError('resource-failed', `file-log "${init.name}": configurations.filename ${outside}.`, { name: init.name, field: 'filename' })
       const path = resolve(logRoot ?? init.baseDir ?? process.cwd(), init.config['filename']!)
       const who = `file-log "${init.name}"`
       // Upstream: `configuration.contains_key(...)`; the value is not read.
@@ -248,7 +254,10 @@ export function fileLog(options: FileLogOptions = {}): ResourceClass {
       for (const k of PRESENCE_KEYS) {
         const v = init.config[k]
         if (v !== undefined && v.toLowerCase() !== 'true') {
-          init.warn(`${who}: configurations.${k} is ${JSON.stringify(v)}, but as upstream the option is on whenever the key is present; remove the key to turn it off.`, { name: init.name, field: k })
+          init.warn(
+            `${who}: configurations.${k} is ${JSON.stringify(v)}, but as upstream the option is on whenever the key is present; remove the key to turn it off.`,
+            { name: init.name, field: k },
+          )
         }
       }
       let fh: FileHandle | undefined

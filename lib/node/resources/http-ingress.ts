@@ -68,7 +68,14 @@ import type { AddressInfo } from 'node:net'
 import { EdgelessError } from '../../errors'
 import type { EdgeFunction, FunctionContext } from '../../js-function'
 import type { ResourceClass } from '../../workflow/resource'
-import { encodeJson, methodFromHttp, parseHttpResponse, type EdgelessHTTPMethod, type EdgelessHTTPRequest, type EdgelessHTTPResponse } from '../../resources/http-types'
+import {
+  encodeJson,
+  methodFromHttp,
+  parseHttpResponse,
+  type EdgelessHTTPMethod,
+  type EdgelessHTTPRequest,
+  type EdgelessHTTPResponse,
+} from '../../resources/http-types'
 
 /**
  * Largest request body in sync mode, in bytes. The body travels as upstream's JSON array of
@@ -116,7 +123,8 @@ function checkConfig(config: Readonly<Record<string, string>>): Array<{ field: s
   const problems: Array<{ field: string; message: string }> = []
   for (const k of BOOL_KEYS) {
     const v = config[k]
-    if (v !== undefined && v.toLowerCase() !== 'true' && v.toLowerCase() !== 'false') problems.push({ field: k, message: `must be "true" or "false", got ${JSON.stringify(v)}` })
+    if (v !== undefined && v.toLowerCase() !== 'true' && v.toLowerCase() !== 'false')
+      problems.push({ field: k, message: `must be "true" or "false", got ${JSON.stringify(v)}` })
   }
   const port = config['port']
   if (port !== undefined && parsePort(port) === undefined) {
@@ -126,7 +134,8 @@ function checkConfig(config: Readonly<Record<string, string>>): Array<{ field: s
     if (!methodFromHttp(m)) problems.push({ field: 'method', message: `lists ${JSON.stringify(m)}, which is not one of GET, HEAD, POST, PUT, DELETE, PATCH` })
   }
   const address = config['address']
-  if (address !== undefined && address.trim() === '') problems.push({ field: 'address', message: 'must be an interface address such as "127.0.0.1" or "0.0.0.0" (or be left out)' })
+  if (address !== undefined && address.trim() === '')
+    problems.push({ field: 'address', message: 'must be an interface address such as "127.0.0.1" or "0.0.0.0" (or be left out)' })
   return problems
 }
 
@@ -138,7 +147,10 @@ function parsePort(s: string): number | undefined {
 }
 
 function splitList(s: string | undefined): string[] {
-  return (s ?? '').split(',').map((x) => x.trim()).filter((x) => x !== '')
+  return (s ?? '')
+    .split(',')
+    .map((x) => x.trim())
+    .filter((x) => x !== '')
 }
 
 function text(res: ServerResponse, status: number, body: string, extra: Record<string, string> = {}): void {
@@ -163,10 +175,15 @@ export const httpIngressResource: ResourceClass = {
   create(init): EdgeFunction {
     const who = `http-ingress "${init.name}"`
     const problem = checkConfig(init.config)[0]
-    if (problem) throw new EdgelessError('resource-failed', `${who}: configurations.${problem.field} ${problem.message}.`, { name: init.name, field: problem.field })
+    if (problem)
+      throw new EdgelessError('resource-failed', `${who}: configurations.${problem.field} ${problem.message}.`, { name: init.name, field: problem.field })
     const portText = init.config['port']
     if (portText === undefined) {
-      throw new EdgelessError('resource-failed', `${who}: no port to listen on; set configurations.port (a number 0..65535, 0 picks a free port) or give the runtime a default for http-ingress (--http-port).`, { name: init.name, field: 'port' })
+      throw new EdgelessError(
+        'resource-failed',
+        `${who}: no port to listen on; set configurations.port (a number 0..65535, 0 picks a free port) or give the runtime a default for http-ingress (--http-port).`,
+        { name: init.name, field: 'port' },
+      )
     }
     const port = parsePort(portText)!
     const address = init.config['address']?.trim() || '127.0.0.1'
@@ -175,7 +192,10 @@ export const httpIngressResource: ResourceClass = {
     const wantHost = hostConfig !== undefined && hostConfig !== '' ? hostConfig : undefined
     const allowed = new Set(splitList(init.config['method']).map((m) => methodFromHttp(m)!))
     if (init.config['methods'] !== undefined) {
-      init.warn(`${who}: configurations.methods is not read (upstream reads only "method"), so ${init.config['method'] === undefined ? 'every method is accepted' : 'only configurations.method filters'}; rename it to "method" to filter by it.`, { name: init.name, field: 'methods' })
+      init.warn(
+        `${who}: configurations.methods is not read (upstream reads only "method"), so ${init.config['method'] === undefined ? 'every method is accepted' : 'only configurations.method filters'}; rename it to "method" to filter by it.`,
+        { name: init.name, field: 'methods' },
+      )
     }
     const wantWorkflow = flag(init.config['wf_id']) ? init.workflowId : undefined
     const asyncMode = flag(init.config['async'])
@@ -214,7 +234,12 @@ export const httpIngressResource: ResourceClass = {
       const maxBody = !asyncMode ? MAX_SYNC_BODY : base64 ? MAX_ASYNC_BODY_BASE64 : MAX_ASYNC_BODY
       const body = await readBody(req, maxBody)
       if (body === 'too-large') {
-        text(res, 413, `Payload Too Large (the limit is ${maxBody} bytes${asyncMode ? '' : ' in sync mode, where the body travels as a JSON array of numbers'})`, { connection: 'close' })
+        text(
+          res,
+          413,
+          `Payload Too Large (the limit is ${maxBody} bytes${asyncMode ? '' : ' in sync mode, where the body travels as a JSON array of numbers'})`,
+          { connection: 'close' },
+        )
         return
       }
       if (body === 'aborted') return
@@ -291,7 +316,10 @@ export const httpIngressResource: ResourceClass = {
         const report = () => {
           pending = null
           reportAt = Date.now() + 1000
-          init.warn(`${who}: ${dropped} connection(s) closed at accept so far: ${MAX_CONNECTIONS} were open already (the limit of one ingress).`, { dropped, maxConnections: MAX_CONNECTIONS })
+          init.warn(`${who}: ${dropped} connection(s) closed at accept so far: ${MAX_CONNECTIONS} were open already (the limit of one ingress).`, {
+            dropped,
+            maxConnections: MAX_CONNECTIONS,
+          })
         }
         srv.on('drop', () => {
           dropped++
@@ -310,13 +338,14 @@ export const httpIngressResource: ResourceClass = {
           })
         } catch (e) {
           const code = (e as NodeJS.ErrnoException).code
-          const message = code === 'EADDRINUSE'
-            ? `${who}: port ${port} on ${address} is in use; choose another port (configurations.port or --http-port)`
-            : code === 'EACCES'
-              ? `${who}: no permission to listen on port ${port} of ${address}; use a port above 1023 (configurations.port or --http-port)`
-              : code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND'
-                ? `${who}: cannot listen on address ${address} (${code}); set configurations.address to an address of this machine, e.g. 127.0.0.1 or 0.0.0.0`
-                : `${who}: cannot listen on ${address}:${port}: ${(e as Error).message}`
+          const message =
+            code === 'EADDRINUSE'
+              ? `${who}: port ${port} on ${address} is in use; choose another port (configurations.port or --http-port)`
+              : code === 'EACCES'
+                ? `${who}: no permission to listen on port ${port} of ${address}; use a port above 1023 (configurations.port or --http-port)`
+                : code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND'
+                  ? `${who}: cannot listen on address ${address} (${code}); set configurations.address to an address of this machine, e.g. 127.0.0.1 or 0.0.0.0`
+                  : `${who}: cannot listen on ${address}:${port}: ${(e as Error).message}`
           throw new EdgelessError('resource-failed', message, { name: init.name, address, port, code }, { cause: e })
         }
         srv.on('error', (e) => init.warn(`${who}: server error: ${e.message}`))
@@ -326,7 +355,10 @@ export const httpIngressResource: ResourceClass = {
         serving = true
         const shown = bound.family === 'IPv6' ? `[${bound.address}]` : bound.address
         listenHost = `${shown}:${bound.port}`
-        c.log('info', `${who} listening on http://${shown}:${bound.port} (${asyncMode ? 'async' : 'sync'}, host ${wantHost ?? 'any'}, methods ${allowed.size ? [...allowed].join(',') : 'any'}${wantWorkflow === undefined ? '' : `, requests must carry ?wf_id=${wantWorkflow}`})`)
+        c.log(
+          'info',
+          `${who} listening on http://${shown}:${bound.port} (${asyncMode ? 'async' : 'sync'}, host ${wantHost ?? 'any'}, methods ${allowed.size ? [...allowed].join(',') : 'any'}${wantWorkflow === undefined ? '' : `, requests must carry ?wf_id=${wantWorkflow}`})`,
+        )
       },
 
       async handleStop() {

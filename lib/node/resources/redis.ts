@@ -118,19 +118,29 @@ export const redisResource: ResourceClass = {
   validate: checkConfig,
   async create(init): Promise<EdgeFunction> {
     const who = `redis "${init.name}"`
-    const problem = init.config['url'] === undefined
-      ? { field: 'url', message: 'is required: set it to the Redis server, e.g. "redis://127.0.0.1:6379"' }
-      : checkConfig(init.config)[0]
-    if (problem) throw new EdgelessError('resource-failed', `${who}: configurations.${problem.field} ${problem.message}.`, { name: init.name, field: problem.field })
+    const problem =
+      init.config['url'] === undefined
+        ? { field: 'url', message: 'is required: set it to the Redis server, e.g. "redis://127.0.0.1:6379"' }
+        : checkConfig(init.config)[0]
+    if (problem)
+      throw new EdgelessError('resource-failed', `${who}: configurations.${problem.field} ${problem.message}.`, { name: init.name, field: problem.field })
     const Redis = await importIoredis<RedisConstructor>(
       (e) => new EdgelessError('resource-failed', 'the redis resource needs the ioredis package: npm install ioredis', { package: 'ioredis' }, { cause: e }),
-      () => new EdgelessError('resource-failed', 'the redis resource could not find the Redis class in the installed ioredis package; install ioredis 5: npm install ioredis@5', { package: 'ioredis' }),
+      () =>
+        new EdgelessError(
+          'resource-failed',
+          'the redis resource could not find the Redis class in the installed ioredis package; install ioredis 5: npm install ioredis@5',
+          { package: 'ioredis' },
+        ),
     )
     const url = init.config['url']!.trim()
     // Upstream: `contains_key("add-workflow-id")`; the value is not read.
     const addWorkflowId = init.config['add-workflow-id']
     if (addWorkflowId !== undefined && addWorkflowId.toLowerCase() !== 'true') {
-      init.warn(`${who}: configurations.add-workflow-id is ${JSON.stringify(addWorkflowId)}, but as upstream the option is on whenever the key is present; remove the key to turn it off.`, { name: init.name, field: 'add-workflow-id' })
+      init.warn(
+        `${who}: configurations.add-workflow-id is ${JSON.stringify(addWorkflowId)}, but as upstream the option is on whenever the key is present; remove the key to turn it off.`,
+        { name: init.name, field: 'add-workflow-id' },
+      )
     }
     const prefix = addWorkflowId !== undefined ? `${init.workflowId}:` : ''
     const setKey = init.config['key'] === undefined ? undefined : `${prefix}${init.config['key']}`
@@ -188,7 +198,8 @@ export const redisResource: ResourceClass = {
           lastWarned = undefined
         })
         c.on('end', () => {
-          if (phase === 'running') warnOnce(`${who}: gave up reconnecting to ${shownUrl(url)}; commands fail until the server is back (each command tries to reconnect once)`)
+          if (phase === 'running')
+            warnOnce(`${who}: gave up reconnecting to ${shownUrl(url)}; commands fail until the server is back (each command tries to reconnect once)`)
         })
         for (let attempt = 1; ; attempt++) {
           try {
@@ -217,7 +228,10 @@ export const redisResource: ResourceClass = {
         if (!c) return
         if (setKey === undefined) {
           droppedSets++
-          init.warn(`${who}: a cast was dropped: without configurations.key there is no key to SET (${droppedSets} dropped so far); add "key" to the resource's configurations, or only call it (GET).`, { name: init.name, dropped: droppedSets })
+          init.warn(
+            `${who}: a cast was dropped: without configurations.key there is no key to SET (${droppedSets} dropped so far); add "key" to the resource's configurations, or only call it (GET).`,
+            { name: init.name, dropped: droppedSets },
+          )
           return
         }
         // Pipelined: ioredis sends commands in order on one connection, so SETs stay ordered
@@ -226,9 +240,13 @@ export const redisResource: ResourceClass = {
           .then(() => c.set(setKey, Buffer.from(msg.buffer, msg.byteOffset, msg.byteLength)))
           .then(
             () => undefined,
-            (e: unknown) => { commandFailed(`SET ${setKey}`, e) },
+            (e: unknown) => {
+              commandFailed(`SET ${setKey}`, e)
+            },
           )
-          .finally(() => { inFlight.delete(p) })
+          .finally(() => {
+            inFlight.delete(p)
+          })
         inFlight.add(p)
         if (inFlight.size > MAX_IN_FLIGHT) await p
       },

@@ -5,6 +5,7 @@
  * and a FIFO would block a thread of the pool forever.
  * @packageDocumentation
  */
+import { readCapped } from '../resources/read-capped'
 import { constants, type Stats } from 'node:fs'
 import { open, stat } from 'node:fs/promises'
 import { EdgelessError } from '../errors'
@@ -159,36 +160,14 @@ export async function fetchBounded(url: string, limit: ReadLimit): Promise<Uint8
     await res.body?.cancel().catch(() => undefined)
     throw new EdgelessError('load-failed', `Fetching ${url} answered HTTP ${res.status}. Check the URL.`, { source: url, status: res.status })
   }
-  const over = (seen: string) =>
-    new EdgelessError(
-      'load-failed',
-      `${url} is ${seen}, over the limit of ${limit.maxBytes} bytes for ${limit.what}; point to the right file, or raise ${limit.option} if it really is that big.`,
-      { source: url, limit: limit.maxBytes },
-    )
-  const declared = Number(res.headers.get('content-length') ?? NaN)
-  if (Number.isFinite(declared) && declared > limit.maxBytes) {
-    await res.body?.cancel().catch(() => undefined)
-    throw over(`${declared} bytes (content-length)`)
-  }
-  if (!res.body) return new Uint8Array(0)
-  const reader = res.body.getReader()
-  const chunks: Uint8Array[] = []
-  let total = 0
-  for (;;) {
-    const { done, value } = await reader.read()
-    if (done) break
-    total += value.byteLength
-    if (total > limit.maxBytes) {
-      await reader.cancel().catch(() => undefined)
-      throw over(`more than ${limit.maxBytes} bytes`)
-    }
-    chunks.push(value)
-  }
-  const out = new Uint8Array(total)
-  let at = 0
-  for (const c of chunks) {
-    out.set(c, at)
-    at += c.byteLength
-  }
-  return out
+  return readCapped(
+    res,
+    limit.maxBytes,
+    (seen) =>
+      new EdgelessError(
+        'load-failed',
+        `${url} is ${seen}, over the limit of ${limit.maxBytes} bytes for ${limit.what}; point to the right file, or raise ${limit.option} if it really is that big.`,
+        { source: url, limit: limit.maxBytes },
+      ),
+  )
 }

@@ -48,6 +48,7 @@
  * ```
  * @packageDocumentation
  */
+import { readCapped } from './read-capped'
 import { err, reply } from '../call-result'
 import { EdgelessError } from '../errors'
 import type { EdgeFunction } from '../js-function'
@@ -211,7 +212,7 @@ export function httpEgress(options: HttpEgressOptions = {}): ResourceClass {
           try {
             const signal = AbortSignal.timeout(timeoutMs)
             const res = await fetchChecked(url, req, signal)
-            const body = await readCapped(res, maxBytes)
+            const body = await readBody(res, maxBytes)
             const out: EdgelessHTTPResponse = { status: res.status, headers: responseHeaders(res.headers), body: Array.from(body) }
             return reply(encodeJson(out))
           } catch (e) {
@@ -243,38 +244,17 @@ export function httpEgress(options: HttpEgressOptions = {}): ResourceClass {
 export const httpEgressResource: ResourceClass = httpEgress()
 
 /** The body, read chunk by chunk and refused as soon as it passes `max` bytes. */
-async function readCapped(res: Response, max: number): Promise<Uint8Array> {
-  const declared = Number(res.headers.get('content-length') ?? NaN)
-  const tooBig = (seen: string) =>
-    new Refused(`the response body is ${seen}, over the limit of ${max} bytes; raise it with --max-response-bytes (API: maxResponseBytes) or ask for less`, {
-      limit: max,
-      ...(Number.isFinite(declared) ? { declared } : {}),
-    })
-  if (Number.isFinite(declared) && declared > max) {
-    await res.body?.cancel().catch(() => undefined)
-    throw tooBig(`${declared} bytes (content-length)`)
-  }
-  if (!res.body) return new Uint8Array(0)
-  const reader = res.body.getReader()
-  const chunks: Uint8Array[] = []
-  let total = 0
-  for (;;) {
-    const { done, value } = await reader.read()
-    if (done) break
-    total += value.byteLength
-    if (total > max) {
-      await reader.cancel().catch(() => undefined)
-      throw tooBig(`more than ${max} bytes (cut after ${total})`)
-    }
-    chunks.push(value)
-  }
-  const out = new Uint8Array(total)
-  let at = 0
-  for (const c of chunks) {
-    out.set(c, at)
-    at += c.byteLength
-  }
-  return out
+function readBody(res: Response, max: number): Promise<Uint8Array> {
+  const declared = Number(res.headers.get('content-length') ?? Number.NaN)
+  return readCapped(
+    res,
+    max,
+    (seen) =>
+      new Refused(`the response body is ${seen}, over the limit of ${max} bytes; raise it with --max-response-bytes (API: maxResponseBytes) or ask for less`, {
+        limit: max,
+        ...(Number.isFinite(declared) ? { declared } : {}),
+      }),
+  )
 }
 
 function requestHeaders(h: Record<string, string>): Record<string, string> {

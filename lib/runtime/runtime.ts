@@ -222,7 +222,8 @@ export class Runtime extends EventEmitter<RuntimeEvents> implements RefOwner {
 
   /**
    * Call an instance and wait for its answer. Never rejects for the callee's sake: a
-   * timeout, a crash or an Err answer is `{ kind: 'err', error }`.
+   * timeout, a crash, an Err answer or an unknown instance is `{ kind: 'err', error }`. It
+   * rejects only for the caller's own mistake: `runtime-shutdown` once the runtime is shut down.
    *
    * @example
    * ```ts

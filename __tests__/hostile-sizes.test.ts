@@ -221,3 +221,27 @@ describe('http-ingress bounds (issue 18, item 7)', () => {
     await rt.shutdown()
   })
 })
+
+describe('the suspension buffer (issue 18, item 10)', () => {
+  test('a stack too big for suspendBufferBytes is the documented guest-fault naming the option and the figure, not "unreachable"', async () => {
+    const rt = testRuntime({ suspendBufferBytes: 24 })
+    const crashes = collect(rt, 'crash')
+    const slow = await rt.spawn({
+      name: 'slow',
+      fn: {
+        handleCall: async () => {
+          await new Promise((r) => setTimeout(r, 5))
+          return reply('ok')
+        },
+      },
+    })
+    const caller = await rt.spawn({ name: 'caller', module: wasmPath('caller'), outputs: { slow } })
+    const r = await rt.call(caller, 'call:slow:x')
+    expect(r.kind === 'err' && r.error.code).toBe('callee-crashed')
+    expect(crashes.map((c) => c.trap)).toEqual(['guest-fault'])
+    expect(crashes[0]!.error.message).toMatch(
+      /did not fit the 24-byte suspension buffer while waiting for a call \(it needed at least \d+ bytes\); raise the runtime option suspendBufferBytes/,
+    )
+    await rt.shutdown()
+  })
+})

@@ -531,8 +531,10 @@ export class WasmGuest implements Guest {
     let ret!: T
     while (this.suspension) {
       const s = this.suspension
-      this.suspension = null
+      // asyncify checks here that the saved stack fit the buffer (a trap if it did not): the
+      // suspension stays set until it passed, so the trap is named for what it is.
       this.ex.asyncify_stop_unwind!()
+      this.suspension = null
       const value = await s.promise
       // A new run on the thread: the clock of maxInvocationMs starts again (waiting is not holding it).
       this.hostCalls = 0
@@ -547,8 +549,16 @@ export class WasmGuest implements Guest {
   /** A trap while unwinding means the stack did not fit the suspension buffer; say so. */
   private explainUnwindTrap(e: unknown): unknown {
     if (this.suspension && e instanceof WebAssembly.RuntimeError) {
+      // asyncify's position word says how far the saved stack got before the check failed.
+      let needed = 0
+      try {
+        needed = this.readU32(this.suspension.buf) - this.suspension.buf
+      } catch {
+        // A memory too broken to read: the message goes without the figure.
+      }
+      const atLeast = needed > this.suspendBufferBytes ? ` (it needed at least ${needed} bytes)` : ''
       return this.fault(
-        `its stack did not fit the ${this.suspendBufferBytes}-byte suspension buffer while waiting for a call; raise the runtime option suspendBufferBytes`,
+        `its stack did not fit the ${this.suspendBufferBytes}-byte suspension buffer while waiting for a call${atLeast}; raise the runtime option suspendBufferBytes`,
       )
     }
     return e

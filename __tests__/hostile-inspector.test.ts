@@ -2,27 +2,15 @@
 // inspector's state unserialisable (120 lines of 6 MiB made GET /state throw RangeError:
 // Invalid string length and kill the CLI), and an instance that crashed or failed must
 // show as such on the page.
-import { existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { request as httpRequest } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, test } from '@jest/globals'
-import { chromium } from 'playwright-core'
 import { noReply, Runtime, type EdgeFunction } from '../lib/node/index'
 import { startInspector } from '../lib/node/inspector/index'
+import { launchChromium } from './helpers/browser'
 import { until, wasmPath } from './helpers/fixtures'
-
-const CHROMIUM = '/usr/bin/chromium'
-const FLAGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-]
 
 const runtimes: Runtime[] = []
 function runtime(options: ConstructorParameters<typeof Runtime>[0] = {}): Runtime {
@@ -92,7 +80,6 @@ describe('(f) the inspector under hostile guests', () => {
   })
 
   test('the page marks a failed instance: alert style, status label and its last error on the node', async () => {
-    if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing`)
     const rt = runtime({ supervision: { maxRestarts: 0, periodMs: 60_000, backoff: { initialMs: 0 } } })
     const inspector = await startInspector(rt)
     const sink = await rt.spawn({ name: 'sink', fn: {} })
@@ -100,7 +87,7 @@ describe('(f) the inspector under hostile guests', () => {
     crashy.cast('panic')
     await until(() => rt.inspect(crashy)?.status === 'failed', 5000, 'the failure')
     const profile = mkdtempSync(join(tmpdir(), 'edgeless-hostile-chromium-'))
-    const context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: FLAGS })
+    const context = await launchChromium(profile, { width: 1280, height: 900 })
     try {
       const page = context.pages()[0] ?? (await context.newPage())
       await page.goto(inspector.url)

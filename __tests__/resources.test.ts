@@ -19,25 +19,8 @@ import {
   type EdgelessHTTPRequest,
   type EdgelessHTTPResponse,
 } from '../lib/resources/http-types'
-import type { ResourceClass } from '../lib/workflow/resource'
+import { makeResource as make, WORKFLOW_ID } from './helpers/resources'
 import { testRuntime, until, wasmPath } from './helpers/fixtures'
-
-const WORKFLOW_ID = randomUUID()
-
-/** Build one resource instance the way the workflow runner does, collecting its warnings. */
-async function make(cls: ResourceClass, name: string, config: Record<string, string>, baseDir?: string) {
-  const warnings: string[] = []
-  const fn = await cls.create({
-    name,
-    workflowId: WORKFLOW_ID,
-    config,
-    ...(baseDir ? { baseDir } : {}),
-    warn: (m) => {
-      warnings.push(m)
-    },
-  })
-  return { fn, warnings }
-}
 
 /** The rejection of a promise (fails the test if it resolves). */
 async function rejection(p: Promise<unknown> | (() => unknown)): Promise<EdgelessError> {

@@ -15,25 +15,10 @@ import { main } from '../lib/node/cli'
 import { chronoRfc3339, fileLogResource } from '../lib/node/resources/file-log'
 import { httpIngressResource, ingressAddress } from '../lib/node/resources/http-ingress'
 import { redisResource } from '../lib/node/resources/redis'
-import type { ResourceClass } from '../lib/workflow/resource'
+import { makeResource as make, WORKFLOW_ID } from './helpers/resources'
 import { testRuntime, until } from './helpers/fixtures'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
-const WORKFLOW_ID = randomUUID()
-
-async function make(cls: ResourceClass, name: string, config: Record<string, string>, baseDir?: string) {
-  const warnings: string[] = []
-  const fn = await cls.create({
-    name,
-    workflowId: WORKFLOW_ID,
-    config,
-    ...(baseDir ? { baseDir } : {}),
-    warn: (m) => {
-      warnings.push(m)
-    },
-  })
-  return { fn, warnings }
-}
 
 /** A raw HTTP request (fetch cannot set Host). */
 function rawRequest(

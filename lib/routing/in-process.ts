@@ -28,8 +28,8 @@ export class InProcessTransport<R extends Recipient> implements Transport {
   ) {}
 
   resolve(id: InstanceId): Recipient | undefined {
-    const a = this.local.get(id.function)
-    if (a !== undefined && a.id.node === id.node) return a
+    const a = this.localAt(id)
+    if (a !== undefined) return a
     return this.remote === null ? undefined : this.remote.resolve(id)
   }
 
